@@ -1,0 +1,437 @@
+"""The command line: argument parsing and the error-to-exit-code boundary.
+
+No business rules live here: each command loads the settings, opens the store
+and calls the stage functions, then prints text (English) or one JSON document.
+Exit codes: 0 OK, 1 a pipeline error or any rejected item, 2 a usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from . import __version__, review, views
+from .config import Settings, UnitSpec, load_settings
+from .domain import parse_level
+from .drafts import DraftMaker, SubmitOutcome, read_markdown
+from .errors import PipelineError
+from .intake import read_files
+from .push import PackedArticle, PushReport, run_push
+from .schedule import Clock, serve
+from .store import Store, open_store
+from .sweep import Flagged, sweep
+from .units import add_unit, import_units, sync_units, unit_names
+
+log = logging.getLogger("pipeline")
+SKELETON = Path(__file__).parent / "skeleton"
+
+
+class Context:
+    """What every command gets: settings, store and the clock, opened lazily."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self._now = _parse_now(args.now)
+        self._clock: Clock | None = None
+        self._settings: Settings | None = None
+        self._store: Store | None = None
+
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            self._settings = load_settings(self.args.config)
+        return self._settings
+
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            settings = self.settings  # a broken config stops us before the database
+            self._store = open_store(settings.database_url)
+            with self._store.session() as session:
+                sync_units(session, settings.units, self.now())
+        return self._store
+
+    @property
+    def clock(self) -> Clock:
+        if self._clock is None:
+            start = self._now
+            if start is not None and start.tzinfo is None:
+                start = start.replace(tzinfo=self.settings.tz)  # read in the account's zone
+            self._clock = Clock(start, running=getattr(self.args, "running_clock", False))
+        return self._clock
+
+    def now(self) -> datetime:
+        return self.clock.now()
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+
+
+def _parse_now(text: str | None) -> datetime | None:
+    text = text or os.environ.get("PIPELINE_NOW") or None
+    if text is None:
+        return None
+    try:
+        return datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"--now {text!r} is not an ISO 8601 time like 2026-06-20T20:00+08:00") from None
+
+
+def _out(data: Any) -> None:
+    print(json.dumps(data, ensure_ascii=False, indent=2, default=str))
+
+
+def _when(moment: datetime | str | None, settings: Settings) -> str:
+    if moment is None:
+        return "-"
+    if isinstance(moment, str):
+        moment = datetime.fromisoformat(moment)
+    return moment.astimezone(settings.tz).strftime("%Y-%m-%d %H:%M")
+
+
+# --- commands -------------------------------------------------------------------------------
+
+def cmd_init(ctx: Context) -> int:
+    target = Path(ctx.args.dir)
+    if (target / "config.toml").exists():
+        raise PipelineError(f"{target / 'config.toml'} already exists; "
+                            "not overwriting an existing workspace.")
+    target.mkdir(parents=True, exist_ok=True)
+    shutil.copy(SKELETON / "config.toml", target / "config.toml")
+    shutil.copytree(SKELETON / "templates", target / "templates", dirs_exist_ok=True)
+    for folder in ("drafts", "published"):
+        (target / folder).mkdir(exist_ok=True)
+    print(f"workspace created in {target}: config.toml, templates/, drafts/, published/")
+    return 0
+
+
+def cmd_submit(ctx: Context) -> int:
+    settings, store, now = ctx.settings, ctx.store, ctx.now()
+    paths = [Path(p) for p in ctx.args.files]
+    with store.session() as session:
+        result = read_files(paths, settings, unit_names(session), now)
+    with store.session() as session:
+        outcome = DraftMaker(settings).submit(session, result.reports, now)
+    outcome.rejected = result.rejections + outcome.rejected
+    _print_submit(ctx, outcome)
+    return 1 if outcome.rejected else 0
+
+
+def _print_submit(ctx: Context, outcome: SubmitOutcome) -> None:
+    settings = ctx.settings
+    if ctx.args.json:
+        _out({"accepted": [{"id": a.id, "unit": a.unit, "title": a.title,
+                            "activity_type": a.activity_type,
+                            "deadline": views.iso(a.deadline, settings), "source": a.source,
+                            "row": a.row, "problems": list(a.problems)}
+                           for a in outcome.accepted],
+              "rejected": [{"source": r.source, "row": r.row, "field": r.field,
+                            "message": r.message} for r in outcome.rejected],
+              "duplicates": [{"source": d.source, "row": d.row, "id": d.id, "title": d.title}
+                             for d in outcome.duplicates]})
+        return
+    for a in outcome.accepted:
+        extra = f"  ({len(a.problems)} WeChat problem(s) to fix)" if a.problems else ""
+        print(f"accepted  #{a.id}  {a.unit}  {a.title}  deadline {_when(a.deadline, settings)}"
+              f"{extra}")
+    for d in outcome.duplicates:
+        print(f"duplicate {_where(d.source, d.row)}: already submitted as #{d.id} ({d.title}); "
+              "no new draft")
+    for r in outcome.rejected:
+        field = f" field '{r.field}':" if r.field else ""
+        print(f"rejected  {_where(r.source, r.row)}:{field} {r.message}", file=sys.stderr)
+    print(f"{len(outcome.accepted)} accepted, {len(outcome.duplicates)} duplicate(s), "
+          f"{len(outcome.rejected)} rejected")
+
+
+def _where(source: str, row: int | None) -> str:
+    return f"{source}, row {row}" if row is not None else source
+
+
+def cmd_queue(ctx: Context) -> int:
+    settings, now = ctx.settings, ctx.now()
+    with ctx.store.session() as session:
+        rows, total = views.queue(session, settings, now, include_all=ctx.args.all,
+                                  limit=ctx.args.limit)
+    if ctx.args.json:
+        _out(rows)
+        return 0
+    if not rows:
+        print("the queue is empty")
+        return 0
+    for r in rows:
+        print(f"#{r['id']:<6} {r['deadline_state']:<17} {r['hours_left']:>7.1f} h  "
+              f"{r['status']:<17} {r['unit']}  {r['title']}")
+    if total > len(rows):
+        print(f"... and {total - len(rows)} more (use --limit 0 to list all)")
+    return 0
+
+
+def cmd_show(ctx: Context) -> int:
+    with ctx.store.session() as session:
+        data = views.detail(session, ctx.settings, ctx.args.id, ctx.now())
+    if ctx.args.json:
+        _out(data)
+        return 0
+    settings = ctx.settings
+    print(f"#{data['id']}  {data['title']}")
+    print(f"unit: {data['unit']} ({data['level']})   type: {data['activity_label']}")
+    print(f"status: {data['status']}   deadline: {_when(data['deadline'], settings)} "
+          f"({data['deadline_state']}, {data['hours_left']} h left)"
+          + ("   LATE" if data["late"] else ""))
+    print(f"markdown: {data['files']['markdown']}\nhtml:     {data['files']['html']}")
+    for problem in data["problems"]:
+        print(f"problem: {problem}")
+    print("history:")
+    for e in data["history"]:
+        note = f" - {e['note']}" if e["note"] else ""
+        print(f"  {_when(e['at'], settings)}  {e['actor']:<10} {e['action']}{note}")
+    for a in data["alerts"]:
+        print(f"alert: {a['kind']} at {_when(a['at'], settings)} -> "
+              f"{', '.join(a['recipients']) or '(editors)'}")
+    return 0
+
+
+def _transition(action: str) -> Callable[[Context], int]:
+    def command(ctx: Context) -> int:
+        actor = getattr(ctx.args, "by", None) or os.environ.get("USER") or "editor"
+        with ctx.store.session() as session:
+            outcome = review.transition(session, ctx.args.id, action, actor=actor,
+                                        note=ctx.args.note or "", now=ctx.now())
+        print(f"draft {outcome.draft_id}: {outcome.from_status.value} -> "
+              f"{outcome.to_status.value}")
+        return 0
+    return command
+
+
+def cmd_edit(ctx: Context) -> int:
+    settings = ctx.settings
+    original = read_markdown(settings, ctx.args.id)
+    with tempfile.NamedTemporaryFile("w", suffix=".md", encoding="utf-8", delete=False) as tmp:
+        tmp.write(original)
+    try:
+        editor = os.environ.get("VISUAL") or os.environ.get("EDITOR") or "vi"
+        if subprocess.call([*editor.split(), tmp.name]) != 0:
+            raise PipelineError(f"The editor {editor!r} failed; the draft is unchanged.")
+        edited = Path(tmp.name).read_text(encoding="utf-8")
+    finally:
+        Path(tmp.name).unlink(missing_ok=True)
+    if edited == original:
+        print(f"draft {ctx.args.id}: no changes")
+        return 0
+    actor = ctx.args.by or os.environ.get("USER") or "editor"
+    with ctx.store.session() as session:
+        problems = review.edit(session, settings, ctx.args.id, edited, actor=actor,
+                               now=ctx.now())
+    print(f"draft {ctx.args.id}: saved and re-rendered")
+    for problem in problems:
+        print(f"problem: {problem}")
+    return 1 if problems else 0
+
+
+def cmd_push(ctx: Context) -> int:
+    report = run_push(ctx.store, ctx.settings, ctx.now(), dry_run=ctx.args.dry_run)
+    if ctx.args.json:
+        _out(_push_json(report, ctx.settings))
+        return 0
+    _print_push(report, ctx.settings)
+    return 0
+
+
+def _push_json(report: PushReport, settings: Settings) -> dict[str, Any]:
+    def item(a: PackedArticle) -> dict[str, Any]:
+        c = a.candidate
+        return {"id": c.id, "title": c.title, "unit": c.unit, "late": a.late,
+                "position": a.position, "deadline": views.iso(c.deadline, settings)}
+    return {"date": report.day.isoformat(), "already_done": report.already_done,
+            "dry_run": report.dry_run, "articles": [item(a) for a in report.articles],
+            "left_over": [item(a) for a in report.left_over],
+            "missed_days": [d.isoformat() for d in report.missed_days],
+            "manifest": report.manifest, "message": report.message}
+
+
+def _print_push(report: PushReport, settings: Settings) -> None:
+    for day in report.missed_days:
+        print(f"missed: no push went out on {day} (recorded)")
+    if report.already_done:
+        print(f"the push for {report.day} is already done; nothing was published twice")
+    head = "would publish" if report.dry_run else "published"
+    if report.articles and not report.already_done:
+        for a in report.articles:
+            late = "  LATE" if a.late else ""
+            print(f"{head} {a.position}. #{a.candidate.id}  {a.candidate.unit}  "
+                  f"{a.candidate.title}{late}")
+    elif not report.already_done:
+        print(report.message or f"nothing to publish for {report.day}")
+    for a in report.left_over:
+        warn = " - will be LATE" if a.late else ""
+        print(f"does not fit: #{a.candidate.id}  {a.candidate.title}  deadline "
+              f"{_when(a.candidate.deadline, settings)}{warn}")
+    if report.manifest:
+        print(f"manifest: {settings.paths.published / report.manifest}")
+
+
+def cmd_check(ctx: Context) -> int:
+    settings = ctx.settings
+    with ctx.store.session() as session:
+        result = sweep(session, settings, ctx.now())
+
+    def item(f: Flagged) -> dict[str, Any]:
+        return {"id": f.id, "title": f.title, "unit": f.unit, "status": f.status,
+                "deadline": views.iso(f.deadline, settings), "hours_left": f.hours_left,
+                "notify": list(f.notify), "new": f.new}
+    if ctx.args.json:
+        _out({"due_soon": [item(f) for f in result.due_soon],
+              "overdue": [item(f) for f in result.overdue],
+              "escalated": [item(f) for f in result.escalated]})
+        return 0
+    for label, flags in (("due soon", result.due_soon), ("overdue", result.overdue),
+                         ("escalated", result.escalated)):
+        for f in flags:
+            who = ", ".join(f.notify) or "editors"
+            mark = "" if f.new else " (already recorded)"
+            print(f"{label:<10} #{f.id}  {f.hours_left:+.1f} h  {f.unit}  {f.title}  -> {who}"
+                  f"{mark}")
+    print(f"{len(result.due_soon)} due soon, {len(result.overdue)} overdue, "
+          f"{len(result.escalated)} escalated")
+    return 0
+
+
+def cmd_serve(ctx: Context) -> int:
+    settings = ctx.settings
+    store = ctx.store
+    tick = float(os.environ.get("PIPELINE_TICK_SECONDS", "0")) or None
+    print(f"pipeline serve: push at {settings.schedule.push_time:%H:%M} {settings.tz.key}; "
+          "Ctrl-C to stop", flush=True)
+    serve(store, settings, ctx.clock, tick_seconds=tick)
+    return 0
+
+
+def cmd_units(ctx: Context) -> int:
+    with ctx.store.session() as session:
+        rows = views.units_tree(session)
+    if ctx.args.json:
+        _out(rows)
+        return 0
+    for r in rows:
+        indent = "  " * r["depth"]
+        print(f"{indent}{r['name']} [{r['level_label']}]  {r['email'] or '(no email)'}  "
+              f"submitted {r['submitted']}, waiting {r['waiting']}, published {r['published']}"
+              f", late {r['late']}")
+    return 0
+
+
+def cmd_units_add(ctx: Context) -> int:
+    level = parse_level(ctx.args.level)
+    if level is None:
+        raise PipelineError(f"--level {ctx.args.level!r} is not district, street, branch or "
+                            "community.")
+    with ctx.store.session() as session:
+        unit = add_unit(session, UnitSpec(ctx.args.name, level, ctx.args.parent,
+                                          ctx.args.email), ctx.now())
+    print(f"added unit {unit.name} ({unit.level})")
+    return 0
+
+
+def cmd_units_import(ctx: Context) -> int:
+    with ctx.store.session() as session:
+        result = import_units(session, Path(ctx.args.file), ctx.now())
+    for name in result.added:
+        print(f"added {name}")
+    for error in result.rejected:
+        print(f"rejected {error}", file=sys.stderr)
+    print(f"{len(result.added)} added, {len(result.rejected)} rejected")
+    return 1 if result.rejected else 0
+
+
+# --- parser --------------------------------------------------------------------------------
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="pipeline", description=__doc__.splitlines()[0])
+    parser.add_argument("--config", default="config.toml", help="path of config.toml")
+    parser.add_argument("--now", help="replace the clock (ISO 8601; also PIPELINE_NOW)")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log more")
+    parser.add_argument("--version", action="version", version=__version__)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, func: Callable[[Context], int], help_text: str,
+            json_flag: bool = False) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.set_defaults(func=func)
+        if json_flag:
+            p.add_argument("--json", action="store_true", help="print one JSON document")
+        return p
+
+    add("init", cmd_init, "create a new workspace").add_argument("dir")
+    add("submit", cmd_submit, "submit report files (.toml .json .md .csv .xlsx)",
+        True).add_argument("files", nargs="+", metavar="FILE")
+    p = add("queue", cmd_queue, "drafts waiting for an editor, earliest deadline first", True)
+    p.add_argument("--all", action="store_true", help="every unfinished draft")
+    p.add_argument("--limit", type=int, default=200, help="rows to list (0: all)")
+    add("show", cmd_show, "one draft in full", True).add_argument("id", type=int)
+    for name, action, note_help in (("approve", "approve", "optional note"),
+                                    ("reject", "reject", "why (required)"),
+                                    ("request-changes", "request_changes",
+                                     "what to change (required)")):
+        p = add(name, _transition(action), f"{name.replace('-', ' ')} a draft")
+        p.add_argument("id", type=int)
+        p.add_argument("--by", help="editor name (default: $USER)")
+        p.add_argument("--note", required=action != "approve", help=note_help)
+    p = add("edit", cmd_edit, "edit a draft's Markdown in $EDITOR and re-render it")
+    p.add_argument("id", type=int)
+    p.add_argument("--by", help="editor name (default: $USER)")
+    p = add("push", cmd_push, "the daily push, now", True)
+    p.add_argument("--dry-run", action="store_true", help="show the pack; change nothing")
+    add("check", cmd_check, "the deadline sweep: flag due-soon and overdue stories", True)
+    add("serve", cmd_serve, "run the scheduler (daily push and deadline sweep)").set_defaults(
+        running_clock=True)
+    p = add("units", cmd_units, "the unit tree with counts; add or import units", True)
+    units_sub = p.add_subparsers(dest="units_command", metavar="ACTION")
+    a = units_sub.add_parser("add", help="add one unit", description="add one unit")
+    a.set_defaults(func=cmd_units_add)
+    a.add_argument("name")
+    a.add_argument("--level", required=True, help="district|street|branch|community")
+    a.add_argument("--parent", help="parent unit name")
+    a.add_argument("--email", help="contact email")
+    i = units_sub.add_parser("import", help="import units from .csv/.xlsx",
+                             description="import units from .csv/.xlsx "
+                             "(columns 名称/name, 级别/level, 上级/parent, 邮箱/email)")
+    i.set_defaults(func=cmd_units_import)
+    i.add_argument("file")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                        stream=sys.stderr)
+    try:
+        ctx = Context(args)
+    except argparse.ArgumentTypeError as exc:
+        parser.error(str(exc))
+    try:
+        return int(args.func(ctx))
+    except PipelineError as exc:
+        if args.debug:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        ctx.close()
+
+

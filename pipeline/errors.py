@@ -1,0 +1,111 @@
+"""The one exception tree of the pipeline.
+
+Every message is a full sentence a person can act on. Library errors are
+translated into these at the boundary where they occur (``raise ... from exc``);
+the CLI prints ``error: <message>`` and the web layer shows the same sentence.
+
+    PipelineError
+    ├── ConfigError        config.toml is wrong (lists every bad key at once)
+    ├── SubmissionError    a report was rejected (names source, row and field)
+    ├── RenderError        a template or WeChat content rule failed
+    ├── ReviewError        an illegal status transition was asked for
+    ├── StoreError         the database is unusable or locked by another process
+    ├── ScheduleError      the scheduler cannot start (another instance runs)
+    ├── PublishError       publishing failed (``retryable`` says whether to try again)
+    │   └── WeChatAPIError an error answer or transport failure of the WeChat API
+    └── NotifyError        an email could not be composed or sent
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from enum import Enum
+
+
+class PipelineError(Exception):
+    """Base of every error the pipeline reports to a user."""
+
+
+class ConfigError(PipelineError):
+    """config.toml is invalid; ``problems`` holds one sentence per bad key."""
+
+    def __init__(self, problems: Sequence[str], path: str = "config.toml") -> None:
+        self.problems = list(problems)
+        self.path = path
+        lines = "\n".join(f"  {p}" for p in self.problems)
+        super().__init__(f"{path} has {len(self.problems)} problem(s):\n{lines}")
+
+
+class SubmissionError(PipelineError):
+    """One report was rejected: which file, which row, which field and why."""
+
+    def __init__(self, message: str, *, source: str = "", row: int | None = None,
+                 field: str = "") -> None:
+        self.message = message
+        self.source = source
+        self.row = row
+        self.field = field
+        where = source + (f", row {row}" if row is not None else "")
+        prefix = f"{where}: " if where else ""
+        label = f"{field}: " if field else ""
+        super().__init__(f"{prefix}{label}{message}")
+
+
+class RenderError(PipelineError):
+    """A template failed or the article breaks a WeChat content rule."""
+
+
+class ReviewError(PipelineError):
+    """An editor action is not allowed in the draft's current state."""
+
+
+class StoreError(PipelineError):
+    """The database cannot be opened, migrated or written."""
+
+
+class ScheduleError(PipelineError):
+    """The scheduler cannot start, for example because another instance holds the lock."""
+
+
+class PublishError(PipelineError):
+    """Publishing failed; ``retryable`` tells whether trying again later may succeed."""
+
+    def __init__(self, message: str, *, retryable: bool = False) -> None:
+        self.retryable = retryable
+        super().__init__(message)
+
+
+class ErrorKind(Enum):
+    """What the caller should do about a failed WeChat call (never decide on the raw code)."""
+
+    TOKEN = "token"          # the access token was rejected: refresh once, retry once
+    RETRY = "retry"          # rejected without effect: safe to try again soon
+    DEFER = "defer"          # a daily quota is used up: try again after the quota day resets
+    AMBIGUOUS = "ambiguous"  # WeChat may or may not have done it: reconcile before any retry
+    FINAL = "final"          # rejected for good: a person has to change something
+
+
+class WeChatAPIError(PublishError):
+    """An error answer or transport failure of the WeChat API.
+
+    ``errcode`` is None for transport failures (timeouts, resets, HTTP 5xx).
+    ``retryable`` is True for TOKEN, RETRY and DEFER; an AMBIGUOUS outcome is
+    not retryable until a reconciler has checked what WeChat actually did.
+    """
+
+    def __init__(self, message: str, *, kind: ErrorKind, endpoint: str,
+                 errcode: int | None = None, errmsg: str = "") -> None:
+        self.kind = kind
+        self.endpoint = endpoint
+        self.errcode = errcode
+        self.errmsg = errmsg
+        retryable = kind in (ErrorKind.TOKEN, ErrorKind.RETRY, ErrorKind.DEFER)
+        super().__init__(message, retryable=retryable)
+
+
+class NotifyError(PipelineError):
+    """An email could not be composed or delivered; ``permanent`` means do not retry."""
+
+    def __init__(self, message: str, *, permanent: bool = False) -> None:
+        self.permanent = permanent
+        super().__init__(message)

@@ -1,0 +1,223 @@
+"""Database tables (SQLModel) — the ledger that every guarantee rests on.
+
+Times are stored as naive UTC in both SQLite and PostgreSQL (``UTCDateTime``)
+and come back timezone-aware, so arithmetic never mixes zones.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Dialect
+from sqlmodel import Field, SQLModel
+
+from .domain import DraftStatus, Level
+
+
+class UTCDateTime(sa.types.TypeDecorator[datetime]):
+    """Aware datetimes in, naive UTC in the column, aware UTC out."""
+
+    impl = sa.DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        return value.replace(tzinfo=UTC) if value is not None else None
+
+
+def _utc_field(**kw: Any) -> Any:
+    return Field(sa_type=UTCDateTime, **kw)
+
+
+class Unit(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(index=True, unique=True, max_length=100)
+    level: Level = Field(sa_type=sa.String(20))
+    parent_id: int | None = Field(default=None, foreign_key="unit.id")
+    email: str | None = Field(default=None, max_length=200)
+    created_at: datetime = _utc_field()
+
+
+class Submission(SQLModel, table=True):
+    """A report as accepted: stored before we say it was accepted."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    unit_id: int = Field(foreign_key="unit.id", index=True)
+    activity_type: str = Field(max_length=50)
+    title: str
+    start_at: datetime = _utc_field()
+    end_at: datetime = _utc_field()
+    place: str
+    form: str
+    participants: int | None = None
+    body: str = Field(sa_type=sa.Text)
+    links: str = Field(default="[]", sa_type=sa.Text)    # JSON list
+    photos: str = Field(default="[]", sa_type=sa.Text)   # JSON list of stored photo records
+    contact: str = ""
+    extra: str = Field(default="{}", sa_type=sa.Text)    # JSON object of unknown columns
+    source: str = ""
+    source_row: int | None = None
+    dedupe_key: str = Field(unique=True, max_length=600)
+    idempotency_key: str | None = Field(default=None, unique=True, max_length=200)
+    received_at: datetime = _utc_field()
+
+
+class Draft(SQLModel, table=True):
+    """The article made from one submission, and where it stands."""
+
+    __table_args__ = (sa.Index("ix_draft_status_deadline", "status", "deadline"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    submission_id: int = Field(foreign_key="submission.id", unique=True)
+    unit_id: int = Field(foreign_key="unit.id", index=True)
+    activity_type: str = Field(max_length=50, index=True)
+    title: str
+    author: str = ""
+    digest: str = ""
+    status: DraftStatus = Field(sa_type=sa.String(30))
+    deadline: datetime = _utc_field()
+    cover: str | None = None                   # stored photo name chosen as cover
+    problems: str = Field(default="[]", sa_type=sa.Text)  # JSON list of WeChat rule violations
+    push_rank: int | None = None               # editor's order in the next push (lower first)
+    created_at: datetime = _utc_field()
+    updated_at: datetime = _utc_field()
+    published_at: datetime | None = _utc_field(default=None)
+    late: bool = False                         # published after its deadline; never cleared
+    version: int = 1                           # bumped by every change; guards concurrent edits
+
+
+class DraftEvent(SQLModel, table=True):
+    """One line of a draft's history: who did what, when, with which note."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    draft_id: int = Field(foreign_key="draft.id", index=True)
+    at: datetime = _utc_field()
+    actor: str = ""
+    action: str = Field(max_length=40)
+    from_status: str | None = None
+    to_status: str | None = None
+    note: str = Field(default="", sa_type=sa.Text)
+
+
+class Push(SQLModel, table=True):
+    """The daily push: one row per account, local date and slot; the unique key is the guard."""
+
+    __table_args__ = (sa.UniqueConstraint("account", "local_date", "slot",
+                                          name="uq_push_account_date_slot"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    account: str = Field(max_length=100)
+    local_date: date
+    slot: int = 1
+    state: str = Field(max_length=20)          # running, done, missed
+    channel: str = Field(default="folder", max_length=20)
+    started_at: datetime = _utc_field()
+    finished_at: datetime | None = _utc_field(default=None)
+    manifest_path: str | None = None
+    note: str = ""
+
+
+class Publication(SQLModel, table=True):
+    """One story in one push. At most one live publication per draft (partial unique index)."""
+
+    __table_args__ = (
+        sa.Index("uq_publication_live_draft", "draft_id", unique=True,
+                 sqlite_where=sa.text("state NOT IN ('cancelled', 'failed')"),
+                 postgresql_where=sa.text("state NOT IN ('cancelled', 'failed')")),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    draft_id: int = Field(foreign_key="draft.id", index=True)
+    push_id: int = Field(foreign_key="push.id", index=True)
+    position: int                              # 1 = the lead article
+    state: str = Field(max_length=20)          # queued, published, failed, cancelled
+    late: bool = False
+    published_at: datetime | None = _utc_field(default=None)
+    output_path: str | None = None
+    error: str = ""
+
+
+class Alert(SQLModel, table=True):
+    """Something a person should be told, recorded once per (kind, subject) by its unique key."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(unique=True, max_length=200)
+    kind: str = Field(max_length=40, index=True)
+    draft_id: int | None = Field(default=None, foreign_key="draft.id", index=True)
+    created_at: datetime = _utc_field()
+    recipients: str = Field(default="[]", sa_type=sa.Text)  # JSON list of addresses
+    detail: str = Field(default="", sa_type=sa.Text)
+    sent_at: datetime | None = _utc_field(default=None)
+
+
+class SchedulerLease(SQLModel, table=True):
+    """Who runs the scheduler against this database (for the "already running" message)."""
+
+    name: str = Field(primary_key=True, max_length=50)
+    holder: str = ""
+    pid: int = 0
+    host: str = ""
+    started_at: datetime = _utc_field()
+    heartbeat_at: datetime = _utc_field()
+
+
+class OutboxMessage(SQLModel, table=True):
+    """An email to send; kept until delivered or given up, deduplicated by ``key``."""
+
+    __table_args__ = (sa.Index("ix_outbox_state_next", "state", "next_attempt_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(unique=True, max_length=300)     # e.g. "alerts:2026-06-18T09:00:ed@x"
+    kind: str = Field(max_length=40)                  # alert, digest, bulletin, test
+    recipients: str = Field(sa_type=sa.Text)          # JSON list of addresses
+    subject: str
+    text_body: str = Field(sa_type=sa.Text)
+    html_body: str = Field(default="", sa_type=sa.Text)
+    state: str = Field(default="pending", max_length=20)  # pending, sending, sent, failed
+    attempts: int = 0
+    created_at: datetime = _utc_field()
+    next_attempt_at: datetime = _utc_field()
+    sent_at: datetime | None = _utc_field(default=None)
+    last_error: str = Field(default="", sa_type=sa.Text)
+    alert_ids: str = Field(default="[]", sa_type=sa.Text)  # alerts this message delivers
+
+
+class User(SQLModel, table=True):
+    """An editor who logs in to the web desk (password hashed with argon2)."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(unique=True, max_length=100)
+    password_hash: str
+    active: bool = True
+    created_at: datetime = _utc_field()
+
+
+class UnitLink(SQLModel, table=True):
+    """A unit's secret submission link for reporters (no account needed)."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    unit_id: int = Field(foreign_key="unit.id", index=True)
+    token: str = Field(unique=True, max_length=100)
+    created_at: datetime = _utc_field()
+    created_by: str = ""
+    revoked_at: datetime | None = _utc_field(default=None)
+
+
+class AuditLog(SQLModel, table=True):
+    """Who did what, when, from where (web and API actions)."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = _utc_field(index=True)
+    actor: str = Field(max_length=100)
+    action: str = Field(max_length=60)
+    target: str = ""
+    remote: str = ""
+    detail: str = Field(default="", sa_type=sa.Text)

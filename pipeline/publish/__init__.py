@@ -1,0 +1,1 @@
+"""Publishing channels. ``folder`` is always written; the WeChat channel builds on it."""

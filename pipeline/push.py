@@ -1,0 +1,294 @@
+"""The daily push: pack approved stories, claim the day's slot, publish, record.
+
+The day's push is a row keyed by (account, local date, slot) under a unique
+constraint, and each story can be in at most one live publication (a partial
+unique index). Claiming the slot and the stories is one transaction; writing
+the output and marking the stories published come after it, and are safe to
+repeat, so a push interrupted by a crash is resumed, never run twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
+
+from .alerts import record_alert
+from .config import Settings
+from .deadlines import next_push_after, push_time_on
+from .domain import DraftStatus
+from .faults import crash_point
+from .models import Draft, DraftEvent, Publication, Push, Unit
+from .publish.folder import FolderPublisher
+from .store import Store
+
+log = logging.getLogger(__name__)
+
+RUNNING, DONE, MISSED, EMPTY = "running", "done", "missed", "empty"
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """An approved story waiting for a push (the pure packing input)."""
+
+    id: int
+    title: str
+    unit: str
+    activity_type: str
+    deadline: datetime
+    push_rank: int | None = None
+
+
+@dataclass(frozen=True)
+class PackedArticle:
+    candidate: Candidate
+    position: int
+    late: bool
+
+
+@dataclass
+class PushReport:
+    day: date
+    already_done: bool = False
+    dry_run: bool = False
+    articles: list[PackedArticle] = field(default_factory=list)
+    left_over: list[PackedArticle] = field(default_factory=list)
+    missed_days: list[date] = field(default_factory=list)
+    manifest: str | None = None
+    message: str = ""
+
+
+def pack(candidates: Sequence[Candidate], limit: int, at: datetime, next_push: datetime
+         ) -> tuple[list[PackedArticle], list[PackedArticle]]:
+    """Choose the earliest deadlines first; order the chosen by the editor's rank.
+
+    ``late`` means published after the deadline (for the chosen: at ``at``; for the
+    left-over: at ``next_push``, the earliest they can go out).
+    """
+    by_deadline = sorted(candidates, key=lambda c: (c.deadline, c.id))
+    chosen = sorted(by_deadline[:limit], key=lambda c: (
+        c.push_rank is None, c.push_rank or 0, c.deadline, c.id))
+    left = by_deadline[limit:]
+    return ([PackedArticle(c, i, at > c.deadline) for i, c in enumerate(chosen, start=1)],
+            [PackedArticle(c, 0, next_push > c.deadline) for c in left])
+
+
+def local_date(now: datetime, settings: Settings) -> date:
+    return now.astimezone(settings.tz).date()
+
+
+def candidates(session: Session) -> list[Candidate]:
+    rows = session.exec(
+        select(Draft, Unit.name).join(Unit, Unit.id == Draft.unit_id)  # type: ignore[arg-type]
+        .where(Draft.status == DraftStatus.APPROVED)).all()
+    return [Candidate(d.id or 0, d.title, name, d.activity_type, d.deadline, d.push_rank)
+            for d, name in rows]
+
+
+def plan(session: Session, settings: Settings, now: datetime
+         ) -> tuple[list[PackedArticle], list[PackedArticle]]:
+    """What a push at ``now`` would contain, and what would not fit."""
+    return pack(candidates(session), settings.schedule.max_articles_per_push, now,
+                next_push_after(now, settings))
+
+
+def _push_row(session: Session, settings: Settings, day: date) -> Push | None:
+    return session.exec(select(Push).where(Push.account == settings.account.key,
+                                           Push.local_date == day, Push.slot == 1)).first()
+
+
+def record_missed_days(session: Session, settings: Settings, now: datetime) -> list[date]:
+    """Record every day since the last push whose push time passed without a push."""
+    last = session.exec(select(sa.func.max(Push.local_date))
+                        .where(Push.account == settings.account.key)).one()
+    if last is None:
+        return []  # nothing was owed before the first push ever
+    missed = []
+    day = last + timedelta(days=1)
+    while day < local_date(now, settings) and push_time_on(day, settings) < now:
+        session.add(Push(account=settings.account.key, local_date=day, state=MISSED,
+                         started_at=now, note="the scheduler was not running at push time"))
+        record_alert(session, f"push_missed:{day}", "push_missed", now,
+                     recipients=settings.notify.editors,
+                     detail=f"No push went out on {day}: the scheduler was down at push time.")
+        missed.append(day)
+        day += timedelta(days=1)
+    session.flush()
+    return missed
+
+
+def run_push(store: Store, settings: Settings, now: datetime, *, dry_run: bool = False
+             ) -> PushReport:
+    """The daily push, now: claim the day's slot, publish, and record the result."""
+    day = local_date(now, settings)
+    if dry_run:
+        with store.session() as session:
+            chosen, left = plan(session, settings, now)
+            row = _push_row(session, settings, day)
+        done = row is not None and row.state in (DONE, RUNNING)
+        return PushReport(day, already_done=done, dry_run=True, articles=chosen, left_over=left)
+    with store.session() as session:
+        missed = record_missed_days(session, settings, now)
+    report = _claim(store, settings, now, day)
+    report.missed_days = missed
+    crash_point("after_push_claimed")
+    if not report.already_done and report.articles:
+        _publish(store, settings, now, day, report)
+    return report
+
+
+def _claim(store: Store, settings: Settings, now: datetime, day: date) -> PushReport:
+    """Insert the day's push row and claim its stories in one transaction."""
+    try:
+        with store.session() as session:
+            row = _push_row(session, settings, day)
+            if row is not None and row.state in (DONE, RUNNING):
+                return _existing(session, settings, row, now)
+            chosen, left = plan(session, settings, now)
+            if row is None:
+                row = Push(account=settings.account.key, local_date=day, started_at=now,
+                           state=RUNNING)
+                session.add(row)
+            # Nothing to push before push time leaves the day open; at push time it closes it.
+            row.state = RUNNING if chosen else (DONE if now >= push_time_on(day, settings)
+                                                else EMPTY)
+            row.finished_at = None if chosen else now
+            session.flush()
+            _claim_stories(session, row, chosen, now)
+            return PushReport(day, articles=chosen, left_over=left,
+                              message="" if chosen else "nothing is approved for today's push")
+    except IntegrityError:
+        # Another process claimed the same slot or story at the same moment: it wins.
+        with store.session() as session:
+            row = _push_row(session, settings, day)
+            assert row is not None
+            return _existing(session, settings, row, now)
+
+
+def _claim_stories(session: Session, row: Push, chosen: Sequence[PackedArticle],
+                   now: datetime) -> None:
+    assert row.id is not None
+    for item in chosen:
+        updated = session.execute(
+            sa.update(Draft).where(col(Draft.id) == item.candidate.id,
+                                   col(Draft.status) == DraftStatus.APPROVED)
+            .values(status=DraftStatus.PUBLISHING, updated_at=now,
+                    version=col(Draft.version) + 1))
+        if updated.rowcount != 1:  # type: ignore[attr-defined]
+            raise IntegrityError("draft no longer approved", None, ValueError())
+        session.add(Publication(draft_id=item.candidate.id, push_id=row.id,
+                                position=item.position, state="queued", late=item.late))
+
+
+def _existing(session: Session, settings: Settings, row: Push, now: datetime) -> PushReport:
+    """Report on a push that exists already (done, or running to be resumed)."""
+    rows = session.exec(
+        select(Publication, Draft, Unit.name)
+        .join(Draft, Draft.id == Publication.draft_id)  # type: ignore[arg-type]
+        .join(Unit, Unit.id == Draft.unit_id)  # type: ignore[arg-type]
+        .where(Publication.push_id == row.id).order_by(col(Publication.position))).all()
+    articles = [PackedArticle(Candidate(d.id or 0, d.title, name, d.activity_type, d.deadline,
+                                        d.push_rank), p.position, p.late)
+                for p, d, name in rows]
+    _, left = plan(session, settings, now)
+    return PushReport(row.local_date, already_done=row.state == DONE, articles=articles,
+                      left_over=left, manifest=row.manifest_path,
+                      message="today's push is already done" if row.state == DONE
+                      else "resuming today's interrupted push")
+
+
+def _publish(store: Store, settings: Settings, now: datetime, day: date,
+             report: PushReport) -> None:
+    publisher = FolderPublisher(settings)
+    with store.session() as session:
+        row = _push_row(session, settings, day)
+        assert row is not None and row.id is not None
+        pubs = list(session.exec(select(Publication).where(Publication.push_id == row.id)
+                                 .order_by(col(Publication.position))))
+        for pub in pubs:
+            draft = session.get(Draft, pub.draft_id)
+            assert draft is not None
+            pub.output_path = publisher.write_article(day, pub.position, pub.draft_id,
+                                                      _meta(draft, pub, now))
+            crash_point("after_article_written")
+            _mark_published(session, settings, draft, pub, now)
+        row.manifest_path = publisher.write_manifest(day, _manifest(row, report, now))
+        row.state, row.finished_at, row.channel = DONE, now, publisher.channel
+        report.manifest = row.manifest_path
+
+
+def _mark_published(session: Session, settings: Settings, draft: Draft, pub: Publication,
+                    now: datetime) -> None:
+    if pub.state == "published":
+        return  # resumed push: this one is out already
+    late = now > draft.deadline
+    pub.state, pub.published_at, pub.late = "published", now, late
+    previous = draft.status
+    draft.status, draft.published_at, draft.late = DraftStatus.PUBLISHED, now, late
+    draft.updated_at, draft.version = now, draft.version + 1
+    session.add(DraftEvent(draft_id=draft.id or 0, at=now, actor="push", action="published",
+                           from_status=previous, to_status=DraftStatus.PUBLISHED,
+                           note=f"position {pub.position}" + (", late" if late else "")))
+    if late:
+        record_alert(session, f"published_late:{draft.id}", "published_late", now,
+                     draft_id=draft.id, recipients=settings.notify.editors,
+                     detail=f"Draft {draft.id} '{draft.title}' was published after its deadline "
+                            f"{draft.deadline.isoformat()}.")
+
+
+def _meta(draft: Draft, pub: Publication, now: datetime) -> dict[str, object]:
+    return {"id": draft.id, "title": draft.title, "author": draft.author,
+            "digest": draft.digest, "activity_type": draft.activity_type,
+            "position": pub.position, "deadline": draft.deadline.isoformat(),
+            "published_at": now.isoformat(), "late": now > draft.deadline}
+
+
+def _manifest(row: Push, report: PushReport, now: datetime) -> dict[str, object]:
+    return {
+        "date": row.local_date.isoformat(), "account": row.account, "push_id": row.id,
+        "channel": "folder", "published_at": now.isoformat(),
+        "articles": [_article_json(a) for a in report.articles],
+        "left_over": [_article_json(a) for a in report.left_over],
+        "missed_days": [d.isoformat() for d in report.missed_days],
+    }
+
+
+def _article_json(item: PackedArticle) -> dict[str, object]:
+    c = item.candidate
+    return {"id": c.id, "position": item.position, "title": c.title, "unit": c.unit,
+            "activity_type": c.activity_type, "deadline": c.deadline.isoformat(),
+            "late": item.late}
+
+
+def resume_unfinished(store: Store, settings: Settings, now: datetime) -> list[date]:
+    """Finish pushes left 'running' by a crash (their stories are claimed already)."""
+    with store.session() as session:
+        rows = list(session.exec(select(Push).where(Push.account == settings.account.key,
+                                                    Push.state == RUNNING)))
+    for row in rows:
+        report = PushReport(row.local_date)
+        with store.session() as session:
+            report = _existing(session, settings, row, now)
+        _publish(store, settings, now, row.local_date, report)
+    return [row.local_date for row in rows]
+
+
+def catch_up(store: Store, settings: Settings, now: datetime) -> PushReport | None:
+    """On start and on every tick: finish interrupted pushes, record missed days, and
+    push today if its time has come and it has not been done."""
+    resume_unfinished(store, settings, now)
+    day = local_date(now, settings)
+    if now < push_time_on(day, settings):
+        with store.session() as session:
+            record_missed_days(session, settings, now)
+        return None
+    with store.session() as session:
+        row = _push_row(session, settings, day)
+    if row is not None and row.state in (DONE, RUNNING):
+        return None
+    return run_push(store, settings, now)

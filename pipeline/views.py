@@ -1,0 +1,131 @@
+"""Read models: the queue, one draft in full, the unit tree — as plain dicts.
+
+The CLI's ``--json`` output and the web API serialise these same dicts, so
+the two never disagree about what a draft looks like.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from sqlmodel import Session, col, select
+
+from .alerts import alerts_for
+from .config import Settings
+from .deadlines import WAITING, deadline_state, hours_left
+from .domain import DraftStatus, Level
+from .drafts import draft_files
+from .errors import ReviewError
+from .models import Draft, Publication, Submission, Unit
+from .review import get_draft, history
+from .units import unit_counts
+
+
+def iso(moment: datetime | None, settings: Settings) -> str | None:
+    """ISO 8601 in the account's zone, with its offset."""
+    return moment.astimezone(settings.tz).isoformat() if moment is not None else None
+
+
+def summary(draft: Draft, unit: Unit, settings: Settings, now: datetime) -> dict[str, Any]:
+    state = deadline_state(draft.status, draft.deadline, draft.late, now, settings)
+    return {
+        "id": draft.id, "title": draft.title, "unit": unit.name, "level": unit.level,
+        "activity_type": draft.activity_type,
+        "activity_label": _label(settings, draft.activity_type),
+        "status": str(draft.status), "deadline": iso(draft.deadline, settings),
+        "deadline_state": state.value, "hours_left": hours_left(draft.deadline, now),
+        "late": draft.late, "problems": json.loads(draft.problems),
+    }
+
+
+def _label(settings: Settings, key: str) -> str:
+    kind = settings.activity_types.get(key)
+    return kind.label if kind else key
+
+
+def queue(session: Session, settings: Settings, now: datetime, *, include_all: bool = False,
+          limit: int = 200) -> tuple[list[dict[str, Any]], int]:
+    """Drafts waiting for an editor (``include_all``: every unfinished one), earliest
+    deadline first; returns at most ``limit`` rows (0: no limit) and the total count."""
+    statuses = [*list(WAITING), DraftStatus.FAILED] if include_all else [DraftStatus.DRAFTED]
+    base = select(Draft, Unit).join(Unit, col(Unit.id) == Draft.unit_id).where(
+        col(Draft.status).in_(statuses))
+    query = base.order_by(col(Draft.deadline), col(Draft.id))
+    if limit:
+        query = query.limit(limit)
+    rows = [summary(d, u, settings, now) for d, u in session.exec(query)]
+    total = len(rows) if not limit or len(rows) < limit else _count(session, statuses)
+    return rows, total
+
+
+def _count(session: Session, statuses: list[DraftStatus]) -> int:
+    from sqlalchemy import func
+
+    return int(session.exec(select(func.count()).select_from(Draft)
+                            .where(col(Draft.status).in_(statuses))).one())
+
+
+def detail(session: Session, settings: Settings, draft_id: int, now: datetime
+           ) -> dict[str, Any]:
+    """One draft with its report, files, history, alerts and publications.
+
+    Raises:
+        ReviewError: when there is no such draft.
+    """
+    draft = get_draft(session, draft_id)
+    unit = session.get(Unit, draft.unit_id)
+    submission = session.get(Submission, draft.submission_id)
+    if unit is None or submission is None:
+        raise ReviewError(f"Draft {draft_id} has lost its unit or report row.")
+    md_path, html_path = draft_files(settings, draft_id)
+    data = summary(draft, unit, settings, now)
+    data.update({
+        "author": draft.author, "digest": draft.digest, "cover": draft.cover,
+        "published_at": iso(draft.published_at, settings),
+        "files": {"markdown": str(md_path), "html": str(html_path)},
+        "report": _report(submission, settings),
+        "history": [{"at": iso(e.at, settings), "actor": e.actor, "action": e.action,
+                     "from": e.from_status, "to": e.to_status, "note": e.note}
+                    for e in history(session, draft_id)],
+        "alerts": [{"kind": a.kind, "at": iso(a.created_at, settings),
+                    "recipients": json.loads(a.recipients), "sent_at": iso(a.sent_at, settings)}
+                   for a in alerts_for(session, draft_id)],
+        "publications": [{"push_id": p.push_id, "position": p.position, "state": p.state,
+                          "late": p.late, "published_at": iso(p.published_at, settings),
+                          "path": p.output_path}
+                         for p in session.exec(select(Publication).where(
+                             Publication.draft_id == draft_id))],
+    })
+    return data
+
+
+def _report(sub: Submission, settings: Settings) -> dict[str, Any]:
+    return {"activity_type": sub.activity_type, "title": sub.title,
+            "start": iso(sub.start_at, settings), "end": iso(sub.end_at, settings),
+            "place": sub.place, "form": sub.form, "participants": sub.participants,
+            "body": sub.body, "links": json.loads(sub.links),
+            "photos": json.loads(sub.photos), "contact": sub.contact,
+            "source": sub.source, "row": sub.source_row,
+            "received_at": iso(sub.received_at, settings)}
+
+
+def units_tree(session: Session) -> list[dict[str, Any]]:
+    units = {u.id: u for u in session.exec(select(Unit))}
+    rows = []
+    for c in unit_counts(session):
+        rows.append({"id": c.unit.id, "name": c.unit.name, "level": c.unit.level,
+                     "level_label": Level(c.unit.level).label, "parent": c.parent,
+                     "email": c.unit.email, "depth": _depth(c.unit, units),
+                     "submitted": c.submitted, "waiting": c.waiting,
+                     "published": c.published, "late": c.late})
+    return rows
+
+
+def _depth(unit: Unit, units: dict[int | None, Unit]) -> int:
+    depth = 0
+    while unit.parent_id is not None and unit.parent_id in units:
+        unit = units[unit.parent_id]
+        depth += 1
+    return depth

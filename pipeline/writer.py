@@ -1,0 +1,62 @@
+"""The one guarded writer for an output folder (``drafts/`` or ``published/``).
+
+Every path is resolved inside the folder or refused, so neither a report's
+text nor a file name it carries can make us write anywhere else. Files are
+written to a temporary name and renamed, so a reader never sees half a file.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from .errors import PipelineError
+
+
+class GuardedWriter:
+    """Writes files only below ``root``."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root.resolve()
+
+    def path(self, relative: str | Path) -> Path:
+        """Resolve ``relative`` inside the root, refusing anything that escapes it.
+
+        Raises:
+            PipelineError: when the path would leave the folder.
+        """
+        target = (self.root / relative).resolve()
+        if target != self.root and self.root not in target.parents:
+            raise PipelineError(f"Refusing to write {relative!s}: it is outside {self.root}.")
+        return target
+
+    def write_text(self, relative: str | Path, text: str) -> Path:
+        return self.write_bytes(relative, text.encode("utf-8"))
+
+    def write_bytes(self, relative: str | Path, data: bytes) -> Path:
+        target = self.path(relative)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return target
+
+    def copy_file(self, source: Path, relative: str | Path) -> Path:
+        target = self.path(relative)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".tmp-{target.name}")
+        shutil.copyfile(source, tmp)
+        os.replace(tmp, target)
+        return target
+
+    def remove_tree(self, relative: str | Path) -> None:
+        target = self.path(relative)
+        if target != self.root:
+            shutil.rmtree(target, ignore_errors=True)

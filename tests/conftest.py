@@ -1,0 +1,134 @@
+"""Shared fixtures: real workspaces in temporary folders, real SQLite files and a fresh
+database on the real PostgreSQL server for the store tests."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from contextlib import redirect_stderr, redirect_stdout
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from pipeline.cli import main
+from pipeline.config import Settings, load_settings
+from pipeline.store import Store, open_store
+
+ROOT = Path(__file__).resolve().parent.parent
+PG_ADMIN = os.environ.get("PIPELINE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+pytest_plugins = ["tests.fakewechat"]
+
+
+def _pg_database() -> Iterator[str]:
+    name = f"pipeline_test_{uuid.uuid4().hex[:12]}"
+    try:
+        admin = psycopg.connect(PG_ADMIN, autocommit=True, connect_timeout=5)
+    except psycopg.OperationalError as exc:
+        pytest.fail(f"PostgreSQL is not reachable at {PG_ADMIN}: {exc}")
+    with admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield PG_ADMIN.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty database: a SQLite file, then a new PostgreSQL database."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'store.db'}"
+    else:
+        yield from _pg_database()
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    yield from _pg_database()
+
+
+@dataclass
+class Result:
+    code: int
+    out: str
+    err: str
+
+    def json(self) -> Any:
+        return json.loads(self.out)
+
+
+class Workspace:
+    """A real workspace made by `pipeline init`, driven through the real CLI."""
+
+    def __init__(self, path: Path, database_url: str) -> None:
+        self.path = path
+        self.database_url = database_url
+        self._settings: Settings | None = None
+
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            old = os.environ.get("DATABASE_URL")
+            os.environ["DATABASE_URL"] = self.database_url
+            try:
+                self._settings = load_settings(self.path / "config.toml")
+            finally:
+                if old is None:
+                    os.environ.pop("DATABASE_URL", None)
+                else:
+                    os.environ["DATABASE_URL"] = old
+        return self._settings
+
+    def store(self) -> Store:
+        return open_store(self.database_url)
+
+    def run(self, *args: str, now: str | None = None) -> Result:
+        argv = ["--config", str(self.path / "config.toml")]
+        if now:
+            argv += ["--now", now]
+        out, err = io.StringIO(), io.StringIO()
+        old = os.environ.get("DATABASE_URL")
+        os.environ["DATABASE_URL"] = self.database_url
+        try:
+            with redirect_stdout(out), redirect_stderr(err):
+                code = main([*argv, *args])
+        finally:
+            if old is None:
+                os.environ.pop("DATABASE_URL", None)
+            else:
+                os.environ["DATABASE_URL"] = old
+        return Result(code, out.getvalue(), err.getvalue())
+
+
+def make_workspace(path: Path, database_url: str) -> Workspace:
+    assert main(["init", str(path)]) == 0
+    return Workspace(path, database_url)
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Workspace:
+    """A fresh workspace on a SQLite file."""
+    return make_workspace(tmp_path / "ws", f"sqlite:///{tmp_path / 'ws' / 'pipeline.db'}")
+
+
+@pytest.fixture
+def any_workspace(tmp_path: Path, database_url: str) -> Workspace:
+    """A fresh workspace, once on SQLite and once on PostgreSQL."""
+    return make_workspace(tmp_path / "ws", database_url)
+
+
+@pytest.fixture
+def examples(tmp_path: Path) -> Path:
+    """A copy of the bundled example reports (with their photos)."""
+    target = tmp_path / "reports"
+    shutil.copytree(ROOT / "examples" / "reports", target)
+    return target
