@@ -206,8 +206,16 @@ def _publish(store: Store, settings: Settings, now: datetime, day: date,
              report: PushReport) -> None:
     publisher = FolderPublisher(settings)
     with store.session() as session:
-        row = _push_row(session, settings, day)
+        # Lock the day's row: a second process resuming the same push waits here and
+        # then finds it done (SQLite's BEGIN IMMEDIATE already serialises writers).
+        row = session.exec(select(Push).where(
+            Push.account == settings.account.key, Push.local_date == day,
+            Push.slot == 1).with_for_update()).first()
         assert row is not None and row.id is not None
+        if row.state != RUNNING:
+            report.already_done = row.state == DONE
+            report.manifest = row.manifest_path
+            return
         pubs = list(session.exec(select(Publication).where(Publication.push_id == row.id)
                                  .order_by(col(Publication.position))))
         for pub in pubs:

@@ -49,12 +49,8 @@ class GuardedWriter:
         return target
 
     def copy_file(self, source: Path, relative: str | Path) -> Path:
-        target = self.path(relative)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".tmp-{target.name}")
-        shutil.copyfile(source, tmp)
-        os.replace(tmp, target)
-        return target
+        with source.open("rb") as handle:
+            return self.write_bytes(relative, handle.read())
 
     def remove_tree(self, relative: str | Path) -> None:
         target = self.path(relative)

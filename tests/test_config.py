@@ -28,9 +28,14 @@ def test_bundled_config_loads_with_units_and_campaign() -> None:
 def test_skeleton_config_and_templates_match_the_workspace() -> None:
     skeleton = ROOT / "pipeline" / "skeleton"
     assert (skeleton / "config.toml").read_bytes() == (ROOT / "config.toml").read_bytes()
-    for template in (ROOT / "templates").iterdir():
-        assert (skeleton / "templates" / template.name).read_bytes() == template.read_bytes(), \
-            f"pipeline/skeleton/templates/{template.name} differs from templates/"
+    workspace = sorted(p.relative_to(ROOT / "templates")
+                       for p in (ROOT / "templates").rglob("*") if p.is_file())
+    packaged = sorted(p.relative_to(skeleton / "templates")
+                      for p in (skeleton / "templates").rglob("*") if p.is_file())
+    assert workspace == packaged
+    for name in workspace:
+        assert (skeleton / "templates" / name).read_bytes() == \
+            (ROOT / "templates" / name).read_bytes(), f"skeleton copy of {name} differs"
 
 
 def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:

@@ -1,0 +1,237 @@
+"""Links (宣传报道) and photos (图片) of a report: parsed, checked, photos hashed."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import re
+import stat
+import unicodedata
+import urllib.parse
+import warnings
+from collections.abc import Mapping
+from pathlib import Path
+
+from PIL import Image
+
+from ..config import Limits
+from ..domain import Photo
+from .record import Invalid, Record, bad_char, describe, quote, tidy
+
+_LINK_SPLIT = re.compile(r"[\n\r;；、]+")
+_PHOTO_SPLIT = re.compile(r"[\n\r;；、,，]+")
+
+
+def _items(rec: Record, name: str, separators: re.Pattern[str]) -> list[str] | None:
+    """A list field as distinct, cleaned strings; None when rejected."""
+    value = rec.get(name)
+    if value is None:
+        return []
+    if isinstance(value, str):
+        parts = separators.split(value)
+    elif isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
+        parts = [str(v) for v in value]
+    else:
+        rec.reject(rec.key(name), f"expected text or a list of text, got {describe(value)}")
+        return None
+    items: list[str] = []
+    for part in parts:
+        problem = bad_char(part)
+        if problem:
+            rec.reject(rec.key(name), f"{quote(part)} {problem}")
+            return None
+        if (text := tidy(part, False)) and text not in items:
+            items.append(text)
+    return items
+
+
+_URL_START = re.compile(r"[a-z][a-z0-9+.\-]*://")
+_SCRIPT_SCHEMES = ("javascript:", "vbscript:", "data:", "file:", "blob:")
+_MAX_LINK_BYTES = 1024
+
+
+def read_links(rec: Record) -> tuple[str, ...] | None:
+    items = _items(rec, "links", _LINK_SPLIT)
+    if items is None:
+        return None
+    problems = [p for p in map(_link_problem, items) if p]
+    for problem in problems:
+        rec.reject(rec.key("links"), problem)
+    return None if problems else tuple(items)
+
+
+def _link_problem(item: str) -> str | None:
+    size = len(item.encode("utf-8", "surrogatepass"))
+    if size > _MAX_LINK_BYTES:
+        return (f"the entry {quote(item)} is {size} bytes long; the limit is 1 KB "
+                f"({_MAX_LINK_BYTES} bytes) per link")
+    # browsers ignore spaces and controls inside a scheme ("java script:"), so we do too
+    compact = re.sub(r"[\x00-\x20\x7f]", "", item).lower()
+    if not (_URL_START.match(compact) or compact.startswith(_SCRIPT_SCHEMES)):
+        return None  # an outlet name such as 湖南日报
+    scheme = compact.split(":", 1)[0]
+    if scheme not in ("http", "https"):
+        return (f"the link {quote(item)} uses '{scheme}:'; only http:// and https:// web "
+                "addresses (or outlet names such as 湖南日报) are accepted")
+    try:
+        parts = urllib.parse.urlsplit(item)
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError:
+        parts = None
+    if parts is None or not parts.hostname or re.search(r"\s", item):
+        return (f"the link {quote(item)} is not a valid web address; copy it from the "
+                "browser's address bar, like https://mp.weixin.qq.com/s/...")
+    return None
+
+
+def read_photos(rec: Record, base_dir: Path | None, limits: Limits) -> tuple[Photo, ...] | None:
+    names = _items(rec, "photos", _PHOTO_SPLIT)
+    if not names:
+        return None if names is None else ()
+    key = rec.key("photos")
+    if base_dir is None:
+        rec.reject(key, "photos must be uploaded as files here, not given as paths")
+        return None
+    root = base_dir.resolve()
+    targets: dict[Path, str] = {}
+    for name in names:
+        try:
+            targets.setdefault(_photo_path(name, root), name)
+        except Invalid as exc:
+            rec.reject(key, str(exc))
+    if len(targets) > limits.photos_per_report:
+        rec.reject(key, f"{len(targets)} photos were given; the limit is "
+                   f"{limits.photos_per_report} per report; choose the best ones")
+        return None
+    return _load_photos(rec, key, targets, limits)
+
+
+def _load_photos(rec: Record, key: str, targets: Mapping[Path, str],
+                 limits: Limits) -> tuple[Photo, ...]:
+    photos: dict[str, Photo] = {}
+    for target, name in targets.items():
+        try:
+            photo = _photo(name, target, limits)
+        except Invalid as exc:
+            rec.reject(key, str(exc))
+        else:
+            photos.setdefault(photo.sha256, photo)  # the same picture twice counts once
+    return tuple(photos.values())
+
+
+def _photo_path(name: str, root: Path) -> Path:
+    """Resolve a photo name inside the resolved folder ``root``, refusing every way out."""
+    q = quote(name)
+    decoded = urllib.parse.unquote(name)
+    if "\x00" in decoded:
+        raise Invalid(f"the photo name {q} contains a NUL character; rename the file")
+    if decoded != name and _escapes(decoded):
+        raise Invalid(f"the photo name {q} uses URL-encoded characters (%2e, %2f, %5c) to "
+                       "point outside the report's folder; give a plain name like photos/1.jpg")
+    if _URL_START.match(name.lower()):
+        raise Invalid(f"the photo {q} is a web address; photos must be files in the report's "
+                       "folder, like photos/1.jpg")
+    if reason := _escapes(name):
+        raise Invalid(f"the photo path {q} {reason}; give a path inside the report's folder, "
+                       "like photos/1.jpg")
+    try:
+        target = (root / name.replace("\\", "/")).resolve()
+    except (OSError, RuntimeError, ValueError) as exc:
+        raise Invalid(f"the photo path {q} cannot be resolved ({exc})") from exc
+    if not target.is_relative_to(root):
+        raise Invalid(f"the photo path {q} leads outside the report's folder (through a "
+                       "symbolic link); copy the photo into the folder instead")
+    return target
+
+
+def _escapes(name: str) -> str | None:
+    posix = name.replace("\\", "/")
+    if re.match(r"[A-Za-z]:", posix):
+        return "starts with a drive letter"
+    if posix.startswith("/"):
+        return "is absolute"
+    if ".." in posix.split("/"):
+        return "goes up with '..' out of the report's folder"
+    return None
+
+
+_MAGIC: tuple[tuple[bytes, str], ...] = (
+    (b"\xff\xd8\xff", "jpeg"), (b"\x89PNG\r\n\x1a\n", "png"),
+    (b"%PDF-", "a PDF document"), (b"GIF87a", "a GIF image"), (b"GIF89a", "a GIF image"),
+    (b"II*\x00", "a TIFF image"), (b"MM\x00*", "a TIFF image"), (b"BM", "a BMP image"),
+    (b"PK\x03\x04", "a ZIP archive (or a Word/Excel file)"),
+    (b"\xd0\xcf\x11\xe0", "an old Microsoft Office document"),
+)
+# What a disguised ("polyglot") image carries: readers of that format find it anywhere.
+_HIDDEN = re.compile(rb"%PDF-|<script|<html|<\?php", re.IGNORECASE)
+
+
+def _sniff(data: bytes) -> str:
+    for magic, kind in _MAGIC:
+        if data.startswith(magic):
+            return kind
+    if data.startswith(b"RIFF") and data[8:12] == b"WEBP":
+        return "a WebP image"
+    if data[4:8] == b"ftyp":
+        return "a HEIC photo or a video (a phone format)"
+    return f"a file of unknown type (it starts with the bytes {data[:8].hex(' ').upper()})"
+
+
+def _photo(name: str, target: Path, limits: Limits) -> Photo:
+    q = quote(name)
+    data = _photo_bytes(q, target, limits)
+    kind = _sniff(data)
+    if kind not in ("jpeg", "png"):
+        raise Invalid(f"the photo {q} is {kind} (detected from its content), not a JPEG or PNG "
+                       "image; save it as .jpg or .png")
+    hidden = _HIDDEN.search(data)
+    if hidden or b"PK\x05\x06" in data[-65_600:]:
+        what = hidden.group().decode("ascii", "replace") if hidden else "a ZIP archive"
+        raise Invalid(f"the photo {q} is a {kind.upper()} image that also contains {what!r} "
+                       "(a disguised file); export the photo again from the camera or phone")
+    if damage := _damage(data):
+        raise Invalid(f"the photo {q} is a damaged {kind.upper()} image ({damage}); "
+                       "export it again")
+    return Photo(path=target, original_name=_clean_name(name, target), kind=kind,
+                 size=len(data), sha256=hashlib.sha256(data).hexdigest())
+
+
+def _photo_bytes(q: str, target: Path, limits: Limits) -> bytes:
+    try:
+        info = target.stat()
+        if not stat.S_ISREG(info.st_mode):
+            raise Invalid(f"the photo {q} is a folder or a special file, not an image file")
+        if info.st_size == 0:
+            raise Invalid(f"the photo {q} is an empty file (0 bytes)")
+        if info.st_size > limits.photo_bytes:
+            raise Invalid(f"the photo {q} is {info.st_size / 2**20:.1f} MB ({info.st_size} "
+                           f"bytes); the limit is {limits.photo_bytes / 2**20:g} MB "
+                           f"({limits.photo_bytes} bytes); make it smaller")
+        return target.read_bytes()
+    except FileNotFoundError:
+        raise Invalid(f"the photo {q} was not found in the report's folder; "
+                       "check the file name") from None
+    except OSError as exc:
+        raise Invalid(f"the photo {q} cannot be read ({exc.strerror})") from exc
+
+
+def _damage(data: bytes) -> str | None:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as image:
+                image.verify()
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError,
+            Image.DecompressionBombWarning) as exc:
+        return str(exc) or type(exc).__name__
+    return None
+
+
+def _clean_name(name: str, target: Path) -> str:
+    """The client's file name as metadata only: last part, no controls, at most 100 chars."""
+    base = unicodedata.normalize("NFC", name.replace("\\", "/").rsplit("/", 1)[-1])
+    base = "".join(ch for ch in base if unicodedata.category(ch)[0] != "C").strip(" .")
+    if len(base) > 100:
+        suffix = Path(base).suffix[:10]
+        base = base[: 100 - len(suffix)] + suffix
+    return base or target.name
