@@ -16,7 +16,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,8 @@ from .domain import parse_level
 from .drafts import DraftMaker, SubmitOutcome, read_markdown
 from .errors import PipelineError
 from .intake import read_files
-from .push import PackedArticle, PushReport, run_push
+from .publish.wechat import make_client
+from .push import PackedArticle, PushReport, confirm_sent, run_push
 from .schedule import Clock, serve
 from .store import Store, open_store
 from .sweep import Flagged, sweep
@@ -198,6 +199,12 @@ def cmd_show(ctx: Context) -> int:
     for e in data["history"]:
         note = f" - {e['note']}" if e["note"] else ""
         print(f"  {_when(e['at'], settings)}  {e['actor']:<10} {e['action']}{note}")
+    for p in data["publications"]:
+        print(f"publication: push {p['push_id']} position {p['position']} {p['state']}"
+              + (f"  {p['url']}" if p["url"] else ""))
+        for call in p.get("wechat", {}).get("attempts", []):
+            print(f"  wechat {_when(call['at'], settings)}  {call['step']:<12} "
+                  f"{call['outcome']:<10} {call['detail'][:80]}")
     for a in data["alerts"]:
         print(f"alert: {a['kind']} at {_when(a['at'], settings)} -> "
               f"{', '.join(a['recipients']) or '(editors)'}")
@@ -256,6 +263,7 @@ def _push_json(report: PushReport, settings: Settings) -> dict[str, Any]:
         return {"id": c.id, "title": c.title, "unit": c.unit, "late": a.late,
                 "position": a.position, "deadline": views.iso(c.deadline, settings)}
     return {"date": report.day.isoformat(), "already_done": report.already_done,
+            "wechat_state": report.wechat_state,
             "dry_run": report.dry_run, "articles": [item(a) for a in report.articles],
             "left_over": [item(a) for a in report.left_over],
             "missed_days": [d.isoformat() for d in report.missed_days],
@@ -267,12 +275,15 @@ def _print_push(report: PushReport, settings: Settings) -> None:
         print(f"missed: no push went out on {day} (recorded)")
     if report.already_done:
         print(f"the push for {report.day} is already done; nothing was published twice")
-    head = "would publish" if report.dry_run else "published"
+    head = "would publish" if report.dry_run else (
+        "published" if report.manifest else "in this push")
     if report.articles and not report.already_done:
         for a in report.articles:
             late = "  LATE" if a.late else ""
             print(f"{head} {a.position}. #{a.candidate.id}  {a.candidate.unit}  "
                   f"{a.candidate.title}{late}")
+        if report.message:
+            print(report.message)
     elif not report.already_done:
         print(report.message or f"nothing to publish for {report.day}")
     for a in report.left_over:
@@ -281,6 +292,31 @@ def _print_push(report: PushReport, settings: Settings) -> None:
               f"{_when(a.candidate.deadline, settings)}{warn}")
     if report.manifest:
         print(f"manifest: {settings.paths.published / report.manifest}")
+
+
+def cmd_confirm_sent(ctx: Context) -> int:
+    try:
+        day = date.fromisoformat(ctx.args.date)
+    except ValueError:
+        raise PipelineError(f"{ctx.args.date!r} is not a date like 2026-06-20.") from None
+    report = confirm_sent(ctx.store, ctx.settings, day, ctx.now())
+    print(f"the push of {day} is recorded as sent ({len(report.articles)} article(s))")
+    return 0
+
+
+def cmd_wechat_check(ctx: Context) -> int:
+    settings = ctx.settings
+    if not settings.wechat.enabled:
+        raise PipelineError('wechat.mode is "folder": nothing is sent to WeChat; set '
+                            'mode to "masssend", "freepublish" or "draftbox" and wechat.appid.')
+    client = make_client(settings, ctx.store)
+    try:
+        client.check_credentials()
+    finally:
+        client.close()
+    print(f"WeChat account {settings.wechat.appid} at {settings.wechat.base_url}: "
+          f"credentials and IP whitelist OK (mode {settings.wechat.mode})")
+    return 0
 
 
 def cmd_check(ctx: Context) -> int:
@@ -396,6 +432,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("push", cmd_push, "the daily push, now", True)
     p.add_argument("--dry-run", action="store_true", help="show the pack; change nothing")
     add("check", cmd_check, "the deadline sweep: flag due-soon and overdue stories", True)
+    add("confirm-sent", cmd_confirm_sent, "confirm that the day's push was sent from the "
+        "WeChat console (draftbox mode, or a push that needs a person)").add_argument(
+        "date", help="the push's local date, like 2026-06-20")
+    w = add("wechat", cmd_wechat_check, "WeChat account tools")
+    wsub = w.add_subparsers(dest="wechat_command", metavar="ACTION", required=True)
+    wsub.add_parser("check", help="verify the credentials and the IP whitelist",
+                    description="verify the credentials and the IP whitelist").set_defaults(
+        func=cmd_wechat_check)
     add("serve", cmd_serve, "run the scheduler (daily push and deadline sweep)").set_defaults(
         running_clock=True)
     p = add("units", cmd_units, "the unit tree with counts; add or import units", True)

@@ -142,6 +142,7 @@ class Publication(SQLModel, table=True):
     late: bool = False
     published_at: datetime | None = _utc_field(default=None)
     output_path: str | None = None
+    url: str | None = None                     # the article's permanent WeChat URL, if any
     error: str = ""
 
 
@@ -221,3 +222,83 @@ class AuditLog(SQLModel, table=True):
     target: str = ""
     remote: str = ""
     detail: str = Field(default="", sa_type=sa.Text)
+
+
+class WeChatJob(SQLModel, table=True):
+    """The WeChat side of one day's push: one draft holding the day's articles.
+
+    ``state`` moves by conditional updates only (``WHERE id = ? AND state = ? AND
+    fence = ?``); an intent is committed before each external call and its result after.
+    """
+
+    id: int | None = Field(default=None, primary_key=True)
+    push_id: int = Field(foreign_key="push.id", unique=True)
+    mode: str = Field(max_length=20)            # masssend, freepublish, draftbox
+    state: str = Field(max_length=20, index=True)
+    fence: int = 0                              # bumped by every transition
+    attempt: int = 0                            # draft/add attempts (each has its own marker)
+    marker: str = ""                            # echoed in content_source_url
+    media_id: str | None = None                 # the WeChat draft
+    clientmsgid: str | None = None              # mass send dedupe key, from (account, date)
+    publish_id: str | None = None               # freepublish job
+    msg_id: str | None = None                   # mass send message
+    article_id: str | None = None
+    urls: str = Field(default="[]", sa_type=sa.Text)  # JSON list, article order
+    retry_at: datetime | None = _utc_field(default=None)
+    resume_state: str | None = None             # where a DEFERRED job picks up again
+    checks: int = 0                             # reconciliation looks at an unknown outcome
+    resubmits: int = 0                          # at most one, after a reconciler found nothing
+    polls: int = 0                              # status polls so far (budgeted per day)
+    poll_day: date | None = None
+    polls_today: int = 0
+    error: str = Field(default="", sa_type=sa.Text)
+    created_at: datetime = _utc_field()
+    updated_at: datetime = _utc_field()
+
+
+class WeChatCall(SQLModel, table=True):
+    """Every WeChat call a job made: what, when, and how it ended."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    job_id: int = Field(foreign_key="wechatjob.id", index=True)
+    at: datetime = _utc_field()
+    step: str = Field(max_length=40)
+    outcome: str = Field(max_length=40)         # intent, ok, retry, defer, ambiguous, final
+    detail: str = Field(default="", sa_type=sa.Text)
+
+
+class WeChatMedia(SQLModel, table=True):
+    """Uploads cached by content hash so a photo is never uploaded twice."""
+
+    __table_args__ = (sa.UniqueConstraint("appid", "sha256", "kind", name="uq_media_hash"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    appid: str = Field(max_length=64)
+    sha256: str = Field(max_length=64)
+    kind: str = Field(max_length=20)            # body (uploadimg) or cover (add_material)
+    url: str = ""
+    media_id: str | None = None
+    created_at: datetime = _utc_field()
+
+
+class WeChatToken(SQLModel, table=True):
+    """The one cached access token per account, shared by every process."""
+
+    appid: str = Field(primary_key=True, max_length=64)
+    token: str = Field(sa_type=sa.Text)
+    expires_at: datetime = _utc_field()
+
+
+class WeChatEvent(SQLModel, table=True):
+    """Inbox of PUBLISHJOBFINISH / MASSSENDJOBFINISH pushes, matched by the reconciler."""
+
+    __table_args__ = (sa.UniqueConstraint("event", "ref", "status", name="uq_event_once"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    event: str = Field(max_length=40)
+    ref: str = Field(max_length=64)             # publish_id or msg_id
+    status: str = Field(max_length=40)
+    article_id: str | None = None
+    urls: str = Field(default="[]", sa_type=sa.Text)
+    received_at: datetime = _utc_field()
+    payload: str = Field(default="", sa_type=sa.Text)

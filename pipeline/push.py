@@ -9,6 +9,7 @@ repeat, so a push interrupted by a crash is resumed, never run twice.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -22,14 +23,17 @@ from .alerts import record_alert
 from .config import Settings
 from .deadlines import next_push_after, push_time_on
 from .domain import DraftStatus
+from .errors import PublishError
 from .faults import crash_point
-from .models import Draft, DraftEvent, Publication, Push, Unit
+from .models import Draft, DraftEvent, Publication, Push, Unit, WeChatJob
+from .publish import wechat
 from .publish.folder import FolderPublisher
 from .store import Store
+from .wechat.client import WeChatClient
 
 log = logging.getLogger(__name__)
 
-RUNNING, DONE, MISSED, EMPTY = "running", "done", "missed", "empty"
+RUNNING, DONE, MISSED, EMPTY, FAILED = "running", "done", "missed", "empty", "failed"
 
 
 @dataclass(frozen=True)
@@ -61,6 +65,7 @@ class PushReport:
     missed_days: list[date] = field(default_factory=list)
     manifest: str | None = None
     message: str = ""
+    wechat_state: str | None = None
 
 
 def pack(candidates: Sequence[Candidate], limit: int, at: datetime, next_push: datetime
@@ -132,23 +137,50 @@ def run_push(store: Store, settings: Settings, now: datetime, *, dry_run: bool =
             row = _push_row(session, settings, day)
         done = row is not None and row.state in (DONE, RUNNING)
         return PushReport(day, already_done=done, dry_run=True, articles=chosen, left_over=left)
+    client = wechat.make_client(settings, store) if settings.wechat.enabled else None
     with store.session() as session:
         missed = record_missed_days(session, settings, now)
-    report = _claim(store, settings, now, day)
+    report = _claim(store, settings, now, day, client)
     report.missed_days = missed
     crash_point("after_push_claimed")
     if not report.already_done and report.articles:
-        _publish(store, settings, now, day, report)
+        _deliver(store, settings, now, report, client)
     return report
 
 
-def _claim(store: Store, settings: Settings, now: datetime, day: date) -> PushReport:
+def _deliver(store: Store, settings: Settings, now: datetime, report: PushReport,
+             client: WeChatClient | None, *, takeover: bool = False) -> None:
+    """Publish a claimed push: straight to the folder, or through the WeChat job first."""
+    if client is None:
+        _publish(store, settings, now, report.day, report)
+        return
+    with store.session() as session:
+        job = session.exec(select(WeChatJob).join(Push, col(Push.id) == WeChatJob.push_id)
+                           .where(Push.account == settings.account.key,
+                                  Push.local_date == report.day)).first()
+    if job is None or job.id is None:
+        _publish(store, settings, now, report.day, report)  # claimed before WeChat was on
+        return
+    job = wechat.JobRunner(store, settings, client, now, takeover=takeover).advance(job.id)
+    report.wechat_state = job.state
+    if job.state == wechat.PUBLISHED:
+        _publish(store, settings, now, report.day, report, job)
+    elif job.state in (wechat.FAILED, wechat.CANCELLED):
+        _close_unpublished(store, settings, now, report, job)
+    else:
+        report.message = f"WeChat publishing is under way ({job.state}); it will be finished " \
+                         "by the scheduler"
+
+
+def _claim(store: Store, settings: Settings, now: datetime, day: date,
+           client: WeChatClient | None) -> PushReport:
     """Insert the day's push row and claim its stories in one transaction."""
     try:
         with store.session() as session:
             row = _push_row(session, settings, day)
             if row is not None and row.state in (DONE, RUNNING):
                 return _existing(session, settings, row, now)
+            stray = _release_deferred(session, settings, day)
             chosen, left = plan(session, settings, now)
             if row is None:
                 row = Push(account=settings.account.key, local_date=day, started_at=now,
@@ -160,7 +192,11 @@ def _claim(store: Store, settings: Settings, now: datetime, day: date) -> PushRe
             row.finished_at = None if chosen else now
             session.flush()
             _claim_stories(session, row, chosen, now)
-            return PushReport(day, articles=chosen, left_over=left,
+            if client is not None and chosen:
+                session.add(WeChatJob(push_id=row.id or 0, mode=settings.wechat.mode,
+                                      state=wechat.QUEUED, created_at=now, updated_at=now))
+        _delete_drafts(client, stray)
+        return PushReport(day, articles=chosen, left_over=left,
                               message="" if chosen else "nothing is approved for today's push")
     except IntegrityError:
         # Another process claimed the same slot or story at the same moment: it wins.
@@ -202,8 +238,59 @@ def _existing(session: Session, settings: Settings, row: Push, now: datetime) ->
                       else "resuming today's interrupted push")
 
 
+def _release_deferred(session: Session, settings: Settings, day: date) -> list[str]:
+    """Give the stories of an earlier push that WeChat's quota deferred to today's push.
+
+    Returns the WeChat drafts to delete: they were never submitted, so cancelling wins.
+    """
+    rows = session.exec(select(Push, WeChatJob).join(WeChatJob, col(WeChatJob.push_id)
+                                                     == Push.id)
+                        .where(Push.account == settings.account.key, Push.local_date < day,
+                               Push.state == RUNNING, WeChatJob.state == wechat.DEFERRED)).all()
+    stray = []
+    for push, job in rows:
+        for pub in session.exec(select(Publication).where(Publication.push_id == push.id,
+                                                          Publication.state == "queued")):
+            pub.state, pub.error = "cancelled", "moved to a later push (WeChat quota)"
+            session.execute(sa.update(Draft).where(col(Draft.id) == pub.draft_id,
+                                                   col(Draft.status) == DraftStatus.PUBLISHING)
+                            .values(status=DraftStatus.APPROVED))
+        push.state, push.note = MISSED, "WeChat's quota was used up; stories moved on"
+        job.state, job.fence = wechat.CANCELLED, job.fence + 1
+        if job.media_id:
+            stray.append(job.media_id)
+    session.flush()
+    return stray
+
+
+def _delete_drafts(client: WeChatClient | None, media_ids: list[str]) -> None:
+    for media_id in media_ids:
+        try:
+            if client is not None:
+                client.draft_delete(media_id)
+        except PublishError as exc:  # a stray draft is untidy, not dangerous
+            log.warning("could not delete the stray WeChat draft %s: %s", media_id, exc)
+
+
+def _close_unpublished(store: Store, settings: Settings, now: datetime, report: PushReport,
+                       job: WeChatJob) -> None:
+    """WeChat gave up (or nothing was left): the stories go back to the editors."""
+    with store.session() as session:
+        row = _push_row(session, settings, report.day)
+        assert row is not None
+        for pub in session.exec(select(Publication).where(Publication.push_id == row.id,
+                                                          Publication.state == "queued")):
+            pub.state, pub.error = FAILED, job.error
+            session.execute(sa.update(Draft).where(col(Draft.id) == pub.draft_id,
+                                                   col(Draft.status) == DraftStatus.PUBLISHING)
+                            .values(status=DraftStatus.FAILED, updated_at=now))
+        row.state, row.finished_at, row.note = (FAILED if job.state == wechat.FAILED else DONE,
+                                                now, job.error)
+    report.message = f"WeChat publishing failed: {job.error}"
+
+
 def _publish(store: Store, settings: Settings, now: datetime, day: date,
-             report: PushReport) -> None:
+             report: PushReport, job: WeChatJob | None = None) -> None:
     publisher = FolderPublisher(settings)
     with store.session() as session:
         # Lock the day's row: a second process resuming the same push waits here and
@@ -216,17 +303,23 @@ def _publish(store: Store, settings: Settings, now: datetime, day: date,
             report.already_done = row.state == DONE
             report.manifest = row.manifest_path
             return
-        pubs = list(session.exec(select(Publication).where(Publication.push_id == row.id)
+        pubs = list(session.exec(select(Publication).where(Publication.push_id == row.id,
+                                                           Publication.state != "cancelled")
                                  .order_by(col(Publication.position))))
-        for pub in pubs:
+        urls = json.loads(job.urls) if job is not None else []
+        for index, pub in enumerate(pubs):
             draft = session.get(Draft, pub.draft_id)
             assert draft is not None
+            pub.url = urls[index] if index < len(urls) and urls[index] else pub.url
             pub.output_path = publisher.write_article(day, pub.position, pub.draft_id,
-                                                      _meta(draft, pub, now))
+                                                      _meta(draft, pub, now, job))
             crash_point("after_article_written")
             _mark_published(session, settings, draft, pub, now)
-        row.manifest_path = publisher.write_manifest(day, _manifest(row, report, now))
-        row.state, row.finished_at, row.channel = DONE, now, publisher.channel
+        report.articles = [a for a in report.articles
+                           if a.candidate.id in {p.draft_id for p in pubs}]
+        row.manifest_path = publisher.write_manifest(day, _manifest(row, report, now, job))
+        row.state, row.finished_at = DONE, now
+        row.channel = job.mode if job is not None else publisher.channel
         report.manifest = row.manifest_path
 
 
@@ -249,17 +342,28 @@ def _mark_published(session: Session, settings: Settings, draft: Draft, pub: Pub
                             f"{draft.deadline.isoformat()}.")
 
 
-def _meta(draft: Draft, pub: Publication, now: datetime) -> dict[str, object]:
+def _meta(draft: Draft, pub: Publication, now: datetime, job: WeChatJob | None
+          ) -> dict[str, object]:
     return {"id": draft.id, "title": draft.title, "author": draft.author,
             "digest": draft.digest, "activity_type": draft.activity_type,
             "position": pub.position, "deadline": draft.deadline.isoformat(),
-            "published_at": now.isoformat(), "late": now > draft.deadline}
+            "published_at": now.isoformat(), "late": now > draft.deadline, "url": pub.url,
+            "wechat": _wechat_json(job)}
 
 
-def _manifest(row: Push, report: PushReport, now: datetime) -> dict[str, object]:
+def _wechat_json(job: WeChatJob | None) -> dict[str, object] | None:
+    if job is None:
+        return None
+    return {"mode": job.mode, "media_id": job.media_id, "publish_id": job.publish_id,
+            "msg_id": job.msg_id, "article_id": job.article_id, "urls": json.loads(job.urls)}
+
+
+def _manifest(row: Push, report: PushReport, now: datetime, job: WeChatJob | None
+              ) -> dict[str, object]:
     return {
         "date": row.local_date.isoformat(), "account": row.account, "push_id": row.id,
-        "channel": "folder", "published_at": now.isoformat(),
+        "channel": job.mode if job is not None else "folder", "published_at": now.isoformat(),
+        "wechat": _wechat_json(job),
         "articles": [_article_json(a) for a in report.articles],
         "left_over": [_article_json(a) for a in report.left_over],
         "missed_days": [d.isoformat() for d in report.missed_days],
@@ -273,23 +377,55 @@ def _article_json(item: PackedArticle) -> dict[str, object]:
             "late": item.late}
 
 
-def resume_unfinished(store: Store, settings: Settings, now: datetime) -> list[date]:
-    """Finish pushes left 'running' by a crash (their stories are claimed already)."""
+def resume_unfinished(store: Store, settings: Settings, now: datetime, *,
+                      takeover: bool = False) -> list[date]:
+    """Finish pushes left 'running' (a crash, or WeChat still working on them).
+
+    ``takeover``: the caller holds the scheduler lock, so no other process is working
+    on an in-flight WeChat call and it can be reconciled at once.
+    """
     with store.session() as session:
         rows = list(session.exec(select(Push).where(Push.account == settings.account.key,
                                                     Push.state == RUNNING)))
+    if not rows:
+        return []
+    client = wechat.make_client(settings, store) if settings.wechat.enabled else None
     for row in rows:
-        report = PushReport(row.local_date)
         with store.session() as session:
             report = _existing(session, settings, row, now)
-        _publish(store, settings, now, row.local_date, report)
+        _deliver(store, settings, now, report, client, takeover=takeover)
     return [row.local_date for row in rows]
 
 
-def catch_up(store: Store, settings: Settings, now: datetime) -> PushReport | None:
+def confirm_sent(store: Store, settings: Settings, day: date, now: datetime) -> PushReport:
+    """An editor confirms that the day's push went out from the WeChat console.
+
+    Raises:
+        PublishError: when there is nothing to confirm for that day.
+    """
+    with store.session() as session:
+        job = session.exec(select(WeChatJob).join(Push, col(Push.id) == WeChatJob.push_id)
+                           .where(Push.account == settings.account.key,
+                                  Push.local_date == day)).first()
+        row = _push_row(session, settings, day)
+    waiting = (wechat.SENT_UNCONFIRMED, wechat.AWAITING_MANUAL, wechat.NEEDS_HUMAN)
+    if job is None or row is None or job.state not in waiting:
+        state = job.state if job is not None else "no WeChat push"
+        raise PublishError(f"There is no push waiting for confirmation on {day} ({state}).")
+    runner = wechat.JobRunner(store, settings, wechat.make_client(settings, store), now)
+    if not runner.move(job, job.state, wechat.PUBLISHED, error="confirmed by an editor"):
+        raise PublishError(f"The push of {day} changed just now; look again and retry.")
+    with store.session() as session:
+        report = _existing(session, settings, row, now)
+    _publish(store, settings, now, day, report, job)
+    return report
+
+
+def catch_up(store: Store, settings: Settings, now: datetime, *, takeover: bool = False
+             ) -> PushReport | None:
     """On start and on every tick: finish interrupted pushes, record missed days, and
     push today if its time has come and it has not been done."""
-    resume_unfinished(store, settings, now)
+    resume_unfinished(store, settings, now, takeover=takeover)
     day = local_date(now, settings)
     if now < push_time_on(day, settings):
         with store.session() as session:
@@ -297,6 +433,6 @@ def catch_up(store: Store, settings: Settings, now: datetime) -> PushReport | No
         return None
     with store.session() as session:
         row = _push_row(session, settings, day)
-    if row is not None and row.state in (DONE, RUNNING):
-        return None
+    if row is not None and row.state in (DONE, RUNNING, FAILED):
+        return None  # a failed push waits for a person, never an automatic retry
     return run_push(store, settings, now)

@@ -123,11 +123,15 @@ class InstanceLock:
             self._connection = None
 
 
-def tick(store: Store, settings: Settings, clock: Clock) -> None:
-    """One wake-up: catch up on pushes, then sweep deadlines. Never raises."""
+def tick(store: Store, settings: Settings, clock: Clock, takeover: bool = False) -> None:
+    """One wake-up: catch up on pushes, then sweep deadlines. Never raises.
+
+    ``takeover``: the start-up tick, run while holding the instance lock, may reconcile
+    in-flight WeChat calls at once (their process is gone).
+    """
     now = clock.now()
     try:
-        report = catch_up(store, settings, now)
+        report = catch_up(store, settings, now, takeover=takeover)
         if report is not None and report.articles:
             log.info("pushed %d article(s) for %s", len(report.articles), report.day)
         with store.session() as session:
@@ -171,7 +175,7 @@ def serve(store: Store, settings: Settings, clock: Clock, *,
     scheduler: BackgroundScheduler | None = None
     try:
         _install_signals(stop)
-        tick(store, settings, clock)  # the start-up catch-up
+        tick(store, settings, clock, takeover=True)  # the start-up catch-up
         seconds = tick_seconds or settings.schedule.sweep_minutes * 60
         scheduler = build_scheduler(store, settings, clock, seconds)
         scheduler.start()

@@ -18,7 +18,7 @@ from .deadlines import WAITING, deadline_state, hours_left
 from .domain import DraftStatus, Level
 from .drafts import draft_files
 from .errors import ReviewError
-from .models import Draft, Publication, Submission, Unit
+from .models import Draft, Publication, Submission, Unit, WeChatCall, WeChatJob
 from .review import get_draft, history
 from .units import unit_counts
 
@@ -92,12 +92,28 @@ def detail(session: Session, settings: Settings, draft_id: int, now: datetime
         "alerts": [{"kind": a.kind, "at": iso(a.created_at, settings),
                     "recipients": json.loads(a.recipients), "sent_at": iso(a.sent_at, settings)}
                    for a in alerts_for(session, draft_id)],
-        "publications": [{"push_id": p.push_id, "position": p.position, "state": p.state,
-                          "late": p.late, "published_at": iso(p.published_at, settings),
-                          "path": p.output_path}
+        "publications": [_publication(session, p, settings)
                          for p in session.exec(select(Publication).where(
                              Publication.draft_id == draft_id))],
     })
+    return data
+
+
+def _publication(session: Session, pub: Publication, settings: Settings) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "push_id": pub.push_id, "position": pub.position, "state": pub.state,
+        "late": pub.late, "published_at": iso(pub.published_at, settings),
+        "path": pub.output_path, "url": pub.url, "error": pub.error}
+    job = session.exec(select(WeChatJob).where(WeChatJob.push_id == pub.push_id)).first()
+    if job is not None:
+        calls = session.exec(select(WeChatCall).where(WeChatCall.job_id == job.id)
+                             .order_by(col(WeChatCall.id)))
+        data["wechat"] = {
+            "mode": job.mode, "state": job.state, "media_id": job.media_id,
+            "publish_id": job.publish_id, "msg_id": job.msg_id, "article_id": job.article_id,
+            "error": job.error,
+            "attempts": [{"at": iso(c.at, settings), "step": c.step, "outcome": c.outcome,
+                          "detail": c.detail} for c in calls]}
     return data
 
 

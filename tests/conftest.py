@@ -88,6 +88,23 @@ class Workspace:
                     os.environ["DATABASE_URL"] = old
         return self._settings
 
+    def configure(self, section: str, **values: object) -> None:
+        """Set keys of one table in config.toml (the bundled file has every table)."""
+        path = self.path / "config.toml"
+        lines = path.read_text(encoding="utf-8").splitlines()
+        start = lines.index(f"[{section}]")
+        for key, value in values.items():
+            text = json.dumps(value, ensure_ascii=False)
+            for i in range(start + 1, len(lines)):
+                if lines[i].startswith("["):
+                    lines.insert(i, f"{key} = {text}")
+                    break
+                if lines[i].split("=")[0].strip() == key:
+                    lines[i] = f"{key} = {text}"
+                    break
+        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        self._settings = None
+
     def store(self) -> Store:
         return open_store(self.database_url)
 

@@ -149,7 +149,7 @@ def test_campaign_week(any_workspace: Workspace, tmp_path: Path) -> None:
     # escalated to its street a day later; a second sweep records nothing new.
     thu = ws.run("check", "--json", now="2026-06-18T09:00+08:00").json()
     assert [x["id"] for x in thu["overdue"]] == [ids["洋湖国际社区"]]
-    assert thu["overdue"][0]["notify"] == ["yanghu@xxxq.example.cn"]
+    assert thu["overdue"][0]["notify"] == ["bianji@xxxq.example.cn", "yanghu@xxxq.example.cn"]
     assert thu["escalated"] == []
     fri = ws.run("check", "--json", now="2026-06-19T09:00+08:00").json()
     assert fri["escalated"][0]["notify"] == ["huangjinyuan@xxxq.example.cn"]

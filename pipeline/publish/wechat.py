@@ -1,0 +1,512 @@
+"""Publishing one day's push to WeChat, exactly once, through crashes and API failures.
+
+The day's articles go out as one WeChat draft (lead first). A ``WeChatJob`` row
+carries the state machine of reliability.md; each arrow is one committed,
+conditional update (``WHERE id AND state AND fence``), the intent is committed
+before every external call and its result after it:
+
+    QUEUED -> DRAFTING -> DRAFTED -> SUBMITTING -> SUBMITTED -> PUBLISHED
+    side exits: DRAFT_UNKNOWN / SUBMIT_UNKNOWN (outcome not known: reconcile, never
+    blindly retry), DEFERRED (quota: the next day's push takes the stories over),
+    AWAITING_MANUAL -> SENT_UNCONFIRMED (draftbox mode), FAILED, NEEDS_HUMAN, CANCELLED.
+
+Every attempt carries a marker in ``content_source_url``, so the reconciler can
+find our own draft or article at WeChat without knowing any of its ids. Mass send
+uses a ``clientmsgid`` derived from (account, date): WeChat itself refuses a second
+send with it. ``advance`` is safe to run twice, late, or in two processes at once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Session, col, select
+
+from ..alerts import record_alert
+from ..config import Settings
+from ..deadlines import push_time_on
+from ..drafts import draft_files
+from ..errors import ErrorKind, PublishError, WeChatAPIError
+from ..faults import crash_point
+from ..models import Draft, Publication, Push, WeChatCall, WeChatEvent, WeChatJob
+from ..render import check_limits
+from ..store import Store
+from ..wechat.client import WeChatClient
+from ..wechat.tokens import DatabaseTokenCache
+from .media import MediaUploader, rewrite_images
+
+log = logging.getLogger(__name__)
+
+QUEUED, DRAFTING, DRAFTED = "queued", "drafting", "drafted"
+SUBMITTING, SUBMITTED, PUBLISHED = "submitting", "submitted", "published"
+DRAFT_UNKNOWN, SUBMIT_UNKNOWN = "draft_unknown", "submit_unknown"
+DEFERRED, FAILED, NEEDS_HUMAN, CANCELLED = "deferred", "failed", "needs_human", "cancelled"
+AWAITING_MANUAL, SENT_UNCONFIRMED = "awaiting_manual", "sent_unconfirmed"
+# In these the job made an external call whose outcome only WeChat knows.
+IN_FLIGHT = frozenset({DRAFTING, SUBMITTING})
+OPEN = frozenset({QUEUED, DRAFTING, DRAFTED, SUBMITTING, SUBMITTED, DRAFT_UNKNOWN,
+                  SUBMIT_UNKNOWN, AWAITING_MANUAL, SENT_UNCONFIRMED, NEEDS_HUMAN, DEFERRED})
+LEASE = timedelta(minutes=2)        # an in-flight state older than this lost its process
+MAX_POLLS = 24                       # status polls before a stuck publish needs a person
+MAX_CHECKS = 4                       # reconciliation rounds before an unknown needs a person
+SCAN_PAGES = 10                      # batchget pages (20 each) searched for a marker
+
+
+def make_client(settings: Settings, store: Store) -> WeChatClient:
+    """The account's client; the AppSecret comes only from the environment.
+
+    Raises:
+        PublishError: when the secret's environment variable is not set.
+    """
+    cfg = settings.wechat
+    secret = os.environ.get(cfg.secret_env, "")
+    if not secret:
+        raise PublishError(f"The environment variable {cfg.secret_env} (named by "
+                           "wechat.secret_env) is not set; it must hold the account's "
+                           "AppSecret.")
+    return WeChatClient(cfg.base_url, cfg.appid, secret, tokens=DatabaseTokenCache(store),
+                        connect_timeout=cfg.connect_timeout, read_timeout=cfg.read_timeout)
+
+
+def clientmsgid(account: str, day: str) -> str:
+    """The mass-send key for (account, date): a retry can never send twice."""
+    return "pl-" + hashlib.sha256(f"{account}|{day}".encode()).hexdigest()[:32]
+
+
+def backoff(count: int) -> timedelta:
+    """1, 2, 4 ... minutes, capped at an hour."""
+    return timedelta(minutes=min(60, 2 ** max(0, count - 1)))
+
+
+@dataclass
+class Outcome:
+    state: str
+    message: str = ""
+
+
+class JobRunner:
+    """Moves one push's job through the state machine as far as it can go now."""
+
+    def __init__(self, store: Store, settings: Settings, client: WeChatClient, now: datetime,
+                 *, takeover: bool = False) -> None:
+        self.store = store
+        self.settings = settings
+        self.client = client
+        self.now = now
+        # On start-up the instance lock proves no other scheduler is alive, so an
+        # in-flight state is a crashed one right away; otherwise wait for the lease.
+        self.takeover = takeover
+        self.uploader = MediaUploader(client, settings.wechat.appid, self._session, now)
+
+    def _session(self) -> Session:
+        return Session(self.store.engine, expire_on_commit=False)
+
+    # ----------------------------------------------------------------- bookkeeping
+
+    def load(self, job_id: int) -> WeChatJob:
+        with self.store.session() as session:
+            job = session.get(WeChatJob, job_id)
+            assert job is not None
+            return job
+
+    def move(self, job: WeChatJob, expected: str, target: str, **values: Any) -> bool:
+        """One conditional transition; False when someone else moved the job first."""
+        with self.store.session() as session:
+            result = session.execute(
+                sa.update(WeChatJob)
+                .where(col(WeChatJob.id) == job.id, col(WeChatJob.state) == expected,
+                       col(WeChatJob.fence) == job.fence)
+                .values(state=target, fence=job.fence + 1, updated_at=self.now, **values))
+            if result.rowcount != 1:  # type: ignore[attr-defined]
+                log.info("job %s: lost the race moving %s -> %s", job.id, expected, target)
+                return False
+        job.state, job.fence, job.updated_at = target, job.fence + 1, self.now
+        for key, value in values.items():
+            setattr(job, key, value)
+        return True
+
+    def note(self, job: WeChatJob, step: str, outcome: str, detail: str = "") -> None:
+        with self.store.session() as session:
+            session.add(WeChatCall(job_id=job.id or 0, at=self.now, step=step,
+                                   outcome=outcome, detail=detail[:2000]))
+
+    def alert(self, job: WeChatJob, kind: str, detail: str) -> None:
+        with self.store.session() as session:
+            record_alert(session, f"{kind}:push{job.push_id}:{job.fence}", kind, self.now,
+                         recipients=self.settings.notify.editors, detail=detail)
+
+    # ----------------------------------------------------------------- driving
+
+    def advance(self, job_id: int) -> WeChatJob:
+        """Run the job until it waits (for WeChat, a retry time or a person) or ends."""
+        job = self.load(job_id)
+        for _ in range(12):  # every step either progresses or returns False
+            step = self._steps().get(job.state)
+            if step is None:
+                return job
+            try:
+                progressed = step(job)
+            except WeChatAPIError as err:
+                progressed = self._failed_call(job, err)
+            if not progressed:
+                return self.load(job_id)
+            job = self.load(job_id)
+        return job
+
+    def _steps(self) -> dict[str, Callable[[WeChatJob], bool]]:
+        return {QUEUED: self._queued, DRAFTING: self._stale_in_flight,
+                DRAFT_UNKNOWN: self._draft_unknown, DRAFTED: self._drafted,
+                SUBMITTING: self._stale_in_flight, SUBMIT_UNKNOWN: self._submit_unknown,
+                SUBMITTED: self._submitted, AWAITING_MANUAL: self._awaiting_manual}
+
+    def _waiting(self, job: WeChatJob) -> bool:
+        return job.retry_at is not None and self.now < job.retry_at
+
+    def _failed_call(self, job: WeChatJob, err: WeChatAPIError) -> bool:
+        """A call made outside an intent window failed: wait, defer or give up."""
+        self.note(job, err.endpoint, err.kind.value, str(err))
+        if err.kind in (ErrorKind.RETRY, ErrorKind.TOKEN, ErrorKind.AMBIGUOUS):
+            tries = job.checks + 1
+            if tries > MAX_CHECKS * 3:
+                return self._give_up(job, NEEDS_HUMAN, f"WeChat kept failing: {err}")
+            self.move(job, job.state, job.state, checks=tries,
+                      retry_at=self.now + backoff(tries), error=str(err))
+            return False
+        if err.kind is ErrorKind.DEFER:
+            return self._defer(job, job.state, err)
+        return self._give_up(job, FAILED, str(err))
+
+    def _give_up(self, job: WeChatJob, target: str, reason: str) -> bool:
+        if self.move(job, job.state, target, error=reason):
+            kind = "publish_failed" if target == FAILED else "needs_human"
+            self.alert(job, kind, f"WeChat publishing of push {job.push_id} stopped: {reason}")
+        return False
+
+    def _defer(self, job: WeChatJob, resume: str, err: WeChatAPIError) -> bool:
+        # The next day's push takes the stories over (see release_deferred), so a
+        # quota day is never spent twice and nothing else burns quota today.
+        self.move(job, job.state, DEFERRED, resume_state=resume, error=str(err),
+                  retry_at=push_time_on(self.now.astimezone(self.settings.tz).date()
+                                        + timedelta(days=1), self.settings))
+        self.alert(job, "publish_deferred", f"Push {job.push_id} waits for tomorrow: {err}")
+        return False
+
+    def _stale_in_flight(self, job: WeChatJob) -> bool:
+        if not self.takeover and self.now - job.updated_at < LEASE:
+            return False  # its process may still be waiting for WeChat's answer
+        target = DRAFT_UNKNOWN if job.state == DRAFTING else SUBMIT_UNKNOWN
+        self.note(job, job.state, "takeover", "in-flight state left by a stopped process")
+        return self.move(job, job.state, target)
+
+    # ----------------------------------------------------------------- drafting
+
+    def _queued(self, job: WeChatJob) -> bool:
+        if self._waiting(job):
+            return False
+        articles = self.build_articles(job)
+        if not articles:
+            return self.move(job, QUEUED, CANCELLED, error="no article left to publish")
+        attempt = job.attempt + 1
+        marker = f"p{job.push_id}a{attempt}{secrets.token_hex(3)}"
+        if not self.move(job, QUEUED, DRAFTING, attempt=attempt, marker=marker):
+            return False
+        self.note(job, "draft/add", "intent", f"attempt {attempt}, marker {marker}")
+        crash_point("after_draft_intent")
+        for article in articles:
+            article["content_source_url"] = self.source_url(article.pop("_draft_id"), marker)
+        try:
+            media_id = self.client.draft_add(articles)
+        except WeChatAPIError as err:
+            return self._draft_failed(job, err)
+        crash_point("after_draft_added")
+        if not self.move(job, DRAFTING, DRAFTED, media_id=media_id, checks=0, retry_at=None):
+            self.client.draft_delete(media_id)  # another process owns the job: drop ours
+            return False
+        self.note(job, "draft/add", "ok", media_id)
+        return True
+
+    def _draft_failed(self, job: WeChatJob, err: WeChatAPIError) -> bool:
+        self.note(job, "draft/add", err.kind.value, str(err))
+        if err.kind is ErrorKind.AMBIGUOUS:
+            return self.move(job, DRAFTING, DRAFT_UNKNOWN)
+        if err.kind in (ErrorKind.RETRY, ErrorKind.TOKEN):  # rejected: nothing was created
+            return self.move(job, DRAFTING, QUEUED, checks=job.checks + 1,
+                             retry_at=self.now + backoff(job.checks + 1)) and False
+        if err.kind is ErrorKind.DEFER:
+            return self._defer(job, QUEUED, err)
+        return self._give_up(job, FAILED, str(err))
+
+    def source_url(self, draft_id: int, marker: str) -> str:
+        return f"{self.settings.notify.base_url}/s/{draft_id}?m={marker}"
+
+    def _draft_unknown(self, job: WeChatJob) -> bool:
+        if self._waiting(job):
+            return False
+        media_id = self.find_draft(job.marker)
+        if media_id is not None:
+            self.note(job, "reconcile", "adopted", f"found our draft {media_id}")
+            return self.move(job, DRAFT_UNKNOWN, DRAFTED, media_id=media_id, checks=0)
+        self.note(job, "reconcile", "absent", "no draft carries the marker: draft again")
+        return self.move(job, DRAFT_UNKNOWN, QUEUED, retry_at=None)
+
+    def find_draft(self, marker: str) -> str | None:
+        for page in range(SCAN_PAGES):
+            items = self.client.draft_batchget(offset=page * 20, count=20).items
+            for item in items:
+                news = (item.get("content") or {}).get("news_item") or []
+                if any(marker in str(n.get("content_source_url", "")) for n in news):
+                    return str(item.get("media_id"))
+            if len(items) < 20:
+                return None
+        return None
+
+    # ----------------------------------------------------------------- submitting
+
+    def _drafted(self, job: WeChatJob) -> bool:
+        if job.mode == "draftbox":
+            self.alert(job, "send_by_hand", f"Push {job.push_id} is in the WeChat draft box "
+                       "(公众号后台 → 草稿箱); send it from the console.")
+            return self.move(job, DRAFTED, AWAITING_MANUAL, retry_at=self.now + LEASE)
+        if self._waiting(job):
+            return False
+        key = job.clientmsgid or clientmsgid(self.settings.account.key, self._day(job))
+        if not self.move(job, DRAFTED, SUBMITTING, clientmsgid=key):
+            return False
+        self.note(job, "submit", "intent", f"media_id {job.media_id}")
+        crash_point("before_submit_sent")
+        try:
+            ref = self._send(job)
+        except WeChatAPIError as err:
+            return self._submit_failed(job, err)
+        crash_point("after_submit_sent")
+        return self._submitted_now(job, SUBMITTING, ref)
+
+    def _send(self, job: WeChatJob) -> str:
+        assert job.media_id is not None
+        if job.mode == "masssend":
+            return str(self.client.mass_sendall(job.media_id, job.clientmsgid or ""))
+        return str(self.client.freepublish_submit(job.media_id))
+
+    def _submitted_now(self, job: WeChatJob, expected: str, ref: str) -> bool:
+        values = {"msg_id": ref} if job.mode == "masssend" else {"publish_id": ref}
+        self.note(job, "submit", "ok", ref)
+        return self.move(job, expected, SUBMITTED, checks=0, polls=0, retry_at=None, **values)
+
+    def _submit_failed(self, job: WeChatJob, err: WeChatAPIError) -> bool:
+        self.note(job, "submit", err.kind.value, str(err))
+        if err.kind is ErrorKind.AMBIGUOUS:
+            return self.move(job, SUBMITTING, SUBMIT_UNKNOWN,
+                             retry_at=self.now + timedelta(minutes=1))
+        if err.kind in (ErrorKind.RETRY, ErrorKind.TOKEN):  # rejected: nothing was sent
+            return self.move(job, SUBMITTING, DRAFTED, checks=job.checks + 1,
+                             retry_at=self.now + backoff(job.checks + 1)) and False
+        if err.kind is ErrorKind.DEFER:
+            return self._defer(job, DRAFTED, err)
+        return self._give_up(job, FAILED, str(err))
+
+    def _submit_unknown(self, job: WeChatJob) -> bool:
+        if self._waiting(job):
+            return False
+        if job.checks >= MAX_CHECKS:
+            return self._give_up(job, NEEDS_HUMAN, "the outcome of the last submit could not "
+                                 "be established; check the WeChat console")
+        if job.mode == "masssend":
+            # The same clientmsgid cannot send twice: WeChat answers with the first msg_id.
+            return self._submitted_now(job, SUBMIT_UNKNOWN, self._send(job))
+        found = self.find_published(job)
+        if found is not None:
+            return self._published(job, SUBMIT_UNKNOWN, *found)
+        return self._unknown_without_article(job)
+
+    def _unknown_without_article(self, job: WeChatJob) -> bool:
+        assert job.media_id is not None
+        try:
+            self.client.draft_get(job.media_id)
+            present = True
+        except WeChatAPIError as err:
+            if err.errcode != 40007:
+                raise
+            present = False
+        settle = timedelta(minutes=self.settings.wechat.settle_minutes)
+        if present and job.checks >= 1 and job.resubmits == 0:
+            # Not published and our draft is still there after a settle period:
+            # WeChat never saw the submit. One re-submit, by the lease holder only.
+            self.note(job, "reconcile", "resubmit", "draft present, nothing published")
+            return self.move(job, SUBMIT_UNKNOWN, DRAFTED, resubmits=1, retry_at=None)
+        reason = "draft present" if present else "draft gone, article not listed yet"
+        self.note(job, "reconcile", "wait", reason)
+        return self.move(job, SUBMIT_UNKNOWN, SUBMIT_UNKNOWN, checks=job.checks + 1,
+                         retry_at=self.now + settle) and False
+
+    def find_published(self, job: WeChatJob) -> tuple[str, str | None, list[str]] | None:
+        """(publish_id, article_id, urls) of our article, from the inbox or the list."""
+        for event in self._events(None):
+            if event.article_id:
+                news = self.client.freepublish_getarticle(event.article_id)
+                if any(job.marker in str(n.get("content_source_url", "")) for n in news):
+                    return event.ref, event.article_id, json.loads(event.urls)
+        for page in range(SCAN_PAGES):
+            items = self.client.freepublish_batchget(offset=page * 20, count=20).items
+            for item in items:
+                news = (item.get("content") or {}).get("news_item") or []
+                if any(job.marker in str(n.get("content_source_url", "")) for n in news):
+                    urls = [str(n.get("url", "")) for n in news]
+                    return "", str(item.get("article_id")), urls
+            if len(items) < 20:
+                return None
+        return None
+
+    # ----------------------------------------------------------------- waiting for the result
+
+    def _submitted(self, job: WeChatJob) -> bool:
+        event = next(iter(self._events(job.publish_id or job.msg_id)), None)
+        if event is not None and event.status not in ("1", "SENDING"):
+            return self._finish(job, event.status, event.article_id, json.loads(event.urls))
+        if self._waiting(job):
+            return False
+        if not self._poll_allowed(job):
+            return False
+        if job.mode == "masssend":
+            mass = self.client.mass_get(int(job.msg_id or 0))
+            return self._finish(job, mass.status, None, [])
+        status = self.client.freepublish_get(int(job.publish_id or 0))
+        return self._finish(job, str(status.status), status.article_id,
+                            list(status.article_urls), status.fail_idx)
+
+    def _poll_allowed(self, job: WeChatJob) -> bool:
+        """Keep status polls inside the daily budget (freepublish/get: 100 a day)."""
+        today = self.now.astimezone(self.settings.tz).date()
+        used = job.polls_today if job.poll_day == today else 0
+        if used >= self.settings.wechat.poll_budget:
+            self.move(job, SUBMITTED, SUBMITTED, retry_at=push_time_on(
+                today + timedelta(days=1), self.settings) - timedelta(hours=12))
+            return False
+        return self.move(job, SUBMITTED, SUBMITTED, poll_day=today, polls_today=used + 1,
+                         polls=job.polls + 1)
+
+    def _finish(self, job: WeChatJob, status: str, article_id: str | None, urls: list[str],
+                fail_idx: tuple[int, ...] = ()) -> bool:
+        if status in ("0", "SEND_SUCCESS", "5", "6"):
+            if status in ("5", "6"):
+                self.alert(job, "published_then_removed",
+                           f"Push {job.push_id} went out but WeChat now reports status "
+                           f"{status} (deleted or banned).")
+            return self._published(job, SUBMITTED, job.publish_id or job.msg_id or "",
+                                   article_id, urls)
+        if status in ("1", "SENDING", ""):
+            if job.polls >= MAX_POLLS:
+                return self._give_up(job, NEEDS_HUMAN, f"WeChat still reports the publish "
+                                     f"in progress after {job.polls} checks")
+            self.move(job, SUBMITTED, SUBMITTED, retry_at=self.now + backoff(job.polls))
+            return False
+        failed = f", failed articles {list(fail_idx)}" if fail_idx else ""
+        return self._give_up(job, FAILED, f"WeChat ended the publish with status "
+                             f"{status}{failed}")
+
+    def _published(self, job: WeChatJob, expected: str, ref: str, article_id: str | None,
+                   urls: list[str]) -> bool:
+        values: dict[str, Any] = {"article_id": article_id, "urls": json.dumps(urls)}
+        if ref and job.mode != "masssend":
+            values["publish_id"] = ref
+        self.note(job, "result", "published", f"article {article_id}, {len(urls)} url(s)")
+        return self.move(job, expected, PUBLISHED, **values) and False
+
+    def _events(self, ref: str | None) -> list[WeChatEvent]:
+        with self.store.session() as session:
+            query = select(WeChatEvent).order_by(col(WeChatEvent.id))
+            if ref is not None:
+                query = query.where(WeChatEvent.ref == ref)
+            return list(session.exec(query))
+
+    # ----------------------------------------------------------------- draft box mode
+
+    def _awaiting_manual(self, job: WeChatJob) -> bool:
+        if self._waiting(job):
+            return False
+        assert job.media_id is not None
+        try:
+            self.client.draft_get(job.media_id)
+        except WeChatAPIError as err:
+            if err.errcode != 40007:
+                raise
+            self.alert(job, "confirm_sent", f"The draft of push {job.push_id} has left the "
+                       f"WeChat draft box; confirm with 'pipeline confirm-sent "
+                       f"{self._day(job)}' once it went out.")
+            return self.move(job, AWAITING_MANUAL, SENT_UNCONFIRMED) and False
+        self.move(job, AWAITING_MANUAL, AWAITING_MANUAL, retry_at=self.now + timedelta(
+            minutes=30))
+        return False
+
+    # ----------------------------------------------------------------- articles
+
+    def _day(self, job: WeChatJob) -> str:
+        with self.store.session() as session:
+            push = session.get(Push, job.push_id)
+            assert push is not None
+            return push.local_date.isoformat()
+
+    def build_articles(self, job: WeChatJob) -> list[dict[str, Any]]:
+        """The draft's articles in push order, images uploaded; a story that breaks a
+        WeChat limit after its images were rewritten is taken out of the push."""
+        with self.store.session() as session:
+            rows = session.exec(select(Publication, Draft)
+                                .join(Draft, col(Draft.id) == Publication.draft_id)
+                                .where(Publication.push_id == job.push_id,
+                                       Publication.state == "queued")
+                                .order_by(col(Publication.position))).all()
+        articles = []
+        for pub, draft in rows:
+            article = self._article(draft)
+            problems = check_limits(article["title"], article["author"], article["digest"],
+                                    article["content"], self.settings.limits)
+            if problems:
+                self._withdraw(pub, draft, problems)
+                continue
+            articles.append(article)
+        return articles
+
+    def _article(self, draft: Draft) -> dict[str, Any]:
+        assert draft.id is not None
+        _, html_path = draft_files(self.settings, draft.id)
+        content = rewrite_images(html_path.read_text(encoding="utf-8"), html_path.parent,
+                                 self.uploader.body_image)
+        cover = (html_path.parent / draft.cover) if draft.cover else (
+            self.settings.paths.templates / self.settings.wechat.default_cover)
+        return {"_draft_id": draft.id, "article_type": "news", "title": draft.title,
+                "author": draft.author, "digest": draft.digest, "content": content,
+                "thumb_media_id": self.uploader.cover(cover), "need_open_comment": 0,
+                "only_fans_can_comment": 0}
+
+    def _withdraw(self, pub: Publication, draft: Draft, problems: list[str]) -> None:
+        """Take a story out of the push and back to the editors, before any call."""
+        with self.store.session() as session:
+            session.execute(sa.update(Publication).where(col(Publication.id) == pub.id)
+                            .values(state="cancelled", error="; ".join(problems)))
+            session.execute(sa.update(Draft).where(col(Draft.id) == draft.id).values(
+                status="drafted", problems=json.dumps(problems, ensure_ascii=False),
+                version=draft.version + 1, updated_at=self.now))
+            record_alert(session, f"withdrawn:{draft.id}:{draft.version}", "publish_failed",
+                         self.now, draft_id=draft.id, recipients=self.settings.notify.editors,
+                         detail=f"Draft {draft.id} was taken out of the push: "
+                         + "; ".join(problems))
+
+
+def record_event(store: Store, event: str, ref: str, status: str, article_id: str | None,
+                 urls: list[str], payload: str, now: datetime) -> bool:
+    """Store a PUBLISHJOBFINISH / MASSSENDJOBFINISH push once; True when new."""
+    try:
+        with store.session() as session:
+            session.add(WeChatEvent(event=event, ref=ref, status=status, article_id=article_id,
+                                    urls=json.dumps(urls), received_at=now, payload=payload))
+        return True
+    except sa.exc.IntegrityError:
+        return False  # duplicated push: already in the inbox
