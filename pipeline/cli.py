@@ -26,8 +26,10 @@ from .domain import parse_level
 from .drafts import DraftMaker, SubmitOutcome, read_markdown
 from .errors import PipelineError
 from .intake import read_files
+from .notify.alerts import deliver_alerts
+from .notify.commands import register as register_notify_commands
 from .publish.wechat import make_client
-from .push import PackedArticle, PushReport, confirm_sent, run_push
+from .push import PackedArticle, PushReport, confirm_sent, run_push, withdraw
 from .schedule import Clock, serve
 from .store import Store, open_store
 from .sweep import Flagged, sweep
@@ -304,6 +306,14 @@ def cmd_confirm_sent(ctx: Context) -> int:
     return 0
 
 
+def cmd_withdraw(ctx: Context) -> int:
+    actor = ctx.args.by or os.environ.get("USER") or "editor"
+    result = withdraw(ctx.store, ctx.settings, ctx.args.id, ctx.now(), actor=actor,
+                      note=ctx.args.note)
+    print(f"draft {ctx.args.id}: {result}; it is back in the queue")
+    return 0
+
+
 def cmd_wechat_check(ctx: Context) -> int:
     settings = ctx.settings
     if not settings.wechat.enabled:
@@ -323,6 +333,7 @@ def cmd_check(ctx: Context) -> int:
     settings = ctx.settings
     with ctx.store.session() as session:
         result = sweep(session, settings, ctx.now())
+    delivery = deliver_alerts(ctx.store, settings, ctx.now())
 
     def item(f: Flagged) -> dict[str, Any]:
         return {"id": f.id, "title": f.title, "unit": f.unit, "status": f.status,
@@ -331,8 +342,9 @@ def cmd_check(ctx: Context) -> int:
     if ctx.args.json:
         _out({"due_soon": [item(f) for f in result.due_soon],
               "overdue": [item(f) for f in result.overdue],
-              "escalated": [item(f) for f in result.escalated]})
-        return 0
+              "escalated": [item(f) for f in result.escalated],
+              "alerts": delivery.summary(), "alert_error": delivery.error})
+        return 1 if delivery.error else 0
     for label, flags in (("due soon", result.due_soon), ("overdue", result.overdue),
                          ("escalated", result.escalated)):
         for f in flags:
@@ -342,12 +354,21 @@ def cmd_check(ctx: Context) -> int:
                   f"{mark}")
     print(f"{len(result.due_soon)} due soon, {len(result.overdue)} overdue, "
           f"{len(result.escalated)} escalated")
-    return 0
+    print(f"alerts: {delivery.summary()}")
+    if delivery.error:
+        print(f"error: {delivery.error}", file=sys.stderr)
+    return 1 if delivery.error else 0
 
 
 def cmd_serve(ctx: Context) -> int:
     settings = ctx.settings
     store = ctx.store
+    if settings.wechat.enabled:  # a misconfigured account stops us before anything is sent
+        client = make_client(settings, store)
+        try:
+            client.check_credentials()
+        finally:
+            client.close()
     tick = float(os.environ.get("PIPELINE_TICK_SECONDS", "0")) or None
     print(f"pipeline serve: push at {settings.schedule.push_time:%H:%M} {settings.tz.key}; "
           "Ctrl-C to stop", flush=True)
@@ -426,6 +447,10 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("id", type=int)
         p.add_argument("--by", help="editor name (default: $USER)")
         p.add_argument("--note", required=action != "approve", help=note_help)
+    p = add("withdraw", cmd_withdraw, "take a story out of a push that has not gone out yet")
+    p.add_argument("id", type=int)
+    p.add_argument("--by", help="editor name (default: $USER)")
+    p.add_argument("--note", required=True, help="why")
     p = add("edit", cmd_edit, "edit a draft's Markdown in $EDITOR and re-render it")
     p.add_argument("id", type=int)
     p.add_argument("--by", help="editor name (default: $USER)")
@@ -455,6 +480,7 @@ def build_parser() -> argparse.ArgumentParser:
                              "(columns 名称/name, 级别/level, 上级/parent, 邮箱/email)")
     i.set_defaults(func=cmd_units_import)
     i.add_argument("file")
+    register_notify_commands(sub)
     return parser
 
 

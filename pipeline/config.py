@@ -108,6 +108,7 @@ class WeChatSettings:
     mode: str = "folder"                 # folder, masssend, freepublish or draftbox
     appid: str = ""
     secret_env: str = "WECHAT_APPSECRET"  # name of the environment variable with the AppSecret
+    push_token_env: str = "WECHAT_PUSH_TOKEN"  # variable with the server token of pushes
     base_url: str = "https://api.weixin.qq.com"
     default_cover: str = "cover.jpg"     # bundled cover image, relative to templates/
     connect_timeout: float = 5.0
@@ -396,6 +397,7 @@ def _wechat(r: _Reader) -> WeChatSettings:
     result = WeChatSettings(
         mode=mode, appid=appid.strip(), base_url=base_url.rstrip("/"),
         secret_env=r.get("secret_env", str, d.secret_env, _env_name),
+        push_token_env=r.get("push_token_env", str, d.push_token_env, _env_name),
         default_cover=r.get("default_cover", str, d.default_cover, _non_empty),
         connect_timeout=r.get("connect_timeout", float, d.connect_timeout, _positive_float),
         read_timeout=r.get("read_timeout", float, d.read_timeout, _positive_float),

@@ -421,6 +421,58 @@ def confirm_sent(store: Store, settings: Settings, day: date, now: datetime) -> 
     return report
 
 
+def withdraw(store: Store, settings: Settings, draft_id: int, now: datetime, *, actor: str,
+             note: str) -> str:
+    """Take a story out of a push that has not gone out yet (F27).
+
+    Before the WeChat submit, withdrawing wins: the WeChat draft is deleted and the
+    job starts over without the story. Once submitted it cannot be called back.
+
+    Raises:
+        PublishError: when the story is not in a push or can no longer be withdrawn.
+    """
+    client = wechat.make_client(settings, store) if settings.wechat.enabled else None
+    with store.session() as session:
+        found = session.exec(select(Publication, WeChatJob).join(
+            WeChatJob, col(WeChatJob.push_id) == Publication.push_id, isouter=True)
+            .where(Publication.draft_id == draft_id, Publication.state == "queued")).first()
+        if found is None:
+            raise PublishError(f"Draft {draft_id} is not waiting in a push.")
+        pub, job = found
+        stray = _withdraw_from_job(session, settings, job, draft_id, now)
+        pub.state, pub.error = "cancelled", f"withdrawn by {actor}: {note}"
+        session.execute(sa.update(Draft).where(col(Draft.id) == draft_id).values(
+            status=DraftStatus.DRAFTED, updated_at=now))
+        session.add(DraftEvent(draft_id=draft_id, at=now, actor=actor, action="withdraw",
+                               from_status=DraftStatus.PUBLISHING,
+                               to_status=DraftStatus.DRAFTED, note=note))
+    _delete_drafts(client, stray)
+    return "withdrawn" + (" and the WeChat draft deleted" if stray else "")
+
+
+def _withdraw_from_job(session: Session, settings: Settings, job: WeChatJob | None,
+                       draft_id: int, now: datetime) -> list[str]:
+    if job is None:
+        return []
+    if job.state not in (wechat.QUEUED, wechat.DRAFTED, wechat.DEFERRED,
+                         wechat.AWAITING_MANUAL, wechat.DRAFT_UNKNOWN):
+        record_alert(session, f"withdraw_refused:{draft_id}:{job.fence}", "needs_human", now,
+                     draft_id=draft_id, recipients=settings.notify.editors,
+                     detail=f"Draft {draft_id} could not be withdrawn: its push is "
+                            f"{job.state} at WeChat.")
+        session.commit()
+        raise PublishError(f"Draft {draft_id} cannot be withdrawn: its push was already "
+                           f"sent to WeChat ({job.state}). The editors have been alerted.")
+    stray = [job.media_id] if job.media_id else []
+    updated = session.execute(sa.update(WeChatJob).where(
+        col(WeChatJob.id) == job.id, col(WeChatJob.fence) == job.fence).values(
+        state=wechat.QUEUED, fence=job.fence + 1, media_id=None, updated_at=now))
+    if updated.rowcount != 1:  # type: ignore[attr-defined]
+        raise PublishError(f"The push holding draft {draft_id} is changing right now; "
+                           "try again in a minute.")
+    return stray
+
+
 def catch_up(store: Store, settings: Settings, now: datetime, *, takeover: bool = False
              ) -> PushReport | None:
     """On start and on every tick: finish interrupted pushes, record missed days, and

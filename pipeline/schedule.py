@@ -30,6 +30,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from .config import Settings
 from .errors import PipelineError, ScheduleError
 from .models import SchedulerLease
+from .notify.commands import notify_tick
 from .push import catch_up
 from .store import Store
 from .sweep import sweep
@@ -137,6 +138,7 @@ def tick(store: Store, settings: Settings, clock: Clock, takeover: bool = False)
         with store.session() as session:
             result = sweep(session, settings, now)
         log.debug("sweep: %d due soon, %d overdue", len(result.due_soon), len(result.overdue))
+        notify_tick(store, settings, now)  # alerts, the digest and the bulletin when due
     except PipelineError as exc:
         log.error("scheduled run failed: %s", exc)
     except Exception:

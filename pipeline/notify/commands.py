@@ -1,0 +1,199 @@
+"""CLI adapters for the notify stage (``digest``, ``bulletin``, ``mail test``) and the
+one scheduler hook that runs every notification job on a tick.
+
+No rules live here: each command calls the stage functions and prints English
+text; Chinese content passes through unchanged. Exit codes: 0 OK, 1 a
+pipeline error or a message that failed, 2 a date, week or address that does
+not parse (argparse's own usage error).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from datetime import date, datetime
+from typing import Any, Protocol
+
+from ..config import EMAIL_RE, Settings
+from ..errors import PipelineError
+from ..store import Store
+from . import outbox
+from .alerts import deliver_alerts
+from .bulletin import IsoWeek, bulletin_due, parse_week, send_bulletin
+from .digest import digest_due, send_digest
+from .mail import SmtpMailer, build_message
+from .outbox import DeliveryReport
+
+log = logging.getLogger(__name__)
+
+
+class CommandContext(Protocol):
+    """What ``pipeline.cli.Context`` gives every command."""
+
+    @property
+    def args(self) -> argparse.Namespace: ...
+
+    @property
+    def settings(self) -> Settings: ...
+
+    @property
+    def store(self) -> Store: ...
+
+    def now(self) -> datetime: ...
+
+
+# --- argument types (a bad value is argparse's usage error: a sentence and exit 2) ----------
+
+def day_argument(text: str) -> date:
+    try:
+        return date.fromisoformat(text.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a date; write it like 2026-06-18") from None
+
+
+def week_argument(text: str) -> IsoWeek:
+    try:
+        return parse_week(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{exc}; write it like 2026-W25") from None
+
+
+def address_argument(text: str) -> str:
+    if not EMAIL_RE.match(text.strip()):
+        raise argparse.ArgumentTypeError(f"{text!r} is not an email address")
+    return text.strip()
+
+
+# --- commands --------------------------------------------------------------------------------
+
+def cmd_digest(ctx: CommandContext) -> int:
+    settings, now = ctx.settings, ctx.now()
+    day = ctx.args.date or now.astimezone(settings.tz).date()
+    outcome = send_digest(ctx.store, settings, day, now, send=ctx.args.send)
+    if not ctx.args.send:
+        print(outcome.subject)
+        print(outcome.text, end="" if outcome.text.endswith("\n") else "\n")
+        print(f"digest for {day}: not sent (add --send to email it to "
+              f"{len(outcome.recipients)} recipient(s))")
+        return 0
+    if outcome.existing is not None:
+        print(f"the digest for {day} is already in the outbox ({outcome.existing}); "
+              "not queued again")
+    else:
+        print(f"digest for {day} queued for {', '.join(outcome.recipients)}")
+    return _report_delivery(outcome.delivery, outcome.key)
+
+
+def cmd_bulletin(ctx: CommandContext) -> int:
+    settings, now = ctx.settings, ctx.now()
+    week = ctx.args.week or IsoWeek.of(now.astimezone(settings.tz).date()).previous()
+    outcome = send_bulletin(ctx.store, settings, week, now, send=ctx.args.send)
+    if outcome.existing is not None:
+        print(f"the bulletin for {week.label} is already in the outbox ({outcome.existing}); "
+              "not written or queued again")
+        return _report_delivery(outcome.delivery, outcome.key)
+    for path in outcome.paths:
+        print(f"written: {path}")
+    print(f"bulletin {week.label} ({week.monday} to {week.sunday}): "
+          f"{len(outcome.silent)} unit(s) reported nothing")
+    if not ctx.args.send:
+        print(f"not sent (add --send to email it to {len(outcome.recipients)} recipient(s))")
+        return 0
+    print(f"bulletin {week.label} queued for {', '.join(outcome.recipients)}")
+    return _report_delivery(outcome.delivery, outcome.key)
+
+
+def _report_delivery(report: DeliveryReport, key: str) -> int:
+    print(report.summary())
+    for error in report.errors:
+        print(f"not sent: {error}")
+    return 1 if key in report.failed else 0
+
+
+def cmd_mail_test(ctx: CommandContext) -> int:
+    """Send one message directly (not through the outbox) and say what failed.
+
+    Raises:
+        NotifyError: with the server's answer or the connection problem.
+    """
+    settings, now = ctx.settings, ctx.now()
+    smtp = settings.smtp
+    if not smtp.host:
+        raise PipelineError("smtp.host is not set in config.toml, so no email can be sent.")
+    address = ctx.args.address
+    message = build_message(
+        sender=smtp.sender, recipients=[address], now=now,
+        subject=f"【{settings.account.name}】邮件发送测试",
+        text=f"这是一封测试邮件。\n\n发送服务器：{smtp.host}:{smtp.port}（{smtp.security}）\n"
+             f"发送时间：{now.astimezone(settings.tz):%Y-%m-%d %H:%M}\n\n"
+             "收到此邮件说明提醒邮件可以正常发送。\n",
+        html="")
+    with SmtpMailer(smtp) as mailer:
+        refused = mailer.send(message)
+    if refused:
+        print(f"the server accepted the message but refused {address}: {refused[address]}")
+        return 1
+    login = f", logged in as {smtp.username}" if smtp.username else ""
+    print(f"sent a test message to {address} through {smtp.host}:{smtp.port} "
+          f"({smtp.security}{login})")
+    return 0
+
+
+def cmd_mail_outbox(ctx: CommandContext) -> int:
+    settings = ctx.settings
+    with ctx.store.session() as session:
+        rows = outbox.listing(session, include_sent=ctx.args.all, limit=ctx.args.limit)
+    if not rows:
+        print("the outbox is empty" if ctx.args.all else "no unsent email in the outbox")
+    for row in rows:
+        when = (row.sent_at or row.next_attempt_at).astimezone(settings.tz)
+        error = f"  ({row.last_error})" if row.last_error else ""
+        print(f"#{row.id:<5} {row.state:<8} {row.attempts} attempt(s)  {when:%Y-%m-%d %H:%M}  "
+              f"{row.kind:<8} {', '.join(json.loads(row.recipients))}  {row.subject}{error}")
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction[Any]) -> None:
+    """Add ``digest``, ``bulletin`` and ``mail test`` to the CLI's subcommands."""
+    p = subparsers.add_parser("digest", help="the daily digest (print it, or --send it)",
+                              description="compose the daily digest for editors and leaders")
+    p.set_defaults(func=cmd_digest)
+    p.add_argument("--date", type=day_argument, help="the digest's day, like 2026-06-18 "
+                   "(default: today)")
+    p.add_argument("--send", action="store_true", help="queue it (once per day) and send now")
+    p = subparsers.add_parser("bulletin", help="the weekly joint bulletin (write, or --send)",
+                              description="write the weekly joint bulletin to "
+                              "published/bulletins/ and optionally email it")
+    p.set_defaults(func=cmd_bulletin)
+    p.add_argument("--week", type=week_argument, help="ISO week like 2026-W25 "
+                   "(default: last week)")
+    p.add_argument("--send", action="store_true", help="queue it (once per week) and send now")
+    mail = subparsers.add_parser("mail", help="email tools", description="email tools")
+    actions = mail.add_subparsers(dest="mail_command", metavar="ACTION", required=True)
+    t = actions.add_parser("test", help="send a test message now, not through the outbox",
+                           description="send a test message and say clearly what failed")
+    t.set_defaults(func=cmd_mail_test)
+    t.add_argument("address", type=address_argument, metavar="ADDRESS")
+    o = actions.add_parser("outbox", help="list unsent (or --all) emails and their errors",
+                           description="list the email outbox: state, attempts, last error")
+    o.set_defaults(func=cmd_mail_outbox)
+    o.add_argument("--all", action="store_true", help="include sent messages")
+    o.add_argument("--limit", type=int, default=50, help="rows to list")
+
+
+# --- scheduler hook --------------------------------------------------------------------------
+
+def notify_tick(store: Store, settings: Settings, now: datetime) -> None:
+    """Every notification job for one scheduler tick; one failing job never stops the
+    others, and nothing here raises (the next tick tries again)."""
+    jobs = (("alerts", lambda: deliver_alerts(store, settings, now).summary()),
+            ("digest", lambda: digest_due(store, settings, now)),
+            ("bulletin", lambda: bulletin_due(store, settings, now)))
+    for name, job in jobs:
+        try:
+            log.debug("notify %s: %s", name, job())
+        except PipelineError as exc:
+            log.error("notify %s failed: %s", name, exc)
+

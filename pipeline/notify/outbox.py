@@ -1,0 +1,219 @@
+"""The email outbox: every email is a row first, then a delivery attempt.
+
+``enqueue`` inserts a message unless one with the same key exists (the unique
+key is the "send once" guarantee, whoever tries). ``deliver`` claims one due
+row at a time with a conditional update (pending -> sending) and commits that
+claim, talks to the SMTP server outside any transaction, then commits the
+result: sent, pending again with backoff, or failed.
+
+States: pending -> sending -> sent | pending (retry later) | failed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel import Session, col, select
+
+from ..config import Settings
+from ..errors import NotifyError
+from ..models import OutboxMessage
+from ..store import Store
+from .mail import Send, SmtpMailer, SmtpSessionError, build_message
+
+log = logging.getLogger(__name__)
+
+PENDING, SENDING, SENT, FAILED = "pending", "sending", "sent", "failed"
+FIRST_RETRY = timedelta(minutes=1)
+MAX_RETRY = timedelta(minutes=60)
+GIVE_UP_AFTER = timedelta(hours=24)
+BATCH = 100  # messages per run, so one tick never runs for long
+
+
+@dataclass
+class DeliveryReport:
+    sent: list[str] = field(default_factory=list)       # outbox keys
+    retrying: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    held: int = 0          # pending and not attempted: no SMTP host configured
+    errors: list[str] = field(default_factory=list)      # one sentence per failed attempt
+
+    def summary(self) -> str:
+        if self.held:
+            return (f"smtp.host is not set: {self.held} email(s) kept in the outbox, not sent")
+        return (f"{len(self.sent)} email(s) sent, {len(self.retrying)} to retry, "
+                f"{len(self.failed)} failed")
+
+
+def enqueue(session: Session, key: str, kind: str, recipients: Sequence[str], subject: str,
+            text: str, html: str, now: datetime, alert_ids: Iterable[int] = ()) -> bool:
+    """Add a message unless one with ``key`` exists; True when it is new."""
+    values = {"key": key, "kind": kind, "recipients": json.dumps(list(recipients)),
+              "subject": subject, "text_body": text, "html_body": html, "state": PENDING,
+              "attempts": 0, "created_at": now, "next_attempt_at": now, "last_error": "",
+              "alert_ids": json.dumps(sorted(alert_ids))}
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement = insert(OutboxMessage).values(**values).on_conflict_do_nothing(
+        index_elements=["key"])
+    return bool(session.execute(statement).rowcount)  # type: ignore[attr-defined]
+
+
+def find(session: Session, key: str) -> OutboxMessage | None:
+    return session.exec(select(OutboxMessage).where(OutboxMessage.key == key)).first()
+
+
+def listing(session: Session, *, include_sent: bool = False, limit: int = 50
+            ) -> list[OutboxMessage]:
+    """The newest messages, unsent (pending, sending, failed) only unless ``include_sent``."""
+    query = select(OutboxMessage)
+    if not include_sent:
+        query = query.where(OutboxMessage.state != SENT)
+    return list(session.exec(query.order_by(col(OutboxMessage.id).desc()).limit(limit)))
+
+
+def messages_for_alert(session: Session, alert_id: int) -> list[OutboxMessage]:
+    """The emails that carry one alert (for showing an alert's delivery state)."""
+    rows = session.exec(select(OutboxMessage).where(
+        col(OutboxMessage.alert_ids).like(f"%{alert_id}%")))
+    return [r for r in rows if alert_id in json.loads(r.alert_ids)]
+
+
+def backoff(attempts: int, rng: random.Random | None = None) -> timedelta:
+    """1, 2, 4 ... 60 minutes after the n-th failed attempt, plus up to 20% jitter.
+
+    The jitter keeps many messages that failed together (server down) from
+    all retrying in the same second when it comes back.
+    """
+    base = min(MAX_RETRY, FIRST_RETRY * (1 << min(max(0, attempts - 1), 10)))
+    jitter: float = (rng or random).random()
+    return base * (1 + 0.2 * jitter)
+
+
+def deliver(store: Store, settings: Settings, now: datetime, *, send: Send | None = None
+            ) -> DeliveryReport:
+    """Send every due message; without an SMTP host (and no ``send``) keep them pending."""
+    report = DeliveryReport()
+    with store.session() as session:
+        _release_stale(session, now, _lease(settings))
+        if send is None and not settings.smtp.host:
+            report.held = _count_pending(session)
+            if report.held:
+                log.debug("%s", report.summary())  # every tick: the CLI shows it
+            return report
+    if send is not None:
+        _deliver_all(store, settings, now, send, report)
+    else:
+        with SmtpMailer(settings.smtp) as mailer:
+            _deliver_all(store, settings, now, mailer.send, report)
+    return report
+
+
+def _lease(settings: Settings) -> timedelta:
+    # Long enough for one send (connect, TLS, login, DATA) to finish or time out.
+    return max(timedelta(minutes=10), timedelta(seconds=5 * settings.smtp.timeout))
+
+
+def _release_stale(session: Session, now: datetime, lease: timedelta) -> None:
+    # A row still 'sending' after its lease belongs to a process that died mid-send. SMTP has
+    # no idempotency key, so this is the one at-least-once window: if the server had accepted
+    # the message before the crash, it goes out again (with the same Message-ID).
+    session.execute(sa.update(OutboxMessage)
+                    .where(col(OutboxMessage.state) == SENDING,
+                           col(OutboxMessage.next_attempt_at) <= now)
+                    .values(state=PENDING, next_attempt_at=now,
+                            last_error="the process sending it stopped; trying again"))
+
+
+def _count_pending(session: Session) -> int:
+    return int(session.exec(select(sa.func.count()).select_from(OutboxMessage)
+                            .where(OutboxMessage.state == PENDING)).one())
+
+
+def _deliver_all(store: Store, settings: Settings, now: datetime, send: Send,
+                 report: DeliveryReport) -> None:
+    for _ in range(BATCH):
+        row = _claim(store, now, _lease(settings))
+        if row is None:
+            return
+        if not _attempt(store, settings, row, now, send, report):
+            return  # a transient failure: the server is in trouble, try the rest later
+
+
+def _claim(store: Store, now: datetime, lease: timedelta) -> OutboxMessage | None:
+    """Take the next due message (pending -> sending) in its own committed transaction."""
+    with store.session() as session:
+        for row in session.exec(select(OutboxMessage)
+                                .where(OutboxMessage.state == PENDING,
+                                       col(OutboxMessage.next_attempt_at) <= now)
+                                .order_by(col(OutboxMessage.next_attempt_at),
+                                          col(OutboxMessage.id)).limit(5)):
+            claimed = session.execute(
+                sa.update(OutboxMessage)
+                .where(col(OutboxMessage.id) == row.id, col(OutboxMessage.state) == PENDING)
+                .values(state=SENDING, attempts=col(OutboxMessage.attempts) + 1,
+                        next_attempt_at=now + lease))
+            if claimed.rowcount == 1:  # type: ignore[attr-defined]
+                session.refresh(row)
+                return row
+    return None  # nothing due, or another process took the few we looked at
+
+
+def _attempt(store: Store, settings: Settings, row: OutboxMessage, now: datetime,
+             send: Send, report: DeliveryReport) -> bool:
+    """Send one claimed message and record the outcome; False on a transient failure."""
+    recipients = json.loads(row.recipients)
+    try:
+        message = build_message(sender=settings.smtp.sender, recipients=recipients,
+                                subject=row.subject, text=row.text_body, html=row.html_body,
+                                now=now, key=row.key)
+    except ValueError as exc:  # e.g. a line break in a header: retrying cannot fix it
+        _record_failure(store, row, now, f"the message cannot be built: {exc}", True, report)
+        return True
+    try:
+        refused = send(message)
+    except NotifyError as exc:
+        # A session error (login, TLS) is about the server setup, never this message.
+        permanent = exc.permanent and not isinstance(exc, SmtpSessionError)
+        _record_failure(store, row, now, str(exc), permanent, report)
+        return permanent
+    note = "; ".join(f"refused {addr}: {reply}" for addr, reply in refused.items())
+    _finish(store, row, state=SENT, sent_at=now, last_error=note)
+    report.sent.append(row.key)
+    log.info("sent %s email %r to %s", row.kind, row.key, ", ".join(recipients))
+    return True
+
+
+def _record_failure(store: Store, row: OutboxMessage, now: datetime, error: str,
+                    permanent: bool, report: DeliveryReport) -> None:
+    report.errors.append(f"{row.key}: {error}")
+    if permanent or now - row.created_at >= GIVE_UP_AFTER:
+        reason = error if permanent else (f"gave up after {row.attempts} attempt(s) over "
+                                          f"24 hours: {error}")
+        _finish(store, row, state=FAILED, last_error=reason)
+        report.failed.append(row.key)
+        log.error("email %r failed for good: %s", row.key, reason)
+        return
+    retry_at = now + backoff(row.attempts)
+    _finish(store, row, state=PENDING, next_attempt_at=retry_at, last_error=error)
+    report.retrying.append(row.key)
+    log.warning("email %r not sent (attempt %d), retrying at %s: %s", row.key, row.attempts,
+                retry_at.isoformat(timespec="seconds"), error)
+
+
+def _finish(store: Store, row: OutboxMessage, **values: object) -> None:
+    # Fenced by the attempt number: if our lease ran out and another process re-claimed the
+    # row, its outcome is the one that counts.
+    with store.session() as session:
+        session.execute(sa.update(OutboxMessage)
+                        .where(col(OutboxMessage.id) == row.id,
+                               col(OutboxMessage.state) == SENDING,
+                               col(OutboxMessage.attempts) == row.attempts)
+                        .values(**values))
