@@ -23,9 +23,8 @@ from typing import Any
 from . import __version__, review, views
 from .config import Settings, UnitSpec, load_settings
 from .domain import parse_level
-from .drafts import DraftMaker, SubmitOutcome, read_markdown
+from .drafts import SubmitOutcome, read_markdown
 from .errors import PipelineError
-from .intake import read_files
 from .notify.alerts import deliver_alerts
 from .notify.commands import register as register_notify_commands
 from .publish.wechat import make_client
@@ -122,6 +121,9 @@ def cmd_init(ctx: Context) -> int:
 
 def cmd_submit(ctx: Context) -> int:
     settings, store, now = ctx.settings, ctx.store, ctx.now()
+    from .drafts import DraftMaker  # intake and render load only for submit
+    from .intake import read_files
+
     paths = [Path(p) for p in ctx.args.files]
     with store.session() as session:
         result = read_files(paths, settings, unit_names(session), now)
@@ -490,6 +492,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         stream=sys.stderr)
+    if not args.verbose:  # migrations and the scheduler narrate every step at INFO
+        for name in ("alembic", "apscheduler"):
+            logging.getLogger(name).setLevel(logging.WARNING)
     try:
         ctx = Context(args)
     except argparse.ArgumentTypeError as exc:

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
@@ -22,10 +23,12 @@ from .config import Settings
 from .deadlines import deadline_for
 from .domain import DraftStatus, Photo, Report
 from .errors import PipelineError
-from .intake import Rejection
 from .models import Draft, DraftEvent, Submission, Unit
-from .render import RenderedArticle, make_environment, render_article, rerender
 from .writer import GuardedWriter
+
+if TYPE_CHECKING:  # the render stage is imported only by the commands that render
+    from .intake import Rejection
+    from .render import RenderedArticle
 
 log = logging.getLogger(__name__)
 ARTICLE_MD = "article.md"
@@ -73,6 +76,8 @@ class DraftMaker:
     """Stores reports and renders their drafts; one instance per batch (caches templates)."""
 
     def __init__(self, settings: Settings) -> None:
+        from .render import make_environment
+
         self.settings = settings
         self.env = make_environment(settings)
         self.writer = GuardedWriter(settings.paths.drafts)
@@ -115,6 +120,8 @@ class DraftMaker:
         except OSError as exc:
             # A photo vanished or the disk refused: this report only. A RenderError
             # (a broken template) propagates and stops the whole batch.
+            from .intake import Rejection
+
             out.rejected.append(Rejection(report.source, report.row, "图片",
                                       f"could not store the draft's files: {exc}"))
 
@@ -154,6 +161,8 @@ class DraftMaker:
             name = photo_name(photo)
             self.writer.copy_file(photo.path, f"{folder}/{name}")
             names.append(name)
+        from .render import render_article
+
         article = render_article(report, names, self.env, self.settings)
         self.writer.write_text(f"{folder}/{ARTICLE_MD}", article.markdown)
         self.writer.write_text(f"{folder}/{ARTICLE_HTML}", article.html)
@@ -199,6 +208,8 @@ def draft_files(settings: Settings, draft_id: int) -> tuple[Path, Path]:
 
 def rerender_draft(settings: Settings, draft: Draft, markdown: str) -> RenderedArticle:
     """Re-render a draft from edited Markdown (no template involved) and rewrite its files."""
+    from .render import rerender
+
     assert draft.id is not None
     article = rerender(markdown, draft.title, draft.author, draft.digest, settings)
     writer = GuardedWriter(settings.paths.drafts)

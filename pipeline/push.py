@@ -14,6 +14,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
@@ -29,7 +30,9 @@ from .models import Draft, DraftEvent, Publication, Push, Unit, WeChatJob
 from .publish import wechat
 from .publish.folder import FolderPublisher
 from .store import Store
-from .wechat.client import WeChatClient
+
+if TYPE_CHECKING:
+    from .wechat.client import WeChatClient
 
 log = logging.getLogger(__name__)
 

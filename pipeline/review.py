@@ -18,7 +18,6 @@ from sqlmodel import Session, select
 from .alerts import record_alert
 from .config import Settings
 from .domain import DraftStatus
-from .drafts import rerender_draft
 from .errors import ReviewError
 from .models import Draft, DraftEvent, Unit
 
@@ -117,6 +116,8 @@ def edit(session: Session, settings: Settings, draft_id: int, markdown: str, *, 
     draft = get_draft(session, draft_id)
     if draft.status not in EDITABLE:
         raise ReviewError(f"Draft {draft_id} is '{draft.status}' and can no longer be edited.")
+    from .drafts import rerender_draft  # the render stage loads only for edits
+
     article = rerender_draft(settings, draft, markdown)
     draft.updated_at = now
     draft.version += 1

@@ -16,7 +16,7 @@ from sqlmodel import Session, col, select
 from .alerts import record_alert
 from .config import Settings
 from .deadlines import WAITING, due_soon_limit, hours_left
-from .models import Draft, Unit
+from .models import Alert, Draft, Unit
 
 
 @dataclass(frozen=True)
@@ -47,17 +47,19 @@ def sweep(session: Session, settings: Settings, now: datetime) -> SweepResult:
         .order_by(col(Draft.deadline), col(Draft.id))).all()
     units = {u.id: u for u in session.exec(select(Unit))}
     editors = settings.notify.editors
+    # One query for the alerts recorded before, so a repeated sweep writes nothing.
+    known = set(session.exec(select(Alert.key).where(col(Alert.draft_id).in_(
+        [d.id for d, _ in rows]))))
     result = SweepResult()
     for draft, unit in rows:
+        flag = _Flagger(session, draft, unit, known, now)
         if draft.deadline > now:
-            result.due_soon.append(_flag(session, draft, unit, "due_soon", editors, now))
+            result.due_soon.append(flag("due_soon", editors))
             continue
-        result.overdue.append(_flag(session, draft, unit, "overdue",
-                                    (*editors, *_emails(unit)), now))
+        result.overdue.append(flag("overdue", (*editors, *_emails(unit))))
         if now - draft.deadline >= timedelta(days=1) and unit.parent_id in units:
-            parent = units[unit.parent_id]
-            result.escalated.append(_flag(session, draft, unit, "overdue_escalated",
-                                          _emails(parent), now))
+            result.escalated.append(flag("overdue_escalated",
+                                         _emails(units[unit.parent_id])))
     return result
 
 
@@ -65,12 +67,22 @@ def _emails(unit: Unit) -> tuple[str, ...]:
     return (unit.email,) if unit.email else ()
 
 
-def _flag(session: Session, draft: Draft, unit: Unit, kind: str, recipients: tuple[str, ...],
-          now: datetime) -> Flagged:
-    left = hours_left(draft.deadline, now)
-    detail = (f"Draft {draft.id} '{draft.title}' from {unit.name} is {draft.status}; "
-              f"deadline {draft.deadline.isoformat()} ({left:+.1f} h).")
-    new = record_alert(session, f"{kind}:{draft.id}", kind, now, draft_id=draft.id,
-                       recipients=recipients, detail=detail)
-    return Flagged(draft.id or 0, draft.title, unit.name, str(draft.status), draft.deadline,
-                   left, recipients, new)
+@dataclass
+class _Flagger:
+    """Records one kind of alert for one draft, unless it was recorded before."""
+
+    session: Session
+    draft: Draft
+    unit: Unit
+    known: set[str]
+    now: datetime
+
+    def __call__(self, kind: str, recipients: tuple[str, ...]) -> Flagged:
+        draft, left = self.draft, hours_left(self.draft.deadline, self.now)
+        key = f"{kind}:{draft.id}"
+        new = key not in self.known and record_alert(
+            self.session, key, kind, self.now, draft_id=draft.id, recipients=recipients,
+            detail=f"Draft {draft.id} '{draft.title}' from {self.unit.name} is "
+                   f"{draft.status}; deadline {draft.deadline.isoformat()} ({left:+.1f} h).")
+        return Flagged(draft.id or 0, draft.title, self.unit.name, str(draft.status),
+                       draft.deadline, left, recipients, new)

@@ -132,3 +132,14 @@ def test_kill_9_inside_a_sqlite_write_transaction(tmp_path: Path) -> None:
         check = session.execute(sa.text("PRAGMA integrity_check")).scalar()
     store.close()
     assert check == "ok" and keys == ["committed"]
+
+
+def test_head_constant_matches_the_newest_migration() -> None:
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    from pipeline.store import HEAD, MIGRATIONS
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    assert ScriptDirectory.from_config(cfg).get_current_head() == HEAD

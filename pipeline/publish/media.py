@@ -13,13 +13,15 @@ import re
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from PIL import Image
 from sqlmodel import Session, select
 
 from ..errors import PublishError
 from ..models import WeChatMedia
-from ..wechat.client import WeChatClient
+
+if TYPE_CHECKING:
+    from ..wechat.client import WeChatClient
 
 BODY_LIMIT = 1_000_000          # uploadimg: jpg/png under 1 MB
 _IMG_SRC = re.compile(r'(<img\b[^>]*?\bsrc=")(photos/[^"]+)(")')
@@ -29,6 +31,8 @@ def fit_under(data: bytes, limit: int) -> bytes:
     """The image as JPEG under ``limit`` bytes (unchanged when it already fits)."""
     if len(data) < limit:
         return data
+    from PIL import Image  # only oversized photos need Pillow
+
     with Image.open(io.BytesIO(data)) as image:
         picture = image.convert("RGB")
     quality, scale = 85, 1.0

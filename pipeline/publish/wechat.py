@@ -26,7 +26,7 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
@@ -38,11 +38,12 @@ from ..drafts import draft_files
 from ..errors import ErrorKind, PublishError, WeChatAPIError
 from ..faults import crash_point
 from ..models import Draft, Publication, Push, WeChatCall, WeChatEvent, WeChatJob
-from ..render import check_limits
 from ..store import Store
-from ..wechat.client import WeChatClient
 from ..wechat.tokens import DatabaseTokenCache
 from .media import MediaUploader, rewrite_images
+
+if TYPE_CHECKING:  # requests is imported only when WeChat is really used
+    from ..wechat.client import WeChatClient
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +68,8 @@ def make_client(settings: Settings, store: Store) -> WeChatClient:
     Raises:
         PublishError: when the secret's environment variable is not set.
     """
+    from ..wechat.client import WeChatClient
+
     cfg = settings.wechat
     secret = os.environ.get(cfg.secret_env, "")
     if not secret:
@@ -463,6 +466,8 @@ class JobRunner:
                                 .where(Publication.push_id == job.push_id,
                                        Publication.state == "queued")
                                 .order_by(col(Publication.position))).all()
+        from ..render import check_limits
+
         articles = []
         for pub, draft in rows:
             article = self._article(draft)
