@@ -1,0 +1,357 @@
+"""The CLI's commands: each loads what it needs through the context, calls the
+stage functions and prints text (English) or one JSON document (``--json``).
+
+No business rules live here; the web layer calls the same stage functions.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable
+from datetime import date, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from . import review, views
+from .config import Settings, UnitSpec
+from .domain import parse_level
+from .drafts import SubmitOutcome, read_markdown
+from .errors import PipelineError
+from .notify.alerts import deliver_alerts
+from .publish.wechat import make_client
+from .push import PackedArticle, PushReport, confirm_sent, run_push, withdraw
+from .schedule import serve
+from .sweep import Flagged, sweep
+from .units import add_unit, import_units, unit_names
+
+if TYPE_CHECKING:
+    from .cli import Context
+
+SKELETON = Path(__file__).parent / "skeleton"
+
+
+def _out(data: Any) -> None:
+    print(json.dumps(data, ensure_ascii=False, indent=2, default=str))
+
+
+def _when(moment: datetime | str | None, settings: Settings) -> str:
+    if moment is None:
+        return "-"
+    if isinstance(moment, str):
+        moment = datetime.fromisoformat(moment)
+    return moment.astimezone(settings.tz).strftime("%Y-%m-%d %H:%M")
+
+
+def cmd_init(ctx: Context) -> int:
+    target = Path(ctx.args.dir)
+    if (target / "config.toml").exists():
+        raise PipelineError(f"{target / 'config.toml'} already exists; "
+                            "not overwriting an existing workspace.")
+    target.mkdir(parents=True, exist_ok=True)
+    shutil.copy(SKELETON / "config.toml", target / "config.toml")
+    shutil.copytree(SKELETON / "templates", target / "templates", dirs_exist_ok=True)
+    for folder in ("drafts", "published"):
+        (target / folder).mkdir(exist_ok=True)
+    print(f"workspace created in {target}: config.toml, templates/, drafts/, published/")
+    return 0
+
+
+def cmd_submit(ctx: Context) -> int:
+    settings, store, now = ctx.settings, ctx.store, ctx.now()
+    from .drafts import DraftMaker  # intake and render load only for submit
+    from .intake import read_files
+
+    paths = [Path(p) for p in ctx.args.files]
+    with store.session() as session:
+        result = read_files(paths, settings, unit_names(session), now)
+    with store.session() as session:
+        outcome = DraftMaker(settings).submit(session, result.reports, now)
+    outcome.rejected = result.rejections + outcome.rejected
+    _print_submit(ctx, outcome)
+    return 1 if outcome.rejected else 0
+
+
+def _print_submit(ctx: Context, outcome: SubmitOutcome) -> None:
+    settings = ctx.settings
+    if ctx.args.json:
+        _out({"accepted": [{"id": a.id, "unit": a.unit, "title": a.title,
+                            "activity_type": a.activity_type,
+                            "deadline": views.iso(a.deadline, settings), "source": a.source,
+                            "row": a.row, "problems": list(a.problems)}
+                           for a in outcome.accepted],
+              "rejected": [{"source": r.source, "row": r.row, "field": r.field,
+                            "message": r.message} for r in outcome.rejected],
+              "duplicates": [{"source": d.source, "row": d.row, "id": d.id, "title": d.title}
+                             for d in outcome.duplicates]})
+        return
+    for a in outcome.accepted:
+        extra = f"  ({len(a.problems)} WeChat problem(s) to fix)" if a.problems else ""
+        print(f"accepted  #{a.id}  {a.unit}  {a.title}  deadline {_when(a.deadline, settings)}"
+              f"{extra}")
+    for d in outcome.duplicates:
+        print(f"duplicate {_where(d.source, d.row)}: already submitted as #{d.id} ({d.title}); "
+              "no new draft")
+    for r in outcome.rejected:
+        field = f" field '{r.field}':" if r.field else ""
+        print(f"rejected  {_where(r.source, r.row)}:{field} {r.message}", file=sys.stderr)
+    print(f"{len(outcome.accepted)} accepted, {len(outcome.duplicates)} duplicate(s), "
+          f"{len(outcome.rejected)} rejected")
+
+
+def _where(source: str, row: int | None) -> str:
+    return f"{source}, row {row}" if row is not None else source
+
+
+def cmd_queue(ctx: Context) -> int:
+    settings, now = ctx.settings, ctx.now()
+    with ctx.store.session() as session:
+        rows, total = views.queue(session, settings, now, include_all=ctx.args.all,
+                                  limit=ctx.args.limit)
+    if ctx.args.json:
+        _out(rows)
+        return 0
+    if not rows:
+        print("the queue is empty")
+        return 0
+    for r in rows:
+        print(f"#{r['id']:<6} {r['deadline_state']:<17} {r['hours_left']:>7.1f} h  "
+              f"{r['status']:<17} {r['unit']}  {r['title']}")
+    if total > len(rows):
+        print(f"... and {total - len(rows)} more (use --limit 0 to list all)")
+    return 0
+
+
+def cmd_show(ctx: Context) -> int:
+    with ctx.store.session() as session:
+        data = views.detail(session, ctx.settings, ctx.args.id, ctx.now())
+    if ctx.args.json:
+        _out(data)
+        return 0
+    settings = ctx.settings
+    print(f"#{data['id']}  {data['title']}")
+    print(f"unit: {data['unit']} ({data['level']})   type: {data['activity_label']}")
+    print(f"status: {data['status']}   deadline: {_when(data['deadline'], settings)} "
+          f"({data['deadline_state']}, {data['hours_left']} h left)"
+          + ("   LATE" if data["late"] else ""))
+    print(f"markdown: {data['files']['markdown']}\nhtml:     {data['files']['html']}")
+    for problem in data["problems"]:
+        print(f"problem: {problem}")
+    print("history:")
+    for e in data["history"]:
+        note = f" - {e['note']}" if e["note"] else ""
+        print(f"  {_when(e['at'], settings)}  {e['actor']:<10} {e['action']}{note}")
+    for p in data["publications"]:
+        print(f"publication: push {p['push_id']} position {p['position']} {p['state']}"
+              + (f"  {p['url']}" if p["url"] else ""))
+        for call in p.get("wechat", {}).get("attempts", []):
+            print(f"  wechat {_when(call['at'], settings)}  {call['step']:<12} "
+                  f"{call['outcome']:<10} {call['detail'][:80]}")
+    for a in data["alerts"]:
+        print(f"alert: {a['kind']} at {_when(a['at'], settings)} -> "
+              f"{', '.join(a['recipients']) or '(editors)'}")
+    return 0
+
+
+def _transition(action: str) -> Callable[[Context], int]:
+    def command(ctx: Context) -> int:
+        actor = getattr(ctx.args, "by", None) or os.environ.get("USER") or "editor"
+        with ctx.store.session() as session:
+            outcome = review.transition(session, ctx.args.id, action, actor=actor,
+                                        note=ctx.args.note or "", now=ctx.now())
+        print(f"draft {outcome.draft_id}: {outcome.from_status.value} -> "
+              f"{outcome.to_status.value}")
+        return 0
+    return command
+
+
+def cmd_edit(ctx: Context) -> int:
+    settings = ctx.settings
+    original = read_markdown(settings, ctx.args.id)
+    with tempfile.NamedTemporaryFile("w", suffix=".md", encoding="utf-8", delete=False) as tmp:
+        tmp.write(original)
+    try:
+        editor = os.environ.get("VISUAL") or os.environ.get("EDITOR") or "vi"
+        if subprocess.call([*editor.split(), tmp.name]) != 0:
+            raise PipelineError(f"The editor {editor!r} failed; the draft is unchanged.")
+        edited = Path(tmp.name).read_text(encoding="utf-8")
+    finally:
+        Path(tmp.name).unlink(missing_ok=True)
+    if edited == original:
+        print(f"draft {ctx.args.id}: no changes")
+        return 0
+    actor = ctx.args.by or os.environ.get("USER") or "editor"
+    with ctx.store.session() as session:
+        problems = review.edit(session, settings, ctx.args.id, edited, actor=actor,
+                               now=ctx.now())
+    print(f"draft {ctx.args.id}: saved and re-rendered")
+    for problem in problems:
+        print(f"problem: {problem}")
+    return 1 if problems else 0
+
+
+def cmd_push(ctx: Context) -> int:
+    report = run_push(ctx.store, ctx.settings, ctx.now(), dry_run=ctx.args.dry_run)
+    if ctx.args.json:
+        _out(_push_json(report, ctx.settings))
+        return 0
+    _print_push(report, ctx.settings)
+    return 0
+
+
+def _push_json(report: PushReport, settings: Settings) -> dict[str, Any]:
+    def item(a: PackedArticle) -> dict[str, Any]:
+        c = a.candidate
+        return {"id": c.id, "title": c.title, "unit": c.unit, "late": a.late,
+                "position": a.position, "deadline": views.iso(c.deadline, settings)}
+    return {"date": report.day.isoformat(), "already_done": report.already_done,
+            "wechat_state": report.wechat_state,
+            "dry_run": report.dry_run, "articles": [item(a) for a in report.articles],
+            "left_over": [item(a) for a in report.left_over],
+            "missed_days": [d.isoformat() for d in report.missed_days],
+            "manifest": report.manifest, "message": report.message}
+
+
+def _print_push(report: PushReport, settings: Settings) -> None:
+    for day in report.missed_days:
+        print(f"missed: no push went out on {day} (recorded)")
+    if report.already_done:
+        print(f"the push for {report.day} is already done; nothing was published twice")
+    head = "would publish" if report.dry_run else (
+        "published" if report.manifest else "in this push")
+    if report.articles and not report.already_done:
+        for a in report.articles:
+            late = "  LATE" if a.late else ""
+            print(f"{head} {a.position}. #{a.candidate.id}  {a.candidate.unit}  "
+                  f"{a.candidate.title}{late}")
+        if report.message:
+            print(report.message)
+    elif not report.already_done:
+        print(report.message or f"nothing to publish for {report.day}")
+    for a in report.left_over:
+        warn = " - will be LATE" if a.late else ""
+        print(f"does not fit: #{a.candidate.id}  {a.candidate.title}  deadline "
+              f"{_when(a.candidate.deadline, settings)}{warn}")
+    if report.manifest:
+        print(f"manifest: {settings.paths.published / report.manifest}")
+
+
+def cmd_confirm_sent(ctx: Context) -> int:
+    try:
+        day = date.fromisoformat(ctx.args.date)
+    except ValueError:
+        raise PipelineError(f"{ctx.args.date!r} is not a date like 2026-06-20.") from None
+    report = confirm_sent(ctx.store, ctx.settings, day, ctx.now())
+    print(f"the push of {day} is recorded as sent ({len(report.articles)} article(s))")
+    return 0
+
+
+def cmd_withdraw(ctx: Context) -> int:
+    actor = ctx.args.by or os.environ.get("USER") or "editor"
+    result = withdraw(ctx.store, ctx.settings, ctx.args.id, ctx.now(), actor=actor,
+                      note=ctx.args.note)
+    print(f"draft {ctx.args.id}: {result}; it is back in the queue")
+    return 0
+
+
+def cmd_wechat_check(ctx: Context) -> int:
+    settings = ctx.settings
+    if not settings.wechat.enabled:
+        raise PipelineError('wechat.mode is "folder": nothing is sent to WeChat; set '
+                            'mode to "masssend", "freepublish" or "draftbox" and wechat.appid.')
+    client = make_client(settings, ctx.store)
+    try:
+        client.check_credentials()
+    finally:
+        client.close()
+    print(f"WeChat account {settings.wechat.appid} at {settings.wechat.base_url}: "
+          f"credentials and IP whitelist OK (mode {settings.wechat.mode})")
+    return 0
+
+
+def cmd_check(ctx: Context) -> int:
+    settings = ctx.settings
+    with ctx.store.session() as session:
+        result = sweep(session, settings, ctx.now())
+    delivery = deliver_alerts(ctx.store, settings, ctx.now())
+
+    def item(f: Flagged) -> dict[str, Any]:
+        return {"id": f.id, "title": f.title, "unit": f.unit, "status": f.status,
+                "deadline": views.iso(f.deadline, settings), "hours_left": f.hours_left,
+                "notify": list(f.notify), "new": f.new}
+    if ctx.args.json:
+        _out({"due_soon": [item(f) for f in result.due_soon],
+              "overdue": [item(f) for f in result.overdue],
+              "escalated": [item(f) for f in result.escalated],
+              "alerts": delivery.summary(), "alert_error": delivery.error})
+        return 1 if delivery.error else 0
+    for label, flags in (("due soon", result.due_soon), ("overdue", result.overdue),
+                         ("escalated", result.escalated)):
+        for f in flags:
+            who = ", ".join(f.notify) or "editors"
+            mark = "" if f.new else " (already recorded)"
+            print(f"{label:<10} #{f.id}  {f.hours_left:+.1f} h  {f.unit}  {f.title}  -> {who}"
+                  f"{mark}")
+    print(f"{len(result.due_soon)} due soon, {len(result.overdue)} overdue, "
+          f"{len(result.escalated)} escalated")
+    print(f"alerts: {delivery.summary()}")
+    if delivery.error:
+        print(f"error: {delivery.error}", file=sys.stderr)
+    return 1 if delivery.error else 0
+
+
+def cmd_serve(ctx: Context) -> int:
+    settings = ctx.settings
+    store = ctx.store
+    if settings.wechat.enabled:  # a misconfigured account stops us before anything is sent
+        client = make_client(settings, store)
+        try:
+            client.check_credentials()
+        finally:
+            client.close()
+    tick = float(os.environ.get("PIPELINE_TICK_SECONDS", "0")) or None
+    print(f"pipeline serve: push at {settings.schedule.push_time:%H:%M} {settings.tz.key}; "
+          "Ctrl-C to stop", flush=True)
+    serve(store, settings, ctx.clock, tick_seconds=tick)
+    return 0
+
+
+def cmd_units(ctx: Context) -> int:
+    with ctx.store.session() as session:
+        rows = views.units_tree(session)
+    if ctx.args.json:
+        _out(rows)
+        return 0
+    for r in rows:
+        indent = "  " * r["depth"]
+        print(f"{indent}{r['name']} [{r['level_label']}]  {r['email'] or '(no email)'}  "
+              f"submitted {r['submitted']}, waiting {r['waiting']}, published {r['published']}"
+              f", late {r['late']}")
+    return 0
+
+
+def cmd_units_add(ctx: Context) -> int:
+    level = parse_level(ctx.args.level)
+    if level is None:
+        raise PipelineError(f"--level {ctx.args.level!r} is not district, street, branch or "
+                            "community.")
+    with ctx.store.session() as session:
+        unit = add_unit(session, UnitSpec(ctx.args.name, level, ctx.args.parent,
+                                          ctx.args.email), ctx.now())
+    print(f"added unit {unit.name} ({unit.level})")
+    return 0
+
+
+def cmd_units_import(ctx: Context) -> int:
+    with ctx.store.session() as session:
+        result = import_units(session, Path(ctx.args.file), ctx.now())
+    for name in result.added:
+        print(f"added {name}")
+    for error in result.rejected:
+        print(f"rejected {error}", file=sys.stderr)
+    print(f"{len(result.added)} added, {len(result.rejected)} rejected")
+    return 1 if result.rejected else 0
