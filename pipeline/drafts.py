@@ -14,10 +14,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
+import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, select
+from sqlmodel import Session, SQLModel, col, select
 
 from .config import Settings
 from .deadlines import deadline_for
@@ -87,11 +88,21 @@ class DraftMaker:
                ) -> SubmitOutcome:
         """Store each report unless it is a duplicate; the caller commits."""
         units = {u.name: u for u in session.exec(select(Unit))}
+        known = _known_keys(session, [r.dedupe_key for r in reports])
         out = SubmitOutcome([], [], [])
         try:
             for report in reports:
-                self._submit_one(session, report, units[report.unit], now, actor,
-                                 idempotency_key, out)
+                existing = known.get(report.dedupe_key) or (
+                    _existing_draft(session, report, idempotency_key)
+                    if idempotency_key else None)
+                if existing is not None:
+                    out.duplicates.append(Duplicate(report.source, report.row, existing,
+                                                    report.title))
+                    continue
+                accepted = self._submit_one(session, report, units[report.unit], now, actor,
+                                            idempotency_key, out)
+                if accepted is not None:
+                    known[report.dedupe_key] = accepted.id  # the same report twice in a batch
         except BaseException:
             self.discard(out.accepted)
             raise
@@ -103,92 +114,100 @@ class DraftMaker:
             self.writer.remove_tree(draft_dir(item.id))
 
     def _submit_one(self, session: Session, report: Report, unit: Unit, now: datetime,
-                    actor: str, idempotency_key: str | None, out: SubmitOutcome) -> None:
-        existing = _existing_draft(session, report, idempotency_key)
-        if existing is not None:
-            out.duplicates.append(Duplicate(report.source, report.row, existing, report.title))
-            return
+                    actor: str, idempotency_key: str | None, out: SubmitOutcome
+                    ) -> Accepted | None:
         try:
-            out.accepted.append(self._store_one(session, report, unit, now, actor,
-                                                idempotency_key))
+            accepted = self._store_one(session, report, unit, now, actor, idempotency_key)
         except IntegrityError:
             # Another process stored the same report between our check and our insert.
             found = _existing_draft(session, report, idempotency_key)
             if found is None:
                 raise
             out.duplicates.append(Duplicate(report.source, report.row, found, report.title))
+            return None
         except OSError as exc:
             # A photo vanished or the disk refused: this report only. A RenderError
             # (a broken template) propagates and stops the whole batch.
             from .intake import Rejection
 
             out.rejected.append(Rejection(report.source, report.row, "图片",
-                                      f"could not store the draft's files: {exc}"))
+                                          f"could not store the draft's files: {exc}"))
+            return None
+        out.accepted.append(accepted)
+        return accepted
 
     def _store_one(self, session: Session, report: Report, unit: Unit, now: datetime,
                    actor: str, idempotency_key: str | None) -> Accepted:
-        with session.begin_nested():
-            submission = _submission(report, unit, now, idempotency_key)
-            session.add(submission)
-            session.flush()
-            assert submission.id is not None and unit.id is not None
-            deadline = deadline_for(report.end, self.settings)
-            draft = Draft(submission_id=submission.id, unit_id=unit.id, title=report.title,
-                          activity_type=report.activity_type, status=DraftStatus.DRAFTED,
-                          deadline=deadline, created_at=now, updated_at=now)
-            session.add(draft)
-            session.flush()
-            assert draft.id is not None
-            try:
-                article = self._write(draft.id, report)
-            except BaseException:
-                self.writer.remove_tree(draft_dir(draft.id))
-                raise
-            _apply_article(draft, article)
-            draft.cover = photo_name(report.photos[0]) if report.photos else None
-            session.add(DraftEvent(draft_id=draft.id, at=now, actor=actor, action="submitted",
-                                   to_status=DraftStatus.DRAFTED,
-                                   note=f"from {report.source}" + (
-                                       f", row {report.row}" if report.row else "")))
-        return Accepted(draft.id, report.unit, report.title, report.activity_type, deadline,
-                        report.source, report.row, article.problems)
-
-    def _write(self, draft_id: int, report: Report) -> RenderedArticle:
-        folder = draft_dir(draft_id)
-        self.writer.remove_tree(folder)  # leftovers of a crashed attempt that reused this id
-        names = []
-        for photo in report.photos:
-            name = photo_name(photo)
-            self.writer.copy_file(photo.path, f"{folder}/{name}")
-            names.append(name)
         from .render import render_article
 
-        article = render_article(report, names, self.env, self.settings)
+        names = [photo_name(p) for p in report.photos]
+        article = render_article(report, names, self.env, self.settings)  # pure, no id needed
+        deadline = deadline_for(report.end, self.settings)
+        # Core inserts inside a savepoint: a duplicate found by the database rolls back
+        # this report only (PostgreSQL would otherwise abort the whole batch).
+        with session.begin_nested():
+            sub_id = _insert(session, Submission, _submission(report, unit, now,
+                                                              idempotency_key))
+            draft_id = _insert(session, Draft, {
+                "submission_id": sub_id, "unit_id": unit.id, "title": article.title,
+                "author": article.author, "digest": article.digest,
+                "activity_type": report.activity_type, "status": DraftStatus.DRAFTED,
+                "deadline": deadline, "cover": names[0] if names else None,
+                "problems": json.dumps(list(article.problems), ensure_ascii=False),
+                "created_at": now, "updated_at": now, "late": False, "version": 1})
+            _insert(session, DraftEvent, {
+                "draft_id": draft_id, "at": now, "actor": actor, "action": "submitted",
+                "to_status": DraftStatus.DRAFTED,
+                "note": f"from {report.source}" + (f", row {report.row}" if report.row else "")})
+            try:
+                self._write(draft_id, report, names, article)
+            except BaseException:
+                self.writer.remove_tree(draft_dir(draft_id))
+                raise
+        return Accepted(draft_id, report.unit, report.title, report.activity_type, deadline,
+                        report.source, report.row, article.problems)
+
+    def _write(self, draft_id: int, report: Report, names: Sequence[str],
+               article: RenderedArticle) -> None:
+        folder = draft_dir(draft_id)
+        self.writer.remove_tree(folder)  # leftovers of a crashed attempt that reused this id
+        for photo, name in zip(report.photos, names, strict=True):
+            self.writer.copy_file(photo.path, f"{folder}/{name}")
         self.writer.write_text(f"{folder}/{ARTICLE_MD}", article.markdown)
         self.writer.write_text(f"{folder}/{ARTICLE_HTML}", article.html)
-        return article
 
 
-def _apply_article(draft: Draft, article: RenderedArticle) -> None:
-    draft.title = article.title
-    draft.author = article.author
-    draft.digest = article.digest
-    draft.problems = json.dumps(list(article.problems), ensure_ascii=False)
+def _insert(session: Session, model: type[SQLModel], values: dict[str, Any]) -> int:
+    # Values as parameters, not .values(): the compiled statement is then cached.
+    table = cast(sa.Table, model.__table__)  # type: ignore[attr-defined]
+    return int(session.execute(sa.insert(table).returning(table.c.id), values).scalar_one())
 
 
-def _submission(report: Report, unit: Unit, now: datetime, key: str | None) -> Submission:
+def _known_keys(session: Session, keys: list[str]) -> dict[str, int]:
+    """Drafts already stored for these reports, by dedupe key (one query per 500)."""
+    found: dict[str, int] = {}
+    for start in range(0, len(keys), 500):
+        rows = session.execute(
+            sa.select(col(Submission.dedupe_key), col(Draft.id))
+            .join(Draft, col(Draft.submission_id) == Submission.id)
+            .where(col(Submission.dedupe_key).in_(keys[start:start + 500])))
+        found.update({key: draft_id for key, draft_id in rows})
+    return found
+
+
+def _submission(report: Report, unit: Unit, now: datetime, key: str | None
+                ) -> dict[str, Any]:
     photos = [{"name": photo_name(p), "original": p.original_name, "kind": p.kind,
                "size": p.size, "sha256": p.sha256} for p in report.photos]
-    assert unit.id is not None
-    return Submission(
-        unit_id=unit.id, activity_type=report.activity_type, title=report.title,
-        start_at=report.start, end_at=report.end, place=report.place, form=report.form,
-        participants=report.participants, body=report.body,
-        links=json.dumps(list(report.links), ensure_ascii=False),
-        photos=json.dumps(photos, ensure_ascii=False), contact=report.contact,
-        extra=json.dumps(report.extra, ensure_ascii=False), source=report.source,
-        source_row=report.row, dedupe_key=report.dedupe_key, idempotency_key=key,
-        received_at=now)
+    return {
+        "unit_id": unit.id, "activity_type": report.activity_type, "title": report.title,
+        "start_at": report.start, "end_at": report.end, "place": report.place,
+        "form": report.form, "participants": report.participants, "body": report.body,
+        "links": json.dumps(list(report.links), ensure_ascii=False),
+        "photos": json.dumps(photos, ensure_ascii=False), "contact": report.contact,
+        "extra": json.dumps(report.extra, ensure_ascii=False), "source": report.source,
+        "source_row": report.row, "dedupe_key": report.dedupe_key, "idempotency_key": key,
+        "received_at": now}
 
 
 def _existing_draft(session: Session, report: Report, key: str | None) -> int | None:

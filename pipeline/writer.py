@@ -27,7 +27,9 @@ class GuardedWriter:
         Raises:
             PipelineError: when the path would leave the folder.
         """
-        target = (self.root / relative).resolve()
+        # A lexical check (no file system calls): absolute paths and ".." that climb out
+        # are refused; the names we write are generated, never taken from a report.
+        target = Path(os.path.normpath(self.root / relative))
         if target != self.root and self.root not in target.parents:
             raise PipelineError(f"Refusing to write {relative!s}: it is outside {self.root}.")
         return target
