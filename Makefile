@@ -22,11 +22,14 @@ lint: $(STAMP)
 	$(BIN)/mypy pipeline
 
 test: $(STAMP) lint
+	bash scripts/ensure-chromium
 	$(BIN)/python -m pytest -n 2 -q
 
 bench: $(STAMP)
 	$(BIN)/python bench/bench_intake.py
 	$(BIN)/python bench/bench_queries.py
+	$(BIN)/python bench/bench_render.py
+	$(BIN)/python bench/bench_web.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -22,6 +22,8 @@ from .notify.commands import register as register_notify_commands
 from .schedule import Clock
 from .store import Store, open_store
 from .units import sync_units
+from .web.options import add_serve as add_web_serve
+from .web.options import register as register_web_commands
 
 log = logging.getLogger("pipeline")
 
@@ -131,8 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
     wsub.add_parser("check", help="verify the credentials and the IP whitelist",
                     description="verify the credentials and the IP whitelist").set_defaults(
         func=c.cmd_wechat_check)
-    add("serve", c.cmd_serve, "run the scheduler (daily push and deadline sweep)").set_defaults(
-        running_clock=True)
+    add_web_serve(sub)
     p = add("units", c.cmd_units, "the unit tree with counts; add or import units", True)
     units_sub = p.add_subparsers(dest="units_command", metavar="ACTION")
     a = units_sub.add_parser("add", help="add one unit", description="add one unit")
@@ -147,6 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
     i.set_defaults(func=c.cmd_units_import)
     i.add_argument("file")
     register_notify_commands(sub)
+    register_web_commands(sub)
     return parser
 
 

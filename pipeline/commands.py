@@ -25,7 +25,6 @@ from .errors import PipelineError
 from .notify.alerts import deliver_alerts
 from .publish.wechat import make_client
 from .push import PackedArticle, PushReport, confirm_sent, run_push, withdraw
-from .schedule import serve
 from .sweep import Flagged, sweep
 from .units import add_unit, import_units, unit_names
 
@@ -302,22 +301,6 @@ def cmd_check(ctx: Context) -> int:
     if delivery.error:
         print(f"error: {delivery.error}", file=sys.stderr)
     return 1 if delivery.error else 0
-
-
-def cmd_serve(ctx: Context) -> int:
-    settings = ctx.settings
-    store = ctx.store
-    if settings.wechat.enabled:  # a misconfigured account stops us before anything is sent
-        client = make_client(settings, store)
-        try:
-            client.check_credentials()
-        finally:
-            client.close()
-    tick = float(os.environ.get("PIPELINE_TICK_SECONDS", "0")) or None
-    print(f"pipeline serve: push at {settings.schedule.push_time:%H:%M} {settings.tz.key}; "
-          "Ctrl-C to stop", flush=True)
-    serve(store, settings, ctx.clock, tick_seconds=tick)
-    return 0
 
 
 def cmd_units(ctx: Context) -> int:

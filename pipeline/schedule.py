@@ -172,11 +172,11 @@ def serve(store: Store, settings: Settings, clock: Clock, *,
         ScheduleError: when another scheduler holds the database.
     """
     stop = stop or threading.Event()
+    _install_signals(stop)
     lock = InstanceLock(store, settings)
     lock.acquire(clock.now())
     scheduler: BackgroundScheduler | None = None
     try:
-        _install_signals(stop)
         tick(store, settings, clock, takeover=True)  # the start-up catch-up
         seconds = tick_seconds or settings.schedule.sweep_minutes * 60
         scheduler = build_scheduler(store, settings, clock, seconds)

@@ -19,11 +19,14 @@ from tests.conftest import Workspace, make_workspace
 from tests.test_flow import write_report
 
 
-def start_serve(ws: Workspace, now: str, **env: str) -> subprocess.Popen[str]:
+def start_serve(ws: Workspace, now: str, *command: str, **env: str
+                ) -> subprocess.Popen[str]:
+    """`pipeline worker` (the scheduler alone) unless another command is given."""
     environ = {**os.environ, "DATABASE_URL": ws.database_url, "PIPELINE_NOW": now,
                "PIPELINE_TICK_SECONDS": "0.5", **env}
     return subprocess.Popen(
-        [sys.executable, "-m", "pipeline", "--config", str(ws.path / "config.toml"), "serve"],
+        [sys.executable, "-m", "pipeline", "--config", str(ws.path / "config.toml"),
+         *(command or ("worker",))],
         env=environ, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -53,6 +56,18 @@ def publications(ws: Workspace) -> list[Publication]:
         store.close()
 
 
+def wait_ready(proc: subprocess.Popen[str]) -> str:
+    """Read the log until the scheduler says it runs (a signal before that kills the
+    process the default way, as for any program still starting)."""
+    assert proc.stderr is not None
+    seen = []
+    for line in proc.stderr:
+        seen.append(line)
+        if "scheduler running" in line:
+            return "".join(seen)
+    raise AssertionError("the scheduler never started:\n" + "".join(seen))
+
+
 def stop(proc: subprocess.Popen[str]) -> tuple[int, str]:
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=20)
@@ -77,7 +92,7 @@ def test_serve_catches_up_once_and_refuses_a_second_instance(any_workspace: Work
     assert "scheduler stopped" in err
     # Started again the same evening: the day is done, nothing goes out twice.
     third = start_serve(ws, "2026-06-15T21:00+08:00")
-    time.sleep(2)
+    wait_ready(third)
     assert stop(third)[0] == 0
     assert [p.draft_id for p in publications(ws)] == [story]
     assert json.loads(manifest.read_text("utf-8"))["articles"][0]["id"] == story
@@ -138,10 +153,24 @@ def test_second_instance_on_postgres_is_refused(tmp_path: Path, pg_url: str) -> 
     ws = make_workspace(tmp_path / "ws", pg_url)
     first = start_serve(ws, "2026-06-15T10:00+08:00")
     try:
-        wait_for(lambda: ws.run("queue").code == 0)
-        time.sleep(1.5)
+        wait_ready(first)
         second = start_serve(ws, "2026-06-15T10:00+08:00")
         _, err = second.communicate(timeout=30)
         assert second.returncode == 1 and f"pid {first.pid}" in err
     finally:
         assert stop(first)[0] == 0
+
+
+def test_serve_runs_web_and_scheduler_and_stops_on_sigterm(workspace: Workspace,
+                                                           tmp_path: Path) -> None:
+    """`pipeline serve`: the scheduler catches up in the web process; SIGTERM stops both."""
+    ws = workspace
+    story = approved_story(ws, tmp_path, "1", "2026-06-15 09:00", "2026-06-15T10:00+08:00")
+    proc = start_serve(ws, "2026-06-15T20:30+08:00", "serve", "--port", "0")
+    try:
+        wait_for((ws.path / "published" / "2026-06-15" / "manifest.json").exists)
+    finally:
+        code, err = stop(proc)
+    assert code == 0, err
+    assert "scheduler stopped" in err
+    assert [p.draft_id for p in publications(ws)] == [story]

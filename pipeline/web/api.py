@@ -1,0 +1,321 @@
+"""The JSON API under ``/api/``: the desk's operations for programs.
+
+Editors authenticate with the same session cookie as the desk (``POST
+/api/login``) and send its CSRF token in ``X-CSRF-Token`` on every POST.
+Reporters use their unit's link token in the path. Every error has one shape,
+``{"ok": false, "error": "...", "status": N}`` (see ``errors.error_body``).
+Submissions accept an ``Idempotency-Key`` header: the same key returns the
+same report id.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path as FsPath
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Header, Path, Query, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from .. import review
+from ..errors import ReviewError
+from ..models import Unit
+from ..push import run_push
+from ..views import detail, iso, units_tree
+from . import actions
+from .auth import AuthError, authenticate, check_csrf, start_session
+from .errors import ERROR_RESPONSES, FieldErrors
+from .forms import FormCheck, save_encoded, validate
+from .queries import SCOPES, QueueFilter, active_links, queue_page, unit_reports, week_numbers
+from .reporter import idempotency_key, store_report, stored_under
+from .state import DraftId, audit, editor_of, remote, unit_of_link, web
+
+router = APIRouter(prefix="/api", responses=ERROR_RESPONSES)
+Json = dict[str, Any]
+UnitId = Annotated[int, Path(ge=1, le=2**31 - 1)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class LoginIn(Strict):
+    name: str = Field(max_length=100)
+    password: str = Field(max_length=1000)
+
+
+class ActionIn(Strict):
+    action: Literal["approve", "request_changes", "reject"]
+    note: str = Field("", max_length=5000)
+
+
+class MarkdownIn(Strict):
+    markdown: str = Field(max_length=200_000)
+
+
+class CoverIn(Strict):
+    cover: str = Field(max_length=200)
+
+
+class OrderIn(Strict):
+    order: list[int] = Field(max_length=1000)
+
+
+class ConfirmIn(Strict):
+    confirm: Literal[True]
+
+
+class LinkIn(Strict):
+    action: Literal["create", "regenerate", "revoke"]
+
+
+class ReportIn(Strict):
+    """A report as the form has it; times as ISO 8601 (without a zone: the account's)."""
+
+    activity_type: str = Field(max_length=50, description="key or Chinese label")
+    title: str = Field(max_length=200)
+    start: str = Field(max_length=100)
+    end: str | None = Field(None, max_length=100)
+    place: str = Field(max_length=500)
+    form: str = Field(max_length=200)
+    participants: int | None = None
+    body: str = Field(max_length=50_000)
+    links: list[str] = Field(default_factory=list, max_length=50)
+    photos: list[str] = Field(default_factory=list, max_length=50,
+                              description="JPEG or PNG files, base64-encoded")
+    contact: str = Field("", max_length=200)
+
+
+class ResubmitIn(Strict):
+    markdown: str = Field(max_length=200_000)
+    note: str = Field("", max_length=5000)
+
+
+def api_editor(request: Request) -> str:
+    return editor_of(request, 401)
+
+
+def api_writer(request: Request, user: Annotated[str, Depends(api_editor)]) -> str:
+    check_csrf(request.session, request.headers.get("x-csrf-token"))
+    return user
+
+
+Reader = Annotated[str, Depends(api_editor)]
+Writer = Annotated[str, Depends(api_writer)]
+
+
+def _review_call(request: Request, user: str, draft_id: int, action: str,
+                 detail_: Json, call: Any) -> Json:
+    state = web(request)
+    with state.store.session() as session:
+        result = call(session)
+        audit(session, request, user, action, f"draft:{draft_id}", detail_)
+    return {"ok": True, "result": result}
+
+
+@router.post("/login")
+def api_login(request: Request, body: LoginIn) -> Json:
+    state, address = web(request), remote(request)
+    if state.limiter.blocked_for(address, body.name) > 0:
+        raise AuthError(429, "登录失败次数过多，请稍后再试。")
+    with state.store.session() as session:
+        user = authenticate(session, body.name, body.password)
+        audit(session, request, body.name or "-", "login" if user else "login_failed")
+    if user is None:
+        state.limiter.failed(address, body.name)
+        raise AuthError(401, "用户名或密码不正确。")
+    state.limiter.succeeded(address, body.name)
+    start_session(request.session, user)
+    return {"ok": True, "user": user.name, "csrf_token": request.session["csrf"]}
+
+
+@router.post("/logout")
+def api_logout(request: Request, user: Writer) -> Json:
+    request.session.clear()
+    return {"ok": True}
+
+
+@router.get("/queue")
+def api_queue(request: Request, user: Reader, scope: str = "waiting", state: str = "",
+              unit: Annotated[int | None, Query(ge=0, le=2**31 - 1)] = None, level: str = "",
+              type: str = "", q: Annotated[str, Query(max_length=100)] = "",
+              page: Annotated[int, Query(ge=1, le=10**6)] = 1) -> Json:
+    s = web(request)
+    f = QueueFilter(scope if scope in SCOPES else "waiting", state, unit, level, type, q, page)
+    with s.store.session() as session:
+        result = queue_page(session, s.settings, s.now(), f)
+    return {"ok": True, "total": result.total, "page": result.page, "pages": result.pages,
+            "counts": result.counts, "items": result.rows}
+
+
+@router.get("/drafts/{draft_id}")
+def api_draft(request: Request, user: Reader, draft_id: DraftId) -> Json:
+    s = web(request)
+    with s.store.session() as session:
+        return {"ok": True, "draft": detail(session, s.settings, draft_id, s.now())}
+
+
+@router.post("/drafts/{draft_id}/actions")
+def api_action(request: Request, user: Writer, draft_id: DraftId, body: ActionIn) -> Json:
+    s = web(request)
+
+    def call(session: Any) -> Json:
+        out = review.transition(session, draft_id, body.action, actor=user, note=body.note,
+                                now=s.now())
+        return {"id": out.draft_id, "from": out.from_status, "to": out.to_status}
+    return _review_call(request, user, draft_id, body.action, {"note": body.note}, call)
+
+
+@router.post("/drafts/{draft_id}/markdown")
+def api_edit(request: Request, user: Writer, draft_id: DraftId, body: MarkdownIn) -> Json:
+    s = web(request)
+
+    def call(session: Any) -> Json:
+        return {"problems": review.edit(session, s.settings, draft_id, body.markdown,
+                                        actor=user, now=s.now())}
+    return _review_call(request, user, draft_id, "edit", {}, call)
+
+
+@router.post("/drafts/{draft_id}/cover")
+def api_cover(request: Request, user: Writer, draft_id: DraftId, body: CoverIn) -> Json:
+    s = web(request)
+
+    def call(session: Any) -> Json:
+        actions.set_cover(session, draft_id, body.cover, actor=user, now=s.now())
+        return {"cover": body.cover}
+    return _review_call(request, user, draft_id, "cover", {"cover": body.cover}, call)
+
+
+@router.get("/push")
+def api_push_plan(request: Request, user: Reader) -> Json:
+    from .desk_plan import push_plan
+
+    p = push_plan(request)
+    settings = web(request).settings
+
+    def item(a: Any) -> Json:
+        c = a.candidate
+        return {"id": c.id, "title": c.title, "unit": c.unit, "position": a.position,
+                "late": a.late, "deadline": iso(c.deadline, settings)}
+    return {"ok": True, "at": iso(p["at"], settings), "articles": [item(a) for a in p["chosen"]],
+            "left_over": [item(a) for a in p["left"]]}
+
+
+@router.post("/push/order")
+def api_push_order(request: Request, user: Writer, body: OrderIn) -> Json:
+    s = web(request)
+    with s.store.session() as session:
+        order = actions.set_push_order(session, body.order, s.now())
+        audit(session, request, user, "push_order", "push", {"order": order})
+    return {"ok": True, "order": order}
+
+
+@router.post("/push/run")
+def api_push_run(request: Request, user: Writer, body: ConfirmIn) -> Json:
+    s = web(request)
+    report = run_push(s.store, s.settings, s.now())
+    with s.store.session() as session:
+        audit(session, request, user, "push_now", f"push:{report.day}")
+    return {"ok": True, "date": report.day.isoformat(), "already_done": report.already_done,
+            "articles": [a.candidate.id for a in report.articles],
+            "left_over": [a.candidate.id for a in report.left_over]}
+
+
+@router.get("/units")
+def api_units(request: Request, user: Reader) -> Json:
+    s = web(request)
+    with s.store.session() as session:
+        rows, links = units_tree(session), active_links(session)
+        week = week_numbers(session, s.settings, s.now())
+    for row in rows:
+        link = links.get(row["id"])
+        row["link"] = f"/r/{link.token}" if link else None
+        row["this_week"] = week.get(row["id"], {"received": 0, "published": 0, "late": 0})
+    return {"ok": True, "units": rows}
+
+
+@router.post("/units/{unit_id}/link")
+def api_unit_link(request: Request, user: Writer, unit_id: UnitId, body: LinkIn) -> Json:
+    s = web(request)
+    with s.store.session() as session:
+        if session.get(Unit, unit_id) is None:
+            raise AuthError(404, "没有这个单位。")
+        if body.action == "revoke":
+            actions.revoke_links(session, unit_id, s.now())
+            path = None
+        else:
+            link = actions.create_link(session, unit_id, actor=user, now=s.now(),
+                                       replace=body.action == "regenerate")
+            path = f"/r/{link.token}"
+        audit(session, request, user, f"link_{body.action}", f"unit:{unit_id}")
+    return {"ok": True, "link": path}
+
+
+# --- reporters -------------------------------------------------------------------------
+
+@router.get("/r/{token}/reports")
+def api_unit_reports(request: Request, token: str) -> Json:
+    s = web(request)
+    with s.store.session() as session:
+        _, unit = unit_of_link(session, token)
+        return {"ok": True, "unit": unit.name,
+                "reports": unit_reports(session, s.settings, unit, s.now())}
+
+
+@router.post("/r/{token}/reports", status_code=201)
+def api_submit(request: Request, token: str, body: ReportIn,
+               idempotency_key_: Annotated[str | None, Header(alias="Idempotency-Key",
+                                                              max_length=100)] = None
+               ) -> JSONResponse:
+    s = web(request)
+    with s.store.session() as session:
+        _, unit = unit_of_link(session, token)
+        key = idempotency_key(unit, idempotency_key_ or "")
+        earlier = stored_under(session, key)
+    if earlier is None:
+        values = {k: v for k, v in body.model_dump().items() if k != "photos"}
+        values["links"] = "\n".join(body.links)
+        values["participants"] = "" if body.participants is None else str(body.participants)
+        check = FormCheck({k: "" if v is None else str(v) for k, v in values.items()})
+        with tempfile.TemporaryDirectory(prefix="pipeline-upload-") as tmp:
+            names = save_encoded(body.photos, FsPath(tmp), s.settings.limits, check)
+            validate(check, names, unit.name, s.settings, s.now(), FsPath(tmp), "API")
+            if check.report is None:
+                raise FieldErrors(check.errors)
+            earlier = store_report(s, request, check, unit, key, f"reporter:{unit.name}")
+    return JSONResponse({"ok": True, "id": earlier.id, "duplicate": earlier.duplicate,
+                         "deadline": iso(earlier.deadline, s.settings)},
+                        status_code=200 if earlier.duplicate else 201)
+
+
+@router.get("/r/{token}/reports/{draft_id}")
+def api_unit_report(request: Request, token: str, draft_id: DraftId) -> Json:
+    s = web(request)
+    with s.store.session() as session:
+        _, unit = unit_of_link(session, token)
+        data = detail(session, s.settings, draft_id, s.now())
+        if data is None or data["unit"] != unit.name:
+            raise AuthError(404, "没有找到这篇报告。")
+    return {"ok": True, "draft": data}
+
+
+@router.post("/r/{token}/reports/{draft_id}/resubmit")
+def api_resubmit(request: Request, token: str, draft_id: DraftId, body: ResubmitIn) -> Json:
+    s = web(request)
+    with s.store.session() as session:
+        _, unit = unit_of_link(session, token)
+        data = detail(session, s.settings, draft_id, s.now())
+        if data is None or data["unit"] != unit.name:
+            raise AuthError(404, "没有找到这篇报告。")
+        if data["status"] not in review.TRANSITIONS["resubmit"][0]:
+            raise ReviewError(f"Draft {draft_id} is '{data['status']}'; only "
+                              "'changes_requested' drafts can be resubmitted.")
+        actor = f"reporter:{unit.name}"
+        problems = review.edit(session, s.settings, draft_id, body.markdown, actor=actor,
+                               now=s.now())
+        review.transition(session, draft_id, "resubmit", actor=actor, note=body.note,
+                          now=s.now())
+        audit(session, request, actor, "resubmit", f"draft:{draft_id}")
+    return {"ok": True, "id": draft_id, "problems": problems}
+

@@ -1,0 +1,67 @@
+"""The web app factory: the editors' desk, the reporters' form and the JSON API.
+
+``create_app(settings, store, clock)`` wires routers, middleware and error
+handlers around one ``WebState``; it holds no business rules. Middleware,
+outermost first: the body size limit (413 before parsing), security headers,
+signed session cookies.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+from starlette.middleware.sessions import SessionMiddleware
+
+from .. import __version__
+from ..config import Settings
+from ..schedule import Clock
+from ..store import Store
+from . import api, desk, desk_admin, desk_plan, errors, reporter
+from .middleware import BodyLimit, SecurityHeaders
+from .state import HERE, WebState, make_environment
+
+log = logging.getLogger(__name__)
+SECRET_ENV = "PIPELINE_WEB_SECRET"
+SESSION_HOURS = 12
+MAX_BODY = 1 * 2**20          # every request but a report with photos
+MAX_UPLOAD = 64 * 2**20       # a report with photos (form or API)
+
+
+def _secret(given: str | None) -> str:
+    secret = given or os.environ.get(SECRET_ENV, "")
+    if not secret:
+        # Sessions then end with the process; several workers need the same secret.
+        log.warning("%s is not set: using a random session key, so editors must log in "
+                    "again after a restart", SECRET_ENV)
+        secret = secrets.token_urlsafe(32)
+    return secret
+
+
+def create_app(settings: Settings, store: Store, clock: Clock, *, secret: str | None = None,
+               max_body: int = MAX_BODY, max_upload: int = MAX_UPLOAD) -> FastAPI:
+    """The ASGI app serving the desk, the reporters' pages and ``/api/``."""
+    app = FastAPI(title="pipeline 编辑台与报送接口", version=__version__,
+                  description="区禁毒办公众号内容流水线的 JSON 接口。错误统一为 "
+                              '{"ok": false, "error": "...", "status": N}。',
+                  openapi_url="/api/openapi.json", docs_url=None, redoc_url=None)
+    key = _secret(secret)
+    app.state.web = WebState(settings, store, clock, make_environment(settings), key)
+    for router in (desk.router, desk_plan.router, desk_admin.router, reporter.router,
+                   api.router):
+        app.include_router(router)
+    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+    errors.install(app)
+    app.add_middleware(SessionMiddleware, secret_key=key, session_cookie="pipeline_session",
+                       max_age=SESSION_HOURS * 3600, same_site="lax",
+                       https_only=settings.notify.base_url.startswith("https://"))
+    app.add_middleware(SecurityHeaders)
+
+    def limit_for(path: str) -> int:
+        return max_upload if path.startswith(("/r/", "/api/r/")) else max_body
+
+    app.add_middleware(BodyLimit, limit_for=limit_for)
+    return app

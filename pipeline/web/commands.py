@@ -1,0 +1,195 @@
+"""CLI hooks for the web layer: ``user add|passwd``, ``serve`` (web + scheduler) and
+``worker`` (scheduler only). ``pipeline.cli`` registers them; each takes the
+CLI's ``Context`` (``.args``, ``.settings``, ``.store``, ``.clock``, ``.now()``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import getpass
+import logging
+import os
+import signal
+import sys
+import threading
+from collections.abc import Iterator
+from typing import Any, Protocol
+
+import uvicorn
+
+from ..config import Settings
+from ..errors import PipelineError
+from ..schedule import Clock, serve
+from ..store import Store
+from .app import create_app
+from .auth import add_user
+
+log = logging.getLogger(__name__)
+
+
+class Ctx(Protocol):
+    args: argparse.Namespace
+
+    @property
+    def settings(self) -> Settings: ...
+
+    @property
+    def store(self) -> Store: ...
+
+    @property
+    def clock(self) -> Clock: ...
+
+
+def read_password(stdin: Any = None) -> str:
+    """Ask twice on a terminal; otherwise read one line (for scripts and tests).
+
+    Raises:
+        PipelineError: the two entries differ or nothing was given.
+    """
+    stdin = stdin or sys.stdin
+    if stdin.isatty():
+        first = getpass.getpass("password: ")
+        if getpass.getpass("again: ") != first:
+            raise PipelineError("The two passwords differ; nothing was changed.")
+        return first
+    line = stdin.readline()
+    if not line:
+        raise PipelineError("No password was given on standard input.")
+    return str(line.rstrip("\r\n"))
+
+
+def cmd_user_add(ctx: Ctx) -> int:
+    return _set_user(ctx, replace=False)
+
+
+def cmd_user_passwd(ctx: Ctx) -> int:
+    return _set_user(ctx, replace=True)
+
+
+def _set_user(ctx: Ctx, *, replace: bool) -> int:
+    password = read_password()
+    with ctx.store.session() as session:
+        user = add_user(session, ctx.args.name, password, ctx.clock.now(), replace=replace)
+    print(f"{'password set for' if replace else 'created editor'} {user.name}")
+    return 0
+
+
+def _tick_seconds() -> float | None:
+    return float(os.environ.get("PIPELINE_TICK_SECONDS", "0")) or None
+
+
+def check_wechat(settings: Settings, store: Store) -> None:
+    """A misconfigured WeChat account stops us before anything is sent (as ``serve`` did).
+
+    Raises:
+        PipelineError: the credentials or the IP whitelist are refused.
+    """
+    if not settings.wechat.enabled:
+        return
+    from ..publish.wechat import make_client  # only WeChat mode pays for the import
+
+    client = make_client(settings, store)
+    try:
+        client.check_credentials()
+    finally:
+        client.close()
+
+
+def worker(ctx: Ctx) -> int:
+    """The scheduler alone, in the foreground, until SIGINT/SIGTERM."""
+    settings = ctx.settings
+    check_wechat(settings, ctx.store)
+    print(f"pipeline worker: push at {settings.schedule.push_time:%H:%M} {settings.tz.key}; "
+          "Ctrl-C to stop", flush=True)
+    serve(ctx.store, settings, ctx.clock, tick_seconds=_tick_seconds())
+    return 0
+
+
+class SchedulerThread:
+    """The scheduler in a background thread of the web process, stopped with the server."""
+
+    def __init__(self, store: Store, settings: Settings, clock: Clock) -> None:
+        self.stop = threading.Event()
+        self.ready = threading.Event()
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, args=(store, settings, clock),
+                                       name="scheduler", daemon=True)
+
+    def _run(self, store: Store, settings: Settings, clock: Clock) -> None:
+        try:
+            serve(store, settings, clock, stop=self.stop, tick_seconds=_tick_seconds(),
+                  on_ready=self.ready.set)
+        except Exception as exc:  # noqa: BLE001 - handed to start() or logged at exit
+            self.error = exc
+            self.ready.set()
+
+    def start(self) -> None:
+        """Start and wait for the catch-up to finish (or the lock to be refused).
+
+        Raises:
+            PipelineError: another scheduler holds the database.
+        """
+        self.thread.start()
+        self.ready.wait()
+        if self.error is not None:
+            raise self.error
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(timeout=60)
+        if self.error is not None:
+            log.error("the scheduler stopped with an error: %s", self.error)
+
+
+class _Server(uvicorn.Server):
+    """uvicorn, except that a SIGINT/SIGTERM is not raised again after the graceful
+    shutdown: the process must live on to stop the scheduler thread cleanly."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        previous = {s: signal.signal(s, self.handle_exit) for s in (signal.SIGINT,
+                                                                    signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for number, handler in previous.items():
+                signal.signal(number, handler)
+
+
+def serve_web(ctx: Ctx) -> int:
+    """``pipeline serve``: the web app, and the scheduler in the same process unless
+    ``--no-scheduler``. uvicorn owns the main thread and its signals; the scheduler
+    thread is stopped after the server has shut down."""
+    settings, store, args = ctx.settings, ctx.store, ctx.args
+    if not args.no_scheduler:
+        check_wechat(settings, store)
+    # A signal during the catch-up (before uvicorn takes the signals over) still ends
+    # in a clean stop rather than Python's default of dying on the spot.
+    early = threading.Event()
+    if threading.current_thread() is threading.main_thread():
+        for number in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(number, lambda *_: early.set())
+    scheduler = None if args.no_scheduler else SchedulerThread(store, settings, ctx.clock)
+    if scheduler is not None:
+        scheduler.start()
+    if early.is_set():
+        if scheduler is not None:
+            scheduler.close()
+        return 0
+    app = create_app(settings, store, ctx.clock)
+    where = f"http://{args.host}:{args.port}/"
+    print(f"pipeline serve: {where}" + ("" if scheduler is None else
+          f"; push at {settings.schedule.push_time:%H:%M} {settings.tz.key}") +
+          "; Ctrl-C to stop", flush=True)
+    config = uvicorn.Config(app, host=args.host, port=args.port, log_level="info",
+                            proxy_headers=True, server_header=False)
+    try:
+        _Server(config).run()
+    finally:
+        if scheduler is not None:
+            scheduler.close()
+    return 0

@@ -1,0 +1,228 @@
+"""The editors' desk, part one: login, the queue and the draft page.
+
+Handlers are thin: read the form (CSRF checked), call the stage function the
+CLI calls (``review.transition``, ``review.edit``, ``views.detail``), write an
+audit row in the same transaction, and redirect or render.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.datastructures import FormData
+
+from .. import review
+from ..drafts import read_markdown
+from ..errors import PipelineError, ReviewError
+from ..models import Unit
+from ..render import rerender
+from ..units import all_units
+from ..views import detail
+from . import actions, i18n
+from .auth import AuthError, authenticate, check_csrf, flash, start_session
+from .files import PREVIEW_CSP, draft_file
+from .queries import SCOPES, QueueFilter, photos_of, queue_page
+from .state import DraftId, audit, editor_of, page, remote, web
+
+router = APIRouter(include_in_schema=False)
+
+
+def editor(request: Request) -> str:
+    return editor_of(request, 303)
+
+
+Editor = Annotated[str, Depends(editor)]
+ACTIONS = ("approve", "request_changes", "reject")
+
+
+async def verified_form(request: Request) -> FormData:
+    """The posted form, after its CSRF token was checked."""
+    form = await request.form(max_files=0, max_fields=200)
+    check_csrf(request.session, form.get("csrf_token"))
+    return form
+
+
+def _text(form: FormData, name: str) -> str:
+    value = form.get(name)
+    return value if isinstance(value, str) else ""
+
+
+def _safe_next(target: str) -> str:
+    # only our own paths: never an open redirect to another site
+    return target if target.startswith("/") and not target.startswith("//") else "/"
+
+
+@router.get("/login")
+def login_page(request: Request, next: str = "/") -> Response:
+    return page(request, "login.html", next=_safe_next(next), error="", name="")
+
+
+@router.post("/login")
+async def login(request: Request) -> Response:
+    form = await verified_form(request)
+    state, address = web(request), remote(request)
+    name, password = _text(form, "name").strip(), _text(form, "password")
+    target = _safe_next(_text(form, "next"))
+    wait = state.limiter.blocked_for(address, name)
+    if wait > 0:
+        return page(request, "login.html", 429, next=target, name=name,
+                    error=f"登录失败次数过多，请 {int(wait // 60) + 1} 分钟后再试。")
+    with state.store.session() as session:
+        user = authenticate(session, name, password)
+        audit(session, request, name or "-", "login" if user else "login_failed")
+    if user is None:
+        state.limiter.failed(address, name)
+        return page(request, "login.html", 401, next=target, name=name,
+                    error="用户名或密码不正确。")
+    state.limiter.succeeded(address, name)
+    start_session(request.session, user)
+    return RedirectResponse(target, 303)
+
+
+@router.post("/logout")
+async def logout(request: Request, user: Editor) -> Response:
+    await verified_form(request)
+    with web(request).store.session() as session:
+        audit(session, request, user, "logout")
+    request.session.clear()
+    return RedirectResponse("/login", 303)
+
+
+def _int(text: str) -> int | None:
+    return int(text) if text.isdigit() and len(text) < 10 else None
+
+
+@router.get("/")
+def queue(request: Request, user: Editor, scope: str = "waiting", state: str = "",
+          unit: str = "", level: str = "", type: str = "", q: str = "") -> Response:
+    web_state = web(request)
+    f = QueueFilter(scope=scope if scope in SCOPES else "waiting", state=state,
+                    unit=_int(unit), level=level, kind=type, q=q[:100],
+                    page=_int(request.query_params.get("page", "1")) or 1)
+    with web_state.store.session() as session:
+        result = queue_page(session, web_state.settings, web_state.now(), f)
+        units = all_units(session)
+    return page(request, "queue.html", user=user, f=f, result=result, units=units,
+                scopes=SCOPES, kinds=web_state.settings.activity_types)
+
+
+def draft_page(request: Request, user: str, draft_id: int, *, error: str = "",
+               status: int = 200, markdown: str | None = None,
+               problems: list[str] | None = None) -> Response:
+    state = web(request)
+    with state.store.session() as session:
+        data = detail(session, state.settings, draft_id, state.now())
+        draft = review.get_draft(session, draft_id)
+        photos = photos_of(session, draft)
+        unit = session.get(Unit, draft.unit_id)
+    if markdown is None:
+        markdown = read_markdown(state.settings, draft_id)
+    return page(request, "draft.html", status, user=user, d=data, draft=draft, unit=unit,
+                photos=photos, markdown=markdown, error=error,
+                problems=problems if problems is not None else data["problems"],
+                editable=draft.status in review.EDITABLE)
+
+
+@router.get("/drafts/{draft_id}")
+def show_draft(request: Request, user: Editor, draft_id: DraftId) -> Response:
+    return draft_page(request, user, draft_id)
+
+
+@router.get("/drafts/{draft_id}/files/{path:path}")
+def draft_files(request: Request, user: Editor, draft_id: DraftId, path: str) -> Response:
+    return draft_file(web(request).settings, draft_id, path)
+
+
+def _refused(request: Request, user: str, draft_id: int, exc: PipelineError,
+             markdown: str | None = None) -> Response:
+    message = str(exc)
+    if isinstance(exc, ReviewError) and i18n.review_status(message) == 404:
+        raise AuthError(404, i18n.review_message(message))
+    return draft_page(request, user, draft_id, error=i18n.review_message(message),
+                      status=i18n.review_status(message), markdown=markdown)
+
+
+@router.post("/drafts/{draft_id}/action")
+async def act(request: Request, user: Editor, draft_id: DraftId) -> Response:
+    form = await verified_form(request)
+    state, action = web(request), _text(form, "action")
+    if action not in ACTIONS:
+        raise AuthError(400, "未知的操作。")
+    note = _text(form, "note")
+    try:
+        with state.store.session() as session:
+            outcome = review.transition(session, draft_id, action, actor=user, note=note,
+                                        now=state.now())
+            audit(session, request, user, action, f"draft:{draft_id}", {"note": note})
+    except ReviewError as exc:
+        return _refused(request, user, draft_id, exc)
+    flash(request.session, f"稿件 {draft_id}：{i18n.ACTION_LABELS[action]}，现为「"
+          f"{i18n.status_label(outcome.to_status)}」。")
+    return RedirectResponse(f"/drafts/{draft_id}", 303)
+
+
+@router.post("/drafts/{draft_id}/edit")
+async def edit(request: Request, user: Editor, draft_id: DraftId) -> Response:
+    form = await verified_form(request)
+    state, markdown = web(request), _text(form, "markdown")
+    try:
+        with state.store.session() as session:
+            draft = review.get_draft(session, draft_id)
+            if str(draft.version) != _text(form, "version"):
+                raise ReviewError(f"Draft {draft_id} was changed by someone else just now.")
+            problems = review.edit(session, state.settings, draft_id, markdown, actor=user,
+                                   now=state.now())
+            audit(session, request, user, "edit", f"draft:{draft_id}",
+                  {"problems": len(problems)})
+    except ReviewError as exc:
+        return _refused(request, user, draft_id, exc, markdown)
+    flash(request.session, "正文已保存并重新排版。" if not problems
+          else f"正文已保存，仍有 {len(problems)} 个问题需要处理。",
+          "ok" if not problems else "warn")
+    return RedirectResponse(f"/drafts/{draft_id}", 303)
+
+
+@router.post("/drafts/{draft_id}/render")
+async def preview(request: Request, user: Editor, draft_id: DraftId) -> Response:
+    """The live re-render while the editor types: nothing is saved."""
+    check_csrf(request.session, request.headers.get("x-csrf-token"))
+    body: Any = await request.json()
+    markdown = body.get("markdown") if isinstance(body, dict) else None
+    if not isinstance(markdown, str):
+        raise AuthError(422, "缺少正文。")
+    state = web(request)
+    with state.store.session() as session:
+        draft = review.get_draft(session, draft_id)
+    article = rerender(markdown, draft.title, draft.author, draft.digest, state.settings)
+    return JSONResponse({"ok": True, "html": article.html,
+                         "problems": [i18n.problem_message(p) for p in article.problems]})
+
+
+@router.post("/drafts/{draft_id}/preview")
+async def preview_page(request: Request, user: Editor, draft_id: DraftId) -> Response:
+    """The edited text rendered into the preview frame (the live preview's target)."""
+    form = await verified_form(request)
+    state = web(request)
+    with state.store.session() as session:
+        draft = review.get_draft(session, draft_id)
+    article = rerender(_text(form, "markdown"), draft.title, draft.author, draft.digest,
+                       state.settings)
+    # the saved article's photos are relative to its folder: point the base there
+    head = f'<!DOCTYPE html><meta charset="utf-8"><base href="/drafts/{draft_id}/files/">'
+    return HTMLResponse(head + article.html, headers={"Content-Security-Policy": PREVIEW_CSP})
+
+
+@router.post("/drafts/{draft_id}/cover")
+async def cover(request: Request, user: Editor, draft_id: DraftId) -> Response:
+    form = await verified_form(request)
+    state, name = web(request), _text(form, "cover")
+    try:
+        with state.store.session() as session:
+            actions.set_cover(session, draft_id, name, actor=user, now=state.now())
+            audit(session, request, user, "cover", f"draft:{draft_id}", {"cover": name})
+    except PipelineError as exc:
+        return _refused(request, user, draft_id, exc)
+    flash(request.session, "封面已更换。")
+    return RedirectResponse(f"/drafts/{draft_id}", 303)

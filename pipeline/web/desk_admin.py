@@ -1,0 +1,95 @@
+"""The editors' desk, part three: reports (digests and bulletins) and units
+(the tree, contacts, submission links, this week's numbers)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from ..errors import PipelineError
+from ..models import OutboxMessage
+from ..views import units_tree
+from . import actions
+from .auth import AuthError, flash
+from .desk import Editor, verified_form
+from .files import PREVIEW_CSP, bulletin_file, bulletin_names
+from .queries import active_links, outbox, week_numbers
+from .state import audit, page, web
+
+router = APIRouter(include_in_schema=False)
+LINK_ACTIONS = ("create", "regenerate", "revoke")
+
+
+@router.get("/reports")
+def reports(request: Request, user: Editor) -> Response:
+    state = web(request)
+    with state.store.session() as session:
+        digests, bulletins = outbox(session, "digest"), outbox(session, "bulletin")
+    return page(request, "reports.html", user=user, digests=digests, bulletins=bulletins,
+                files=bulletin_names(state.settings))
+
+
+@router.get("/reports/bulletins/{week}")
+def bulletin(request: Request, user: Editor, week: str) -> Response:
+    return bulletin_file(web(request).settings, week)
+
+
+@router.get("/reports/outbox/{message_id}")
+def outbox_message(request: Request, user: Editor, message_id: int) -> Response:
+    with web(request).store.session() as session:
+        message = session.get(OutboxMessage, message_id)
+    if message is None or message.kind not in ("digest", "bulletin"):
+        raise AuthError(404, "没有这封邮件。")
+    if message.html_body:
+        return HTMLResponse(message.html_body, headers={"Content-Security-Policy": PREVIEW_CSP})
+    return Response(message.text_body, media_type="text/plain; charset=utf-8")
+
+
+@router.post("/reports/outbox/{message_id}/resend")
+async def resend(request: Request, user: Editor, message_id: int) -> Response:
+    await verified_form(request)
+    state = web(request)
+    try:
+        with state.store.session() as session:
+            copy = actions.resend(session, message_id, state.now())
+            audit(session, request, user, "resend", f"outbox:{message_id}",
+                  {"copy": copy.id})
+    except PipelineError as exc:
+        raise AuthError(404, "没有这封邮件。") from exc
+    flash(request.session, f"已重新加入发送队列：{copy.subject}")
+    return RedirectResponse("/reports", 303)
+
+
+@router.get("/units")
+def units(request: Request, user: Editor) -> Response:
+    state = web(request)
+    with state.store.session() as session:
+        rows = units_tree(session)
+        links = active_links(session)
+        week = week_numbers(session, state.settings, state.now())
+    base = state.settings.notify.base_url.rstrip("/")
+    return page(request, "units.html", user=user, rows=rows, links=links, week=week,
+                base=base)
+
+
+@router.post("/units/{unit_id}/link")
+async def unit_link(request: Request, user: Editor, unit_id: int) -> Response:
+    form = await verified_form(request)
+    state, action = web(request), form.get("action")
+    if action not in LINK_ACTIONS:
+        raise AuthError(400, "未知的操作。")
+    try:
+        with state.store.session() as session:
+            if action == "revoke":
+                count = actions.revoke_links(session, unit_id, state.now())
+                message = "链接已停用。" if count else "该单位没有可停用的链接。"
+            else:
+                actions.create_link(session, unit_id, actor=user, now=state.now(),
+                                    replace=action == "regenerate")
+                message = ("已生成新链接，旧链接已停用。" if action == "regenerate"
+                           else "已生成链接。")
+            audit(session, request, user, f"link_{action}", f"unit:{unit_id}")
+    except PipelineError as exc:
+        raise AuthError(404, "没有这个单位。") from exc
+    flash(request.session, message)
+    return RedirectResponse(f"/units#unit-{unit_id}", 303)

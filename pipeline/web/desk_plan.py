@@ -1,0 +1,136 @@
+"""The editors' desk, part two: today's push (order, push now) and the calendar
+with its iCalendar feed.
+
+The push itself is ``push.run_push``, the same call as ``pipeline push``; its
+unique slot row makes a second click, the scheduler and the CLI all safe.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from datetime import timedelta
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import RedirectResponse, Response
+
+from ..errors import PipelineError
+from ..push import local_date, plan, run_push
+from . import actions, i18n
+from .auth import AuthError, check_csrf, flash, session_user
+from .desk import Editor, verified_form
+from .planning import calendar_days, ical_feed, next_push_moment
+from .state import audit, page, web
+
+router = APIRouter(include_in_schema=False)
+
+
+def feed_token(secret: str) -> str:
+    """The calendar feed's key: calendar apps cannot log in, so the URL carries one."""
+    return hmac.new(secret.encode(), b"calendar-feed", hashlib.sha256).hexdigest()[:32]
+
+
+def push_plan(request: Request) -> dict[str, Any]:
+    state = web(request)
+    with state.store.session() as session:
+        at = next_push_moment(session, state.settings, state.now())
+        chosen, left = plan(session, state.settings, at)
+    return {"at": at, "chosen": chosen, "left": left,
+            "late": [a for a in chosen if a.late] + [a for a in left if a.late]}
+
+
+@router.get("/push")
+def push_page(request: Request, user: Editor) -> Response:
+    return page(request, "push.html", user=user, **push_plan(request))
+
+
+@router.post("/push/move")
+async def move(request: Request, user: Editor) -> Response:
+    form = await verified_form(request)
+    state = web(request)
+    draft_id, step = str(form.get("id") or ""), -1 if form.get("step") == "up" else 1
+    if not draft_id.isdigit():
+        raise AuthError(400, "缺少稿件编号。")
+    try:
+        with state.store.session() as session:
+            at = next_push_moment(session, state.settings, state.now())
+            order = actions.move_in_push(session, state.settings, int(draft_id), step, at,
+                                         state.now())
+            audit(session, request, user, "push_order", "push", {"order": order})
+    except PipelineError as exc:
+        flash(request.session, i18n.review_message(str(exc)), "error")
+    return RedirectResponse("/push", 303)
+
+
+@router.post("/push/order")
+async def reorder(request: Request, user: Editor) -> Response:
+    """The whole order at once (the drag-and-drop list posts it as JSON)."""
+    check_csrf(request.session, request.headers.get("x-csrf-token"))
+    body = await request.json()
+    ids = body.get("order") if isinstance(body, dict) else None
+    if not isinstance(ids, list) or not all(isinstance(i, int) for i in ids):
+        raise AuthError(422, "顺序应为稿件编号列表。")
+    state = web(request)
+    with state.store.session() as session:
+        order = actions.set_push_order(session, ids, state.now())
+        audit(session, request, user, "push_order", "push", {"order": order})
+    return Response(json.dumps({"ok": True, "order": order}), media_type="application/json")
+
+
+@router.post("/push/run")
+async def push_now(request: Request, user: Editor) -> Response:
+    form = await verified_form(request)
+    if form.get("confirm") != "yes":
+        flash(request.session, "请勾选确认后再推送。", "error")
+        return RedirectResponse("/push", 303)
+    state = web(request)
+    report = run_push(state.store, state.settings, state.now())
+    with state.store.session() as session:
+        audit(session, request, user, "push_now", f"push:{report.day}",
+              {"articles": [a.candidate.id for a in report.articles],
+               "already_done": report.already_done})
+    if report.already_done:
+        flash(request.session, f"{report.day} 的推送已经完成，没有重复推送。", "warn")
+    elif report.articles:
+        flash(request.session, f"已推送 {len(report.articles)} 篇稿件。")
+    else:
+        flash(request.session, "没有已通过的稿件，本次未推送。", "warn")
+    return RedirectResponse("/push", 303)
+
+
+@router.get("/calendar")
+def calendar(request: Request, user: Editor) -> Response:
+    state = web(request)
+    days = _three_weeks(request)
+    feed = (f"{state.settings.notify.base_url.rstrip('/')}/calendar.ics?token="
+            f"{feed_token(state.secret)}")
+    weeks = [days[i:i + 7] for i in range(0, len(days), 7)]
+    return page(request, "calendar.html", user=user, weeks=weeks, feed=feed,
+                today=local_date(state.now(), state.settings))
+
+
+def _three_weeks(request: Request) -> list[Any]:
+    state = web(request)
+    today = local_date(state.now(), state.settings)
+    monday = today - timedelta(days=today.weekday())
+    with state.store.session() as session:
+        return calendar_days(session, state.settings, state.now(), monday - timedelta(days=7),
+                             monday + timedelta(days=13))
+
+
+@router.get("/calendar.ics")
+def calendar_feed(request: Request, token: str = "") -> Response:
+    state = web(request)
+    if token:
+        if not hmac.compare_digest(token, feed_token(state.secret)):
+            raise AuthError(403, "日历订阅地址无效。")
+    else:
+        with state.store.session() as session:
+            if session_user(request.session, session) is None:
+                raise AuthError(303, "请先登录。")
+    body = ical_feed(_three_weeks(request), state.settings, state.now(),
+                     state.settings.notify.base_url)
+    return Response(body, media_type="text/calendar; charset=utf-8",
+                    headers={"Content-Disposition": 'inline; filename="push.ics"'})

@@ -1,0 +1,117 @@
+"""One place that turns failures into answers: the API's single error shape
+``{"ok": false, "error": "...", "status": N}`` and the pages' Chinese error page.
+
+Pipeline errors are translated here (the web layer's boundary); anything else
+is a bug and is logged with its traceback before a plain 500 goes out.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+from pydantic import BaseModel
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from ..errors import PipelineError, ReviewError
+from . import i18n
+from .auth import AuthError
+from .state import page
+
+log = logging.getLogger(__name__)
+
+HTTP_WORDS = {400: "请求有误。", 401: "请先登录。", 403: "没有权限。", 404: "页面不存在。",
+              405: "不支持此请求方式。", 409: "操作与当前状态冲突。", 413: "提交的内容太大。",
+              422: "提交的内容有误。", 429: "请求太频繁，请稍后再试。", 500: "服务器出错了。"}
+
+
+class ErrorBody(BaseModel):
+    ok: bool = False
+    error: str
+    status: int
+    fields: dict[str, list[str]] | None = None
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorBody, "description": HTTP_WORDS[code]}
+    for code in (400, 401, 403, 404, 409, 413, 422, 429)}
+
+
+class FieldErrors(Exception):
+    """A report failed validation: Chinese messages per field."""
+
+    def __init__(self, fields: Mapping[str, Sequence[str]]) -> None:
+        super().__init__("invalid report")
+        self.fields = {k: list(v) for k, v in fields.items()}
+
+
+def error_body(status: int, message: str, **extra: Any) -> dict[str, Any]:
+    """The one JSON error shape."""
+    return {"ok": False, "error": message, "status": status, **extra}
+
+
+def _is_api(request: Request) -> bool:
+    return request.url.path.startswith("/api/") or request.url.path == "/api"
+
+
+def _answer(request: Request, status: int, message: str, **extra: Any) -> Response:
+    if _is_api(request):
+        return JSONResponse(error_body(status, message, **extra), status_code=status)
+    if status in (303, 401) and not request.url.path.startswith("/r/"):
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        return RedirectResponse(f"/login?next={_quote(target)}", 303)
+    return page(request, "error.html", status, message=message, code=status)
+
+
+def _quote(path: str) -> str:
+    from urllib.parse import quote
+
+    return quote(path, safe="/")
+
+
+def install(app: FastAPI) -> None:
+    """Register the handlers that give every failure its answer."""
+
+    async def on_auth(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, AuthError)
+        return _answer(request, exc.status, exc.message)
+
+    async def on_fields(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, FieldErrors)
+        first = next(iter(exc.fields.values()), ["提交的内容有误。"])[0]
+        return _answer(request, 422, first, fields=exc.fields)
+
+    async def on_validation(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        fields: dict[str, list[str]] = {}
+        for error in exc.errors():
+            where = ".".join(str(p) for p in error.get("loc", ()) if p != "body") or "request"
+            fields.setdefault(where, []).append(str(error.get("msg", "")))
+        return _answer(request, 422, "请求格式不正确：" + "；".join(fields), fields=fields)
+
+    async def on_http(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StarletteHTTPException)
+        return _answer(request, exc.status_code, HTTP_WORDS.get(exc.status_code, str(exc.detail)))
+
+    async def on_pipeline(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, PipelineError)
+        message = str(exc)
+        if isinstance(exc, ReviewError):
+            return _answer(request, i18n.review_status(message), i18n.review_message(message))
+        log.warning("request %s failed: %s", request.url.path, message)
+        return _answer(request, 409, f"操作未完成（{message}）")
+
+    async def on_bug(request: Request, exc: Exception) -> Response:
+        log.error("unhandled error on %s", request.url.path, exc_info=exc)
+        return _answer(request, 500, HTTP_WORDS[500])
+
+    app.add_exception_handler(AuthError, on_auth)
+    app.add_exception_handler(FieldErrors, on_fields)
+    app.add_exception_handler(RequestValidationError, on_validation)
+    app.add_exception_handler(StarletteHTTPException, on_http)
+    app.add_exception_handler(PipelineError, on_pipeline)
+    app.add_exception_handler(Exception, on_bug)

@@ -1,0 +1,159 @@
+"""Chinese words for the web pages: status labels and translated stage messages.
+
+The stages speak English sentences (for the CLI and the logs); every web page
+is Simplified Chinese. The translations below recognise the stages' messages
+by their shape and keep the numbers they carry; a message that no pattern
+knows is shown behind a Chinese lead-in rather than dropped.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+from ..domain import DeadlineState, DraftStatus
+
+STATUS_LABELS: dict[str, str] = {
+    DraftStatus.DRAFTED: "待审核",
+    DraftStatus.CHANGES_REQUESTED: "退回修改",
+    DraftStatus.APPROVED: "已通过，待推送",
+    DraftStatus.PUBLISHING: "推送中",
+    DraftStatus.PUBLISHED: "已发布",
+    DraftStatus.REJECTED: "未采用",
+    DraftStatus.FAILED: "发布失败",
+}
+
+ACTION_LABELS: dict[str, str] = {
+    "submitted": "提交", "approve": "通过", "reject": "不予采用",
+    "request_changes": "退回修改", "resubmit": "修改后重新提交", "reopen": "重新打开",
+    "edit": "编辑正文", "cover": "更换封面", "published": "发布",
+}
+
+PUSH_STATES: dict[str, str] = {
+    "done": "已推送", "running": "推送中", "missed": "错过（未推送）", "empty": "无可推送稿件",
+}
+
+FIELD_LABELS: dict[str, str] = {
+    "activity_type": "活动类型", "title": "标题", "start": "开始时间", "end": "结束时间",
+    "place": "活动地点", "form": "活动方式", "participants": "参与人数", "body": "活动内容",
+    "links": "宣传报道", "photos": "图片", "contact": "联系人", "unit": "单位", "": "报告",
+}
+
+
+def status_label(status: str) -> str:
+    return STATUS_LABELS.get(status, status)
+
+
+def state_label(state: str) -> str:
+    try:
+        return DeadlineState(state).label
+    except ValueError:
+        return state
+
+
+Rule = tuple[re.Pattern[str], Callable[[re.Match[str]], str]]
+
+
+def _rule(pattern: str, render: Callable[[re.Match[str]], str]) -> Rule:
+    return re.compile(pattern, re.IGNORECASE | re.DOTALL), render
+
+
+# Intake rejections (pipeline.intake), matched on the English sentence.
+_REJECTION_RULES: tuple[Rule, ...] = (
+    _rule(r"required field .* is missing or empty|activity time is missing",
+          lambda m: "此项为必填项，请填写"),
+    _rule(r"title .* is (\d+) characters long; the limit is (\d+)",
+          lambda m: f"标题有 {m[1]} 个字，最多 {m[2]} 个字"
+                    "（汉字、字母、数字、空格、标点各算一个）"),
+    _rule(r"the text is (\d+) characters long; the limit is (\d+)",
+          lambda m: f"活动内容有 {m[1]} 个字，最多 {m[2]} 个字，请精简"),
+    _rule(r"starts at (\S+ \S+), which is in the future",
+          lambda m: f"开始时间 {m[1]} 在将来；只能报送已经举行的活动"),
+    _rule(r"ends at (\S+ \S+), before it starts at (\S+ \S+)",
+          lambda m: f"结束时间 {m[1]} 早于开始时间 {m[2]}"),
+    _rule(r"is not a number of people",
+          lambda m: "请填写人数（0 或正整数），例如 120"),
+    _rule(r"uses '([^']*):'; only http",
+          lambda m: f"链接使用了「{m[1]}:」，只能填写 http:// 或 https:// 网址，"
+                    "或媒体名称（如 湖南日报）"),
+    _rule(r"is not a valid web address",
+          lambda m: "链接不是有效的网址，请从浏览器地址栏复制，例如 https://mp.weixin.qq.com/s/..."),
+    _rule(r"bytes long; the limit is 1 KB",
+          lambda m: "链接太长，每条最多 1024 字节"),
+    _rule(r"(\d+) photos were given; the limit is (\d+)",
+          lambda m: f"上传了 {m[1]} 张图片，每篇最多 {m[2]} 张，请挑选最好的"),
+    _rule(r"is (.+?) \(detected from its content\), not a JPEG or PNG",
+          lambda m: "图片不是 JPG 或 PNG 格式"
+                    "（手机 HEIC 照片请在设置中改为“兼容性最佳”后重新拍摄或导出）"),
+    _rule(r"is ([\d.]+) MB .*the limit is ([\d.]+) MB",
+          lambda m: f"图片有 {m[1]} MB，每张最多 {m[2]} MB，请压缩后再上传"),
+    _rule(r"empty file", lambda m: "图片是空文件（0 字节），请重新选择"),
+    _rule(r"damaged", lambda m: "图片已损坏，请重新导出后上传"),
+    _rule(r"disguised|also contains", lambda m: "图片中夹带了其他文件，请从相机或相册重新导出"),
+    _rule(r"NUL character|control character|not a valid character",
+          lambda m: "含有不可见的控制字符，请删除后重新输入"),
+    _rule(r"has no year|timestamp number|cannot read .* as a date|not a valid date",
+          lambda m: "时间格式不正确，请用日期时间选择器填写，例如 2026-06-20 09:00"),
+    _rule(r"unknown activity type", lambda m: "请从列表中选择活动类型"),
+    _rule(r"unknown unit", lambda m: "单位不在名单中"),
+)
+
+# Review refusals (pipeline.review).
+_REVIEW_RULES: tuple[Rule, ...] = (
+    _rule(r"There is no draft (\d+)", lambda m: f"没有编号为 {m[1]} 的稿件"),
+    _rule(r"A note is required",
+          lambda m: "退回修改或不予采用时必须填写意见，告诉报送单位改什么或为什么"),
+    _rule(r"Draft (\d+) is '(\w+)'; only (.+) drafts can be",
+          lambda m: f"稿件 {m[1]} 当前状态为「{status_label(m[2])}」，不能执行此操作"),
+    _rule(r"cannot be approved until it is fixed",
+          lambda m: "稿件仍有不符合微信要求的问题，请先修改正文再通过"),
+    _rule(r"changed by someone else", lambda m: "稿件刚被他人修改，请刷新页面后再操作"),
+    _rule(r"can no longer be edited", lambda m: "稿件已进入推送或已结束，不能再编辑"),
+)
+
+_WORDS = {"title": "标题", "author": "作者", "digest": "摘要"}
+
+# WeChat rule problems (pipeline.render.check_limits and friends).
+_PROBLEM_RULES: tuple[Rule, ...] = (
+    _rule(r"title is empty", lambda m: "标题为空：微信要求文章有标题"),
+    _rule(r"^(title|author|digest) is (\d+) characters; WeChat allows at most (\d+)",
+          lambda m: f"{_WORDS[m[1].lower()]}有 {m[2]} 个字，微信最多允许 {m[3]} 个字"),
+    _rule(r"content is (\d+) characters; WeChat requires fewer than (\d+)",
+          lambda m: f"正文（含排版代码）有 {m[1]} 个字符，微信要求少于 {m[2]} 个"),
+    _rule(r"content is (\d+) bytes; WeChat requires fewer than (\d+)",
+          lambda m: f"正文有 {m[1]} 字节，微信要求少于 {m[2]} 字节"),
+    _rule(r"an image at (.+?) was removed",
+          lambda m: f"正文中的外部图片 {m[1]} 已删除：微信只显示上传的图片，请作为报告照片上传"),
+)
+
+
+def _translate(message: str, rules: tuple[Rule, ...], lead: str) -> str:
+    for pattern, render in rules:
+        found = pattern.search(message)
+        if found:
+            return render(found)
+    return f"{lead}（{message}）"
+
+
+def rejection_message(message: str) -> str:
+    """An intake rejection in Chinese."""
+    return _translate(message, _REJECTION_RULES, "填写有误")
+
+
+def review_message(message: str) -> str:
+    """A refused editor action in Chinese."""
+    return _translate(message, _REVIEW_RULES, "操作未完成")
+
+
+def problem_message(message: str) -> str:
+    """A WeChat rule violation in Chinese."""
+    return _translate(message, _PROBLEM_RULES, "不符合微信要求")
+
+
+def review_status(message: str) -> int:
+    """The HTTP status for a refused editor action."""
+    if message.startswith("There is no draft"):
+        return 404
+    if "note is required" in message:
+        return 422
+    return 409
