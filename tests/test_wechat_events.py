@@ -56,3 +56,34 @@ def test_duplicated_pushes_are_stored_once(database_url: str) -> None:
                           event.urls, PUBLISHED.decode(), now)
     store.close()
     assert (first, second) == (True, False)
+
+
+def test_push_endpoint_verifies_stores_once_and_answers_success(
+        workspace: object, monkeypatch: pytest.MonkeyPatch) -> None:
+    from fastapi.testclient import TestClient
+    from sqlmodel import select
+
+    from pipeline.models import WeChatEvent
+    from pipeline.schedule import Clock
+    from pipeline.web.app import create_app
+    from tests.conftest import Workspace
+
+    assert isinstance(workspace, Workspace)
+    monkeypatch.setenv("WECHAT_PUSH_TOKEN", "pushtoken")
+    store = workspace.store()
+    app = create_app(workspace.settings, store, Clock(datetime(2026, 6, 15, 12, tzinfo=UTC)),
+                     secret="s" * 40)
+    sig = hashlib.sha1("".join(sorted(["pushtoken", "1750000000", "42"])).encode()).hexdigest()
+    signed = f"/wechat/push?signature={sig}&timestamp=1750000000&nonce=42"
+    with TestClient(app) as client:
+        assert client.get(signed + "&echostr=hello").text == "hello"
+        assert client.post("/wechat/push?signature=bad&timestamp=1&nonce=2",
+                           content=PUBLISHED).status_code == 403
+        for _ in range(2):  # WeChat retries: the second copy is stored once
+            answer = client.post(signed, content=PUBLISHED)
+            assert (answer.status_code, answer.text) == (200, "success")
+        assert client.post(signed, content=b"<xml><Event>").status_code == 400
+    with store.session() as session:
+        events = list(session.exec(select(WeChatEvent)))
+    store.close()
+    assert [(e.ref, e.status) for e in events] == [("2247483655", "0")]

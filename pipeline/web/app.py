@@ -20,7 +20,7 @@ from .. import __version__
 from ..config import Settings
 from ..schedule import Clock
 from ..store import Store
-from . import api, desk, desk_admin, desk_plan, errors, reporter
+from . import api, desk, desk_admin, desk_plan, errors, reporter, wechat_push
 from .middleware import BodyLimit, SecurityHeaders
 from .state import HERE, WebState, make_environment
 
@@ -51,7 +51,7 @@ def create_app(settings: Settings, store: Store, clock: Clock, *, secret: str | 
     key = _secret(secret)
     app.state.web = WebState(settings, store, clock, make_environment(settings), key)
     for router in (desk.router, desk_plan.router, desk_admin.router, reporter.router,
-                   api.router):
+                   api.router, wechat_push.router):
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     errors.install(app)
