@@ -78,14 +78,16 @@ _WHITELIST = ("WeChat refused the call because the server's IP is not on the acc
 _BUG = ("WeChat could not read the request ({code}); this is a bug in the pipeline, "
         "report it with WeChat's rid.")
 _SECRET = ("WeChat rejected the AppSecret ({code}); copy it again from the WeChat console "
-           "under 基本配置 → AppSecret into wechat.secret (it changes whenever it is reset).")
+           "under 基本配置 → AppSecret into the environment variable named by wechat.secret_env "
+           "(it changes whenever it is reset).")
 
 _MESSAGES: dict[int, str] = {
     40164: _WHITELIST, 61004: _WHITELIST,
     40125: _SECRET,
     40013: "WeChat does not know this AppID ({code}); check wechat.appid in config.toml.",
     41002: "The AppID is missing ({code}); set wechat.appid in config.toml.",
-    41004: "The AppSecret is missing ({code}); set wechat.secret in config.toml.",
+    41004: "The AppSecret is missing ({code}); set the environment variable named by "
+           "wechat.secret_env.",
     40243: "The AppSecret is frozen ({code}); unfreeze or reset it in the WeChat console.",
     50004: "WeChat has blocked the token API for this account ({code}); log in to "
            "mp.weixin.qq.com to see why.",
