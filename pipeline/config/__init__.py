@@ -1,0 +1,35 @@
+"""Typed settings loaded once from ``config.toml``.
+
+``load_settings(path)`` reads the file, checks every key, collects every
+problem and raises one ``ConfigError`` naming them all, before anything touches
+the database. Secrets never live in the file: the file only names the
+environment variables that hold them.
+"""
+
+from .loader import load_settings, parse_settings
+from .settings import (
+    DEFAULT_ACTIVITY_TYPES,
+    EMAIL_RE,
+    AccountSettings,
+    ActivityType,
+    Campaign,
+    DeadlineSettings,
+    Limits,
+    NotifySettings,
+    Paths,
+    ScheduleSettings,
+    ScoringSettings,
+    Settings,
+    SmtpSettings,
+    Target,
+    UnitSpec,
+    WeChatSettings,
+)
+from .tree import check_unit_tree, parent_problem, parse_target
+
+__all__ = [
+    "DEFAULT_ACTIVITY_TYPES", "EMAIL_RE", "AccountSettings", "ActivityType", "Campaign",
+    "DeadlineSettings", "Limits", "NotifySettings", "Paths", "ScheduleSettings",
+    "ScoringSettings", "Settings", "SmtpSettings", "Target", "UnitSpec", "WeChatSettings",
+    "check_unit_tree", "load_settings", "parent_problem", "parse_settings", "parse_target",
+]

@@ -1,0 +1,247 @@
+"""``load_settings``: read, validate every key, report every problem at once."""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from datetime import time
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from ..errors import ConfigError
+from .reader import (
+    Reader,
+    non_empty,
+    non_negative,
+    positive,
+    report_unknown,
+)
+from .settings import (
+    EMAIL_RE,
+    AccountSettings,
+    DeadlineSettings,
+    Limits,
+    NotifySettings,
+    Paths,
+    ScheduleSettings,
+    ScoringSettings,
+    Settings,
+    SmtpSettings,
+    WeChatSettings,
+)
+from .tree import read_activity_types, read_campaign, read_units
+
+
+def load_settings(path: str | Path, overrides: Mapping[str, Any] | None = None) -> Settings:
+    """Read and validate ``config.toml``.
+
+    Raises:
+        ConfigError: listing every problem found, with its key.
+    """
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_bytes().decode("utf-8"))
+    except FileNotFoundError as exc:
+        raise ConfigError([f"file not found; run 'pipeline init {path.parent}' to create a "
+                           "workspace"], str(path)) from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError([f"not valid UTF-8 at byte {exc.start}"], str(path)) from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([f"not valid TOML: {exc}"], str(path)) from exc
+    for key, value in (overrides or {}).items():
+        section, _, name = key.rpartition(".")
+        target = raw.setdefault(section, {}) if section else raw
+        target[name] = value
+    return parse_settings(raw, path.resolve().parent, str(path))
+
+
+def parse_settings(raw: Mapping[str, Any], root: Path, source: str = "config.toml",
+                   environ: Mapping[str, str] | None = None) -> Settings:
+    """Validate an already-parsed TOML document into ``Settings``.
+
+    Raises:
+        ConfigError: listing every problem found, with its key.
+    """
+    env = os.environ if environ is None else environ
+    problems: list[str] = []
+    top = Reader(problems, "", raw)
+    account = _account(top.sub("account"))
+    schedule = _schedule(top.sub("schedule"))
+    deadline = _deadline(top.sub("deadline"))
+    limits = _limits(top.sub("limits"))
+    paths = _paths(top.sub("paths"), root)
+    types = read_activity_types(top, problems)
+    units = read_units(top, problems)
+    campaign = read_campaign(top, problems, types)
+    wechat = _wechat(top.sub("wechat"))
+    smtp = _smtp(top.sub("smtp"))
+    notify = _notify(top.sub("notify"))
+    scoring = _scoring(top.sub("scoring"))
+    report_unknown(top)
+    if problems:
+        raise ConfigError(problems, source)
+    url = env.get("DATABASE_URL") or f"sqlite:///{paths.database}"
+    return Settings(root=root, account=account, schedule=schedule, deadline=deadline,
+                    limits=limits, paths=paths, activity_types=types, units=units,
+                    campaign=campaign, database_url=url, wechat=wechat, smtp=smtp,
+                    notify=notify, scoring=scoring)
+
+
+def _account(r: Reader) -> AccountSettings:
+    tz_name = r.get("timezone", str, "Asia/Shanghai")
+    try:
+        tz = ZoneInfo(tz_name)
+    except (ZoneInfoNotFoundError, ValueError):
+        r.problem("timezone", f"unknown time zone {tz_name!r}; use a name like 'Asia/Shanghai'")
+        tz = ZoneInfo("Asia/Shanghai")
+    author = r.get("author", str, "",
+                   lambda v: None if len(v) <= 16 else "must be at most 16 characters")
+    result = AccountSettings(name=r.get("name", str, "公众号", non_empty), author=author,
+                             timezone=tz, key=r.get("key", str, "default", non_empty))
+    report_unknown(r)
+    return result
+
+
+def _clock_time(r: Reader, name: str, default: time) -> time:
+    text = r.get(name, str, default.strftime("%H:%M"))
+    match = re.fullmatch(r"([01]?\d|2[0-3]):([0-5]\d)", text.strip())
+    if match:
+        return time(int(match[1]), int(match[2]))
+    r.problem(name, f"expected a 24-hour time like \"20:00\", got {text!r}")
+    return default
+
+
+def _schedule(r: Reader) -> ScheduleSettings:
+    result = ScheduleSettings(
+        push_time=_clock_time(r, "push_time", time(20, 0)),
+        max_articles_per_push=r.get("max_articles_per_push", int, 8,
+                                    lambda v: None if 1 <= v <= 8 else "must be 1 to 8 "
+                                    "(WeChat allows at most 8 articles per push)"),
+        sweep_minutes=r.get("sweep_minutes", int, 5, positive))
+    report_unknown(r)
+    return result
+
+
+def _deadline(r: Reader) -> DeadlineSettings:
+    result = DeadlineSettings(
+        days=r.get("days", int, 2, non_negative),
+        counting=r.get("counting", str, "calendar",
+                       lambda v: None if v in ("calendar", "workdays")
+                       else 'must be "calendar" or "workdays"'))
+    report_unknown(r)
+    return result
+
+
+def _limits(r: Reader) -> Limits:
+    defaults = Limits()
+    values = {name: r.get(name, int, getattr(defaults, name), positive)
+              for name in defaults.__dataclass_fields__}
+    report_unknown(r)
+    return Limits(**values)
+
+
+def _paths(r: Reader, root: Path) -> Paths:
+    def resolve(name: str, default: str) -> Path:
+        return (root / r.get(name, str, default, non_empty)).resolve()
+
+    result = Paths(templates=resolve("templates", "templates"), drafts=resolve("drafts", "drafts"),
+                   published=resolve("published", "published"),
+                   database=resolve("database", "pipeline.db"))
+    report_unknown(r)
+    return result
+
+
+def _wechat(r: Reader) -> WeChatSettings:
+    d = WeChatSettings()
+    mode = r.get("mode", str, d.mode, lambda v: None if v in (
+        "folder", "masssend", "freepublish", "draftbox")
+        else 'must be "folder", "masssend", "freepublish" or "draftbox"')
+    base_url = r.get("base_url", str, d.base_url, lambda v: None if re.match(
+        r"^https?://[^/\s]+", v) else "must be an http(s) URL like https://api.weixin.qq.com")
+    appid = r.get("appid", str, "")
+    if mode != "folder" and not appid.strip():
+        r.problem("appid", f'is required when mode is "{mode}" (the account\'s AppID)')
+    if "secret" in r.table:
+        r.problem("secret", "secrets never go in config.toml: put the AppSecret in an "
+                  "environment variable and name it in wechat.secret_env")
+        r.seen.add("secret")
+    result = WeChatSettings(
+        mode=mode, appid=appid.strip(), base_url=base_url.rstrip("/"),
+        secret_env=r.get("secret_env", str, d.secret_env, _env_name),
+        push_token_env=r.get("push_token_env", str, d.push_token_env, _env_name),
+        default_cover=r.get("default_cover", str, d.default_cover, non_empty),
+        connect_timeout=r.get("connect_timeout", float, d.connect_timeout, _positive_float),
+        read_timeout=r.get("read_timeout", float, d.read_timeout, _positive_float),
+        poll_budget=r.get("poll_budget", int, d.poll_budget,
+                          lambda v: None if 1 <= v <= 100 else "must be 1 to 100"),
+        settle_minutes=r.get("settle_minutes", int, d.settle_minutes, non_negative))
+    report_unknown(r)
+    return result
+
+
+def _env_name(value: str) -> str | None:
+    return None if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", value) else (
+        "must be the name of an environment variable (letters, digits and _)")
+
+
+def _positive_float(value: float) -> str | None:
+    return None if value > 0 else "must be greater than 0"
+
+
+def _smtp(r: Reader) -> SmtpSettings:
+    d = SmtpSettings()
+    if "password" in r.table:
+        r.problem("password", "secrets never go in config.toml: put the password in an "
+                  "environment variable and name it in smtp.password_env")
+        r.seen.add("password")
+    sender = r.get("sender", str, d.sender, non_empty)
+    if not EMAIL_RE.match(sender.split("<")[-1].rstrip(">").strip()):
+        r.problem("sender", f"{sender!r} is not a valid email address")
+    result = SmtpSettings(
+        host=r.get("host", str, d.host).strip(),
+        port=r.get("port", int, d.port, lambda v: None if 0 < v < 65536 else "must be 1-65535"),
+        security=r.get("security", str, d.security, lambda v: None if v in (
+            "none", "starttls", "tls") else 'must be "none", "starttls" or "tls"'),
+        username=r.get("username", str, d.username),
+        password_env=r.get("password_env", str, d.password_env, _env_name),
+        sender=sender, timeout=r.get("timeout", float, d.timeout, _positive_float))
+    report_unknown(r)
+    return result
+
+
+def _addresses(r: Reader, name: str) -> tuple[str, ...]:
+    values = r.get(name, list, [])
+    good = []
+    for i, value in enumerate(values):
+        if isinstance(value, str) and EMAIL_RE.match(value.strip()):
+            good.append(value.strip())
+        else:
+            r.problem(f"{name}[{i}]", f"{value!r} is not a valid email address")
+    return tuple(good)
+
+
+def _notify(r: Reader) -> NotifySettings:
+    d = NotifySettings()
+    days = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
+    weekday = r.get("bulletin_day", str, "monday", lambda v: None if v.lower() in days
+                    else "must be a weekday name like monday")
+    result = NotifySettings(
+        editors=_addresses(r, "editors"), leaders=_addresses(r, "leaders"),
+        base_url=r.get("base_url", str, d.base_url, lambda v: None if re.match(
+            r"^https?://", v) else "must be an http(s) URL").rstrip("/"),
+        digest_time=_clock_time(r, "digest_time", d.digest_time),
+        bulletin_weekday=days.index(weekday.lower()) if weekday.lower() in days else 0,
+        bulletin_time=_clock_time(r, "bulletin_time", d.bulletin_time),
+        digest_article=r.get("digest_article", bool, d.digest_article))
+    report_unknown(r)
+    return result
+
+
+def _scoring(r: Reader) -> ScoringSettings:
+    d = ScoringSettings()
+    values = {name: r.get(name, float, getattr(d, name)) for name in d.__dataclass_fields__}
+    report_unknown(r)
+    return ScoringSettings(**values)
