@@ -1,0 +1,133 @@
+"""Render stage: a ``Report`` becomes article Markdown, then WeChat-ready HTML.
+
+Inputs are a report, the names its photos were copied under and the settings;
+outputs are plain values (``RenderedArticle``). Pure: the only I/O is Jinja's
+loader reading templates. Writing drafts to disk belongs to the caller.
+
+HTML steps, in order (each relies on the one before):
+Markdown (+ link/image rewriting) -> nh3 sanitising -> article frame ->
+css-inline -> final nh3 pass (no class/id/style tags, checked URLs, px units).
+"""
+
+from __future__ import annotations
+
+import html as htmllib
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import jinja2
+
+from ..config import Limits, Settings
+from ..domain import Report
+from .html import ArticleHtml, article_html, markdown_to_html
+from .patterns import CJK_PUNCTUATION, FRAME_TEMPLATE
+from .templates import make_environment, render_markdown
+
+__all__ = ["FRAME_TEMPLATE", "ArticleHtml", "RenderedArticle", "check_limits", "make_digest",
+           "make_environment", "markdown_to_html", "render_article", "render_markdown",
+           "rerender"]
+
+
+@dataclass(frozen=True)
+class RenderedArticle:
+    markdown: str
+    html: str
+    title: str
+    author: str
+    digest: str
+    references: tuple[str, ...]
+    problems: tuple[str, ...]          # English sentences for the editor; empty when fine
+
+
+
+def render_article(report: Report, photo_names: Sequence[str], env: jinja2.Environment,
+                   settings: Settings) -> RenderedArticle:
+    """A report as an article draft; WeChat limit violations go to ``problems``.
+
+    Raises:
+        RenderError: a template is missing or broken.
+    """
+    markdown = render_markdown(report, photo_names, env, settings)
+    article = article_html(markdown, env)
+    author = settings.account.author or report.unit
+    digest = make_digest(report.body, settings.limits.digest_chars)
+    return _finish(markdown, article, " ".join(report.title.split()), author, digest,
+                   settings.limits)
+
+
+def rerender(markdown: str, title: str, author: str, digest: str, settings: Settings
+             ) -> RenderedArticle:
+    """The article again after an editor changed its Markdown (no activity template).
+
+    Raises:
+        RenderError: the article frame template is missing or broken.
+    """
+    return _finish(markdown, markdown_to_html(markdown, settings), title, author, digest,
+                   settings.limits)
+
+
+def _finish(markdown: str, article: ArticleHtml, title: str, author: str, digest: str,
+            limits: Limits) -> RenderedArticle:
+    problems = check_limits(title, author, digest, article.html, limits)
+    problems += [f"an image at {src!r} was removed: WeChat shows only uploaded images, so "
+                 "attach it as a photo of the report" for src in article.removed_images]
+    return RenderedArticle(markdown=markdown, html=article.html, title=title, author=author,
+                           digest=digest, references=article.references,
+                           problems=tuple(problems))
+
+
+def make_digest(body: str, limit: int) -> str:
+    """Plain text of a Markdown body, whitespace collapsed, at most ``limit`` characters."""
+    text = _plain_text(body)
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+_MARKDOWN_SYNTAX = [
+    (re.compile(r"!\[[^\]]*\]\([^)]*\)"), ""),                 # images
+    (re.compile(r"\[([^\]]*)\]\([^)]*\)"), r"\1"),             # links keep their text
+    (re.compile(r"<(https?://[^>\s]+)>"), r"\1"),              # autolinks
+    (re.compile(r"</?[A-Za-z][^>]*>|\{:[^}]*\}"), ""),         # raw tags, attr lists
+    (re.compile(r"^[ \t]*(?:#{1,6}[ \t]+|>[ \t]?|[-+*][ \t]+|\d+[.)][ \t]+)", re.M), ""),
+]
+_BACKSLASH_ESCAPE = re.compile(r"\\([\\`*_{}\[\]()#+\-.!<>])")
+_UNDERSCORE_EMPHASIS = re.compile(r"\b_+\B|\B_+\b")  # at a word's edge, not in file_name
+
+
+def _plain_text(markdown: str) -> str:
+    text = markdown
+    for pattern, replacement in _MARKDOWN_SYNTAX:
+        text = pattern.sub(replacement, text)
+    # Cheap checks first: this runs for every draft (see bench/bench_render.py).
+    if "\\" in text:
+        text = _BACKSLASH_ESCAPE.sub(r"\1", text)
+    if "_" in text:
+        text = _UNDERSCORE_EMPHASIS.sub("", text)
+    for mark in "*`~":  # str.replace beats translate/regex on Chinese text
+        text = text.replace(mark, "")
+    text = " ".join(htmllib.unescape(text).split())
+    # Chinese punctuation already separates; a space after it looks like a typo.
+    for mark in CJK_PUNCTUATION:
+        text = text.replace(mark + " ", mark)
+    return text
+
+
+def check_limits(title: str, author: str, digest: str, html: str, limits: Limits) -> list[str]:
+    """Every WeChat length limit the article breaks, one English sentence each."""
+    problems: list[str] = []
+    if not title.strip():
+        problems.append("title is empty; WeChat requires a title")
+    for field, value, limit in (("title", title, limits.title_chars),
+                                ("author", author, limits.author_chars),
+                                ("digest", digest, limits.digest_chars)):
+        if len(value) > limit:
+            problems.append(f"{field} is {len(value)} characters; WeChat allows at most "
+                            f"{limit} (counted as Unicode characters)")
+    if len(html) >= limits.content_chars:
+        problems.append(f"content is {len(html)} characters; WeChat requires fewer than "
+                        f"{limits.content_chars} (counted as Unicode characters, HTML included)")
+    size = len(html.encode("utf-8"))
+    if size >= limits.content_bytes:
+        problems.append(f"content is {size} bytes; WeChat requires fewer than "
+                        f"{limits.content_bytes} (counted as bytes of UTF-8)")
+    return problems

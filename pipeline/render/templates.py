@@ -1,0 +1,182 @@
+"""The Jinja side: activity templates turn a report into article Markdown.
+
+Report text is only ever data passed into our sandboxed, autoescaped templates,
+escaped for HTML and Markdown first; it is never compiled as a template.
+"""
+
+from __future__ import annotations
+
+import functools
+import traceback
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+from urllib.parse import quote
+from zoneinfo import ZoneInfo
+
+import jinja2
+from jinja2.sandbox import SandboxedEnvironment
+from markupsafe import Markup
+
+from ..config import ActivityType, Settings
+from ..domain import Report
+from ..errors import RenderError
+from .patterns import (
+    CONTROL,
+    ENTITY_START,
+    MD_SPECIAL,
+    TAG_START,
+    URL_BREAKERS,
+    WEB_URL,
+)
+
+
+def make_environment(settings: Settings) -> SandboxedEnvironment:
+    """A sandboxed Jinja environment over ``settings.paths.templates``.
+
+    Build it once and reuse it: it caches the compiled templates (and re-reads a
+    template file an administrator changed).
+    """
+    return _build_environment(settings.paths.templates, settings.tz)
+
+
+def _build_environment(templates: Path, tz: ZoneInfo) -> SandboxedEnvironment:
+    # Autoescape everywhere, Markdown templates too: an escaped `<` or `&` in a
+    # user field shows as text in Markdown as it does in HTML.
+    env = SandboxedEnvironment(
+        loader=jinja2.FileSystemLoader(templates), autoescape=True,
+        undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
+        keep_trailing_newline=True)
+    env.filters["cn_date"] = lambda value: _cn_date(value.astimezone(tz))
+    env.filters["cn_datetime"] = lambda value: _cn_datetime(value.astimezone(tz))
+    env.globals["period"] = lambda start, end: _cn_period(start.astimezone(tz),
+                                                          end.astimezone(tz))
+    return env
+
+
+# markdown_to_html/rerender get no environment: share one per templates folder.
+# Jinja still re-reads a template whose file changed (auto_reload).
+shared_environment = functools.lru_cache(maxsize=8)(_build_environment)
+
+
+def _cn_date(value: datetime) -> str:
+    return f"{value.year}年{value.month}月{value.day}日"
+
+
+def _cn_datetime(value: datetime) -> str:
+    return f"{_cn_date(value)} {value.hour}:{value.minute:02d}"
+
+
+def _cn_period(start: datetime, end: datetime) -> str:
+    """News-style time of an activity: 2026年6月20日上午, 2026年6月20日至22日."""
+    if start.date() == end.date():
+        return _cn_date(start) + _part_of_day(start.hour)
+    if (start.year, start.month) == (end.year, end.month):
+        return f"{_cn_date(start)}至{end.day}日"
+    if start.year == end.year:
+        return f"{_cn_date(start)}至{end.month}月{end.day}日"
+    return f"{_cn_date(start)}至{_cn_date(end)}"
+
+
+def _part_of_day(hour: int) -> str:
+    for limit, name in ((5, "凌晨"), (12, "上午"), (14, "中午"), (18, "下午")):
+        if hour < limit:
+            return name
+    return "晚上"
+
+
+def _md_text(value: str) -> Markup:
+    """A one-line user field as Markdown text: no markup of its own survives."""
+    text = " ".join(CONTROL.sub("", value).split())
+    text = ENTITY_START.sub("&amp;", text).replace("<", "&lt;").replace(">", "&gt;")
+    return Markup(MD_SPECIAL.sub(r"\\\g<0>", text))
+
+
+def _md_body(value: str) -> Markup:
+    """The reporter's Markdown, with tag-like ``<`` shown as text.
+
+    Raw HTML never reaches Markdown from a report: an unclosed ``<div>``,
+    ``<script>`` or ``<plaintext>`` would swallow the rest of the article
+    (photos, footer line). Autolinks such as ``<https://...>`` still work.
+    """
+    text = CONTROL.sub("", value.replace("\r\n", "\n").replace("\r", "\n")).strip()
+    return Markup(TAG_START.sub("&lt;", ENTITY_START.sub("&amp;", text)))
+
+
+def _md_url(url: str) -> Markup:
+    """An address Markdown keeps whole: no spaces, brackets or quotes left in it."""
+    return Markup(URL_BREAKERS.sub(lambda m: quote(m[0]), url.strip()))
+
+
+def _md_link(link: str) -> Markup:
+    """A publicity item: a web address as an autolink, anything else as text."""
+    link = link.strip()
+    if WEB_URL.fullmatch(link):
+        return Markup(f"<{_md_url(link)}>")
+    return _md_text(link)
+
+
+def _template_context(report: Report, kind: ActivityType, photo_names: Sequence[str]
+                      ) -> dict[str, object]:
+    return {
+        "title": _md_text(report.title), "unit": _md_text(report.unit),
+        "type_label": _md_text(kind.label), "activity_type": kind.key,
+        "start": report.start, "end": report.end,
+        "place": _md_text(report.place), "form": _md_text(report.form),
+        "body": _md_body(report.body), "participants": report.participants,
+        "photos": [_md_url(name) for name in photo_names],
+        "links": [_md_link(link) for link in report.links if link.strip()],
+        "contact": _md_text(report.contact),
+        "extra": {key: _md_text(value) for key, value in report.extra.items()},
+    }
+
+
+def render_markdown(report: Report, photo_names: Sequence[str], env: jinja2.Environment,
+                    settings: Settings) -> str:
+    """The article Markdown from the activity type's template.
+
+    Raises:
+        RenderError: the activity type is unknown or its template is missing or broken.
+    """
+    kind = settings.activity_types.get(report.activity_type)
+    if kind is None:
+        raise RenderError(f"the activity type {report.activity_type!r} is not configured; "
+                          "add it under [activity_types] in config.toml")
+    return render_template(env, kind.template, _template_context(report, kind, photo_names))
+
+
+# Mistakes an administrator can make in a template's expressions ({{ 1 / 0 }},
+# {{ participants + "人" }}); they are reported like Jinja's own errors.
+_TEMPLATE_MISTAKES = (jinja2.TemplateError, TypeError, ValueError, ArithmeticError,
+                      LookupError, AttributeError)
+
+
+def render_template(env: jinja2.Environment, name: str, context: dict[str, object]) -> str:
+    try:
+        return env.get_template(name).render(context)
+    except jinja2.TemplateNotFound as exc:
+        raise RenderError(f"the template {exc.name} is missing from "
+                          f"{', '.join(_search_path(env))}; "
+                          "restore it from pipeline/skeleton/templates") from exc
+    except jinja2.TemplateSyntaxError as exc:
+        raise RenderError(f"the template {exc.name or name} has an error at line "
+                          f"{exc.lineno}: {exc.message}; fix that line") from exc
+    except _TEMPLATE_MISTAKES as exc:
+        where = _failing_line(exc, env) or f"the template {name}"
+        raise RenderError(f"{where} failed: {exc}; fix the template") from exc
+
+
+def _search_path(env: jinja2.Environment) -> list[str]:
+    loader = env.loader
+    return list(loader.searchpath) if isinstance(loader, jinja2.FileSystemLoader) else []
+
+
+def _failing_line(exc: BaseException, env: jinja2.Environment) -> str | None:
+    # Jinja rewrites tracebacks so that template frames carry the file and line.
+    folders = [Path(folder) for folder in _search_path(env)]
+    for frame in reversed(traceback.extract_tb(exc.__traceback__)):
+        for folder in folders:
+            if Path(frame.filename).is_relative_to(folder):
+                name = Path(frame.filename).relative_to(folder).as_posix()
+                return f"the template {name} at line {frame.lineno}"
+    return None
