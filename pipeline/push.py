@@ -69,6 +69,7 @@ class PushReport:
     manifest: str | None = None
     message: str = ""
     wechat_state: str | None = None
+    lost_race: bool = False  # another process claimed the same push at the same moment
 
 
 def pack(candidates: Sequence[Candidate], limit: int, at: datetime, next_push: datetime
@@ -119,14 +120,20 @@ def record_missed_days(session: Session, settings: Settings, now: datetime) -> l
     missed = []
     day = last + timedelta(days=1)
     while day < local_date(now, settings) and push_time_on(day, settings) < now:
-        session.add(Push(account=settings.account.key, local_date=day, state=MISSED,
-                         started_at=now, note="the scheduler was not running at push time"))
+        try:
+            with session.begin_nested():
+                session.add(Push(account=settings.account.key, local_date=day, state=MISSED,
+                                 started_at=now,
+                                 note="the scheduler was not running at push time"))
+                session.flush()
+        except IntegrityError:
+            day += timedelta(days=1)  # another process recorded this day just now
+            continue
         record_alert(session, f"push_missed:{day}", "push_missed", now,
                      recipients=settings.notify.editors,
                      detail=f"No push went out on {day}: the scheduler was down at push time.")
         missed.append(day)
         day += timedelta(days=1)
-    session.flush()
     return missed
 
 
@@ -146,7 +153,7 @@ def run_push(store: Store, settings: Settings, now: datetime, *, dry_run: bool =
     report = _claim(store, settings, now, day, client)
     report.missed_days = missed
     crash_point("after_push_claimed")
-    if not report.already_done and report.articles:
+    if not report.already_done and not report.lost_race and report.articles:
         _deliver(store, settings, now, report, client)
     return report
 
@@ -202,11 +209,17 @@ def _claim(store: Store, settings: Settings, now: datetime, day: date,
         return PushReport(day, articles=chosen, left_over=left,
                               message="" if chosen else "nothing is approved for today's push")
     except IntegrityError:
-        # Another process claimed the same slot or story at the same moment: it wins.
+        # Another process claimed the same slot or story at the same moment: it wins and
+        # publishes; this one only skips (should the winner die, a tick resumes the push).
+        log.info("the push of %s was claimed by another process just now; skipping", day)
         with store.session() as session:
             row = _push_row(session, settings, day)
             assert row is not None
-            return _existing(session, settings, row, now)
+            report = _existing(session, settings, row, now)
+        report.lost_race = True
+        report.message = "another process claimed today's push at the same moment and " \
+                         "publishes it"
+        return report
 
 
 def _claim_stories(session: Session, row: Push, chosen: Sequence[PackedArticle],
@@ -400,6 +413,29 @@ def resume_unfinished(store: Store, settings: Settings, now: datetime, *,
     return [row.local_date for row in rows]
 
 
+WATCH_DAYS = 3  # how long after publishing a free-published push is checked daily
+
+
+def watch_published(store: Store, settings: Settings, now: datetime) -> None:
+    """The daily look at recent free-published pushes (a later deletion or ban)."""
+    if settings.wechat.mode != "freepublish":
+        return
+    since = local_date(now, settings) - timedelta(days=WATCH_DAYS)
+    with store.session() as session:
+        jobs = list(session.exec(select(WeChatJob).join(Push, col(Push.id) == WeChatJob.push_id)
+                                 .where(Push.account == settings.account.key,
+                                        Push.local_date >= since,
+                                        WeChatJob.state == wechat.PUBLISHED)))
+    if not jobs:
+        return
+    runner = wechat.JobRunner(store, settings, wechat.make_client(settings, store), now)
+    for job in jobs:
+        try:
+            runner.watch(job)
+        except PublishError as exc:  # a look that failed is tried again tomorrow
+            log.warning("could not check push %s at WeChat: %s", job.push_id, exc)
+
+
 def confirm_sent(store: Store, settings: Settings, day: date, now: datetime) -> PushReport:
     """An editor confirms that the day's push went out from the WeChat console.
 
@@ -481,6 +517,7 @@ def catch_up(store: Store, settings: Settings, now: datetime, *, takeover: bool 
     """On start and on every tick: finish interrupted pushes, record missed days, and
     push today if its time has come and it has not been done."""
     resume_unfinished(store, settings, now, takeover=takeover)
+    watch_published(store, settings, now)
     day = local_date(now, settings)
     if now < push_time_on(day, settings):
         with store.session() as session:

@@ -15,6 +15,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from ..errors import PublishError
@@ -65,7 +66,12 @@ class MediaUploader:
         with self.session_factory() as session:
             session.add(WeChatMedia(appid=self.appid, sha256=digest, kind=kind, url=url,
                                     media_id=media_id, created_at=self.now))
-            session.commit()
+            try:
+                session.commit()
+            except IntegrityError:
+                # Another process uploaded the same photo at the same moment; both copies
+                # work, the first one recorded is the one reused from now on.
+                session.rollback()
 
     def body_image(self, path: Path) -> str:
         """The mmbiz URL of a body photo (uploaded once per content)."""

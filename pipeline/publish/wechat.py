@@ -25,8 +25,9 @@ import os
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
@@ -54,12 +55,15 @@ DEFERRED, FAILED, NEEDS_HUMAN, CANCELLED = "deferred", "failed", "needs_human", 
 AWAITING_MANUAL, SENT_UNCONFIRMED = "awaiting_manual", "sent_unconfirmed"
 # In these the job made an external call whose outcome only WeChat knows.
 IN_FLIGHT = frozenset({DRAFTING, SUBMITTING})
+# In these the articles may already be out at WeChat: never hand the stories back.
+MAYBE_OUT = frozenset({SUBMIT_UNKNOWN, SUBMITTED, AWAITING_MANUAL})
 OPEN = frozenset({QUEUED, DRAFTING, DRAFTED, SUBMITTING, SUBMITTED, DRAFT_UNKNOWN,
                   SUBMIT_UNKNOWN, AWAITING_MANUAL, SENT_UNCONFIRMED, NEEDS_HUMAN, DEFERRED})
 LEASE = timedelta(minutes=2)        # an in-flight state older than this lost its process
 MAX_POLLS = 24                       # status polls before a stuck publish needs a person
 MAX_CHECKS = 4                       # reconciliation rounds before an unknown needs a person
 SCAN_PAGES = 10                      # batchget pages (20 each) searched for a marker
+QUOTA_ZONE = ZoneInfo("Asia/Shanghai")  # WeChat's daily quotas reset at Beijing midnight
 
 
 def make_client(settings: Settings, store: Store) -> WeChatClient:
@@ -185,8 +189,22 @@ class JobRunner:
                       retry_at=self.now + backoff(tries), error=str(err))
             return False
         if err.kind is ErrorKind.DEFER:
-            return self._defer(job, job.state, err)
-        return self._give_up(job, FAILED, str(err))
+            if job.state in (QUEUED, DRAFTED):  # nothing went out: the next push takes over
+                return self._defer(job, job.state, err)
+            return self._wait_for_quota(job, err)
+        # Refused for good; when the articles may be out, only a person can tell.
+        return self._give_up(job, NEEDS_HUMAN if job.state in MAYBE_OUT else FAILED, str(err))
+
+    def _wait_for_quota(self, job: WeChatJob, err: WeChatAPIError) -> bool:
+        """A quota ran out while the articles may already be out (an unknown outcome, a
+        running publish, a draft an editor may send): stay in this state until the quota
+        day turns. DEFERRED would hand the stories to the next push and publish them twice."""
+        day = self.now.astimezone(QUOTA_ZONE).date() + timedelta(days=1)
+        if self.move(job, job.state, job.state, error=str(err),
+                     retry_at=datetime.combine(day, time(0), QUOTA_ZONE)):
+            self.alert(job, "publish_deferred", f"Push {job.push_id} waits for WeChat's daily "
+                       f"quota to reset: {err}")
+        return False
 
     def _give_up(self, job: WeChatJob, target: str, reason: str) -> bool:
         if self.move(job, job.state, target, error=reason):
@@ -215,6 +233,9 @@ class JobRunner:
     def _queued(self, job: WeChatJob) -> bool:
         if self._waiting(job):
             return False
+        if job.checks >= MAX_CHECKS * 3:  # nothing was created: the stories go back
+            return self._give_up(job, FAILED, f"WeChat did not take the draft after "
+                                 f"{job.checks} tries: {job.error or 'see the attempts'}")
         articles = self.build_articles(job)
         if not articles:
             return self.move(job, QUEUED, CANCELLED, error="no article left to publish")
@@ -235,15 +256,18 @@ class JobRunner:
             self.client.draft_delete(media_id)  # another process owns the job: drop ours
             return False
         self.note(job, "draft/add", "ok", media_id)
+        crash_point("after_draft_stored")
         return True
 
     def _draft_failed(self, job: WeChatJob, err: WeChatAPIError) -> bool:
         self.note(job, "draft/add", err.kind.value, str(err))
-        if err.kind is ErrorKind.AMBIGUOUS:
-            return self.move(job, DRAFTING, DRAFT_UNKNOWN)
+        tries = job.checks + 1
+        if err.kind is ErrorKind.AMBIGUOUS:  # look for the draft after a pause, then redo
+            return self.move(job, DRAFTING, DRAFT_UNKNOWN, checks=tries, error=str(err),
+                             retry_at=self.now + backoff(tries)) and False
         if err.kind in (ErrorKind.RETRY, ErrorKind.TOKEN):  # rejected: nothing was created
-            return self.move(job, DRAFTING, QUEUED, checks=job.checks + 1,
-                             retry_at=self.now + backoff(job.checks + 1)) and False
+            return self.move(job, DRAFTING, QUEUED, checks=tries, error=str(err),
+                             retry_at=self.now + backoff(tries)) and False
         if err.kind is ErrorKind.DEFER:
             return self._defer(job, QUEUED, err)
         return self._give_up(job, FAILED, str(err))
@@ -281,6 +305,9 @@ class JobRunner:
             return self.move(job, DRAFTED, AWAITING_MANUAL, retry_at=self.now + LEASE)
         if self._waiting(job):
             return False
+        if job.checks >= MAX_CHECKS * 3:  # every submit was refused: nothing went out
+            return self._give_up(job, FAILED, f"WeChat refused the submit {job.checks} times: "
+                                 f"{job.error or 'see the attempts'}")
         key = job.clientmsgid or clientmsgid(self.settings.account.key, self._day(job))
         if not self.move(job, DRAFTED, SUBMITTING, clientmsgid=key):
             return False
@@ -306,11 +333,13 @@ class JobRunner:
 
     def _submit_failed(self, job: WeChatJob, err: WeChatAPIError) -> bool:
         self.note(job, "submit", err.kind.value, str(err))
-        if err.kind is ErrorKind.AMBIGUOUS:
+        # 40007 on the one re-submit: the draft left the draft box since the reconciler
+        # saw it, so the first submit was processed late. Reconcile again, never fail.
+        if err.kind is ErrorKind.AMBIGUOUS or (err.errcode == 40007 and job.resubmits):
             return self.move(job, SUBMITTING, SUBMIT_UNKNOWN,
                              retry_at=self.now + timedelta(minutes=1))
         if err.kind in (ErrorKind.RETRY, ErrorKind.TOKEN):  # rejected: nothing was sent
-            return self.move(job, SUBMITTING, DRAFTED, checks=job.checks + 1,
+            return self.move(job, SUBMITTING, DRAFTED, checks=job.checks + 1, error=str(err),
                              retry_at=self.now + backoff(job.checks + 1)) and False
         if err.kind is ErrorKind.DEFER:
             return self._defer(job, DRAFTED, err)
@@ -324,7 +353,16 @@ class JobRunner:
                                  "be established; check the WeChat console")
         if job.mode == "masssend":
             # The same clientmsgid cannot send twice: WeChat answers with the first msg_id.
-            return self._submitted_now(job, SUBMIT_UNKNOWN, self._send(job))
+            try:
+                return self._submitted_now(job, SUBMIT_UNKNOWN, self._send(job))
+            except WeChatAPIError as err:
+                if err.errcode != 40007:
+                    raise
+                # The draft is gone and the clientmsgid no longer names a send (its 24 h
+                # passed): sent, or deleted by hand. Nothing here can tell which.
+                return self._give_up(job, NEEDS_HUMAN, "the draft left the draft box but "
+                                     "WeChat no longer says whether it was sent; check the "
+                                     "WeChat console and run 'pipeline confirm-sent' if so")
         found = self.find_published(job)
         if found is not None:
             return self._published(job, SUBMIT_UNKNOWN, *found)
@@ -353,7 +391,8 @@ class JobRunner:
     def find_published(self, job: WeChatJob) -> tuple[str, str | None, list[str]] | None:
         """(publish_id, article_id, urls) of our article, from the inbox or the list."""
         for event in self._events(None):
-            if event.article_id:
+            # Only pushes since this job began can be about it (the inbox keeps history).
+            if event.article_id and event.received_at >= job.created_at:
                 news = self.client.freepublish_getarticle(event.article_id)
                 if any(job.marker in str(n.get("content_source_url", "")) for n in news):
                     return event.ref, event.article_id, json.loads(event.urls)
@@ -417,7 +456,9 @@ class JobRunner:
 
     def _published(self, job: WeChatJob, expected: str, ref: str, article_id: str | None,
                    urls: list[str]) -> bool:
-        values: dict[str, Any] = {"article_id": article_id, "urls": json.dumps(urls)}
+        values: dict[str, Any] = {"article_id": article_id, "urls": json.dumps(urls),
+                                  # the daily watch for a later deletion starts tomorrow
+                                  "poll_day": self.now.astimezone(self.settings.tz).date()}
         if ref and job.mode != "masssend":
             values["publish_id"] = ref
         self.note(job, "result", "published", f"article {article_id}, {len(urls)} url(s)")
@@ -429,6 +470,26 @@ class JobRunner:
             if ref is not None:
                 query = query.where(WeChatEvent.ref == ref)
             return list(session.exec(query))
+
+    # ----------------------------------------------------------------- after publishing
+
+    def watch(self, job: WeChatJob) -> None:
+        """Once a day, look whether a free-published push was later deleted or banned
+        (status 5/6): WeChat sends no event for that, so only a look tells (F14)."""
+        today = self.now.astimezone(self.settings.tz).date()
+        if job.mode != "freepublish" or not job.publish_id or job.poll_day == today:
+            return
+        if not self.move(job, PUBLISHED, PUBLISHED, poll_day=today):
+            return
+        status = self.client.freepublish_get(int(job.publish_id)).status
+        self.note(job, "watch", str(status))
+        if status in (5, 6):
+            with self.store.session() as session:
+                record_alert(session, f"published_then_removed:push{job.push_id}",
+                             "published_then_removed", self.now,
+                             recipients=self.settings.notify.editors,
+                             detail=f"Push {job.push_id} went out but WeChat now reports "
+                                    f"status {status} ({'deleted' if status == 5 else 'banned'}).")
 
     # ----------------------------------------------------------------- draft box mode
 
