@@ -18,9 +18,9 @@ from pipeline.wechat.client import (
     PublishStatus,
     TokenCache,
     WeChatClient,
-    _transport_error,
     classify,
 )
+from pipeline.wechat.codes import transport_error
 from tests.fakewechat import FakeClock, FakeWeChat
 
 APPID, SECRET = "wxTESTAPPID", "test-secret"
@@ -355,9 +355,9 @@ def test_connection_refused_is_retried_even_for_writes(wechat_api: FakeWeChat,
 
 
 def test_connect_timeout_counts_as_nothing_sent() -> None:
-    err = _transport_error(requests.ConnectTimeout("timed out"), "freepublish/submit")
+    err = transport_error(requests.ConnectTimeout("timed out"), "freepublish/submit")
     assert err.kind is ErrorKind.RETRY
-    err = _transport_error(requests.ReadTimeout("timed out"), "freepublish/submit")
+    err = transport_error(requests.ReadTimeout("timed out"), "freepublish/submit")
     assert err.kind is ErrorKind.AMBIGUOUS
 
 
