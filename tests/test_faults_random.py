@@ -29,8 +29,7 @@ from typing import Any
 
 import pytest
 
-import pipeline.publish.wechat
-import pipeline.push
+import pipeline.faults
 from tests.test_faults import POLL, SEND, Rig, at, check_invariants, make_rig, wait_for
 
 __all__ = ["make_rig"]  # the fixture, shared with test_faults
@@ -138,8 +137,7 @@ def armed(monkeypatch: pytest.MonkeyPatch, point: str) -> Iterator[None]:
             raise Crash(name)
 
     with monkeypatch.context() as patch:
-        patch.setattr(pipeline.push, "crash_point", crash_point)
-        patch.setattr(pipeline.publish.wechat, "crash_point", crash_point)
+        patch.setattr(pipeline.faults, "crash_point", crash_point)
         yield
 
 

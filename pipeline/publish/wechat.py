@@ -32,12 +32,12 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
+from .. import faults
 from ..alerts import record_alert
 from ..config import Settings
 from ..deadlines import push_time_on
 from ..drafts import draft_files
 from ..errors import ErrorKind, PublishError, WeChatAPIError
-from ..faults import crash_point
 from ..models import Draft, Publication, Push, WeChatCall, WeChatEvent, WeChatJob
 from ..store import Store
 from ..wechat.tokens import DatabaseTokenCache
@@ -244,19 +244,19 @@ class JobRunner:
         if not self.move(job, QUEUED, DRAFTING, attempt=attempt, marker=marker):
             return False
         self.note(job, "draft/add", "intent", f"attempt {attempt}, marker {marker}")
-        crash_point("after_draft_intent")
+        faults.crash_point("after_draft_intent")
         for article in articles:
             article["content_source_url"] = self.source_url(article.pop("_draft_id"), marker)
         try:
             media_id = self.client.draft_add(articles)
         except WeChatAPIError as err:
             return self._draft_failed(job, err)
-        crash_point("after_draft_added")
+        faults.crash_point("after_draft_added")
         if not self.move(job, DRAFTING, DRAFTED, media_id=media_id, checks=0, retry_at=None):
             self.client.draft_delete(media_id)  # another process owns the job: drop ours
             return False
         self.note(job, "draft/add", "ok", media_id)
-        crash_point("after_draft_stored")
+        faults.crash_point("after_draft_stored")
         return True
 
     def _draft_failed(self, job: WeChatJob, err: WeChatAPIError) -> bool:
@@ -312,12 +312,12 @@ class JobRunner:
         if not self.move(job, DRAFTED, SUBMITTING, clientmsgid=key):
             return False
         self.note(job, "submit", "intent", f"media_id {job.media_id}")
-        crash_point("before_submit_sent")
+        faults.crash_point("before_submit_sent")
         try:
             ref = self._send(job)
         except WeChatAPIError as err:
             return self._submit_failed(job, err)
-        crash_point("after_submit_sent")
+        faults.crash_point("after_submit_sent")
         return self._submitted_now(job, SUBMITTING, ref)
 
     def _send(self, job: WeChatJob) -> str:

@@ -1,0 +1,29 @@
+"""The daily push: pack approved stories, claim the day's slot, publish, record.
+
+The day's push is a row keyed by (account, local date, slot) under a unique
+constraint, and each story can be in at most one live publication (a partial
+unique index). Claiming the slot and the stories is one transaction; writing
+the output and marking the stories published come after it, and are safe to
+repeat, so a push interrupted by a crash is resumed, never run twice.
+"""
+
+from .channel import confirm_sent, watch_published, withdraw
+from .daily import catch_up, record_missed_days, resume_unfinished, run_push
+from .plan import (
+    DONE,
+    EMPTY,
+    FAILED,
+    MISSED,
+    RUNNING,
+    Candidate,
+    PackedArticle,
+    PushReport,
+    candidates,
+    local_date,
+    pack,
+    plan,
+)
+
+__all__ = ["DONE", "EMPTY", "FAILED", "MISSED", "RUNNING", "Candidate", "PackedArticle",
+           "PushReport", "candidates", "catch_up", "confirm_sent", "local_date", "pack", "plan",
+           "record_missed_days", "resume_unfinished", "run_push", "watch_published", "withdraw"]

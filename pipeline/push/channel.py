@@ -1,0 +1,200 @@
+"""The daily push through WeChat: drive the day's job, hand stories back when WeChat
+fails or defers them, withdraw a story, confirm a hand-sent push, watch for removals."""
+
+from __future__ import annotations
+
+import logging
+from datetime import date, datetime, timedelta
+from typing import TYPE_CHECKING
+
+import sqlalchemy as sa
+from sqlmodel import Session, col, select
+
+from ..alerts import record_alert
+from ..config import Settings
+from ..domain import DraftStatus
+from ..errors import PublishError
+from ..models import Draft, DraftEvent, Publication, Push, WeChatJob
+from ..publish import wechat
+from ..store import Store
+from .plan import DONE, FAILED, MISSED, RUNNING, PushReport, local_date, push_row
+from .record import existing_report, publish_folder
+
+if TYPE_CHECKING:
+    from ..wechat.client import WeChatClient
+
+log = logging.getLogger(__name__)
+
+
+def deliver(store: Store, settings: Settings, now: datetime, report: PushReport,
+             client: WeChatClient | None, *, takeover: bool = False) -> None:
+    """Publish a claimed push: straight to the folder, or through the WeChat job first."""
+    if client is None:
+        publish_folder(store, settings, now, report.day, report)
+        return
+    with store.session() as session:
+        job = session.exec(select(WeChatJob).join(Push, col(Push.id) == WeChatJob.push_id)
+                           .where(Push.account == settings.account.key,
+                                  Push.local_date == report.day)).first()
+    if job is None or job.id is None:
+        publish_folder(store, settings, now, report.day, report)  # claimed before WeChat was on
+        return
+    job = wechat.JobRunner(store, settings, client, now, takeover=takeover).advance(job.id)
+    report.wechat_state = job.state
+    if job.state == wechat.PUBLISHED:
+        publish_folder(store, settings, now, report.day, report, job)
+    elif job.state in (wechat.FAILED, wechat.CANCELLED):
+        close_unpublished(store, settings, now, report, job)
+    else:
+        report.message = f"WeChat publishing is under way ({job.state}); it will be finished " \
+                         "by the scheduler"
+
+
+def release_deferred(session: Session, settings: Settings, day: date) -> list[str]:
+    """Give the stories of an earlier push that WeChat's quota deferred to today's push.
+
+    Returns the WeChat drafts to delete: they were never submitted, so cancelling wins.
+    """
+    rows = session.exec(select(Push, WeChatJob).join(WeChatJob, col(WeChatJob.push_id)
+                                                     == Push.id)
+                        .where(Push.account == settings.account.key, Push.local_date < day,
+                               Push.state == RUNNING, WeChatJob.state == wechat.DEFERRED)).all()
+    stray = []
+    for push, job in rows:
+        for pub in session.exec(select(Publication).where(Publication.push_id == push.id,
+                                                          Publication.state == "queued")):
+            pub.state, pub.error = "cancelled", "moved to a later push (WeChat quota)"
+            session.execute(sa.update(Draft).where(col(Draft.id) == pub.draft_id,
+                                                   col(Draft.status) == DraftStatus.PUBLISHING)
+                            .values(status=DraftStatus.APPROVED))
+        push.state, push.note = MISSED, "WeChat's quota was used up; stories moved on"
+        job.state, job.fence = wechat.CANCELLED, job.fence + 1
+        if job.media_id:
+            stray.append(job.media_id)
+    session.flush()
+    return stray
+
+
+def delete_drafts(client: WeChatClient | None, media_ids: list[str]) -> None:
+    for media_id in media_ids:
+        try:
+            if client is not None:
+                client.draft_delete(media_id)
+        except PublishError as exc:  # a stray draft is untidy, not dangerous
+            log.warning("could not delete the stray WeChat draft %s: %s", media_id, exc)
+
+
+def close_unpublished(store: Store, settings: Settings, now: datetime, report: PushReport,
+                       job: WeChatJob) -> None:
+    """WeChat gave up (or nothing was left): the stories go back to the editors."""
+    with store.session() as session:
+        row = push_row(session, settings, report.day)
+        assert row is not None
+        for pub in session.exec(select(Publication).where(Publication.push_id == row.id,
+                                                          Publication.state == "queued")):
+            pub.state, pub.error = FAILED, job.error
+            session.execute(sa.update(Draft).where(col(Draft.id) == pub.draft_id,
+                                                   col(Draft.status) == DraftStatus.PUBLISHING)
+                            .values(status=DraftStatus.FAILED, updated_at=now))
+        row.state, row.finished_at, row.note = (FAILED if job.state == wechat.FAILED else DONE,
+                                                now, job.error)
+    report.message = f"WeChat publishing failed: {job.error}"
+
+
+WATCH_DAYS = 3  # how long after publishing a free-published push is checked daily
+
+
+def watch_published(store: Store, settings: Settings, now: datetime) -> None:
+    """The daily look at recent free-published pushes (a later deletion or ban)."""
+    if settings.wechat.mode != "freepublish":
+        return
+    since = local_date(now, settings) - timedelta(days=WATCH_DAYS)
+    with store.session() as session:
+        jobs = list(session.exec(select(WeChatJob).join(Push, col(Push.id) == WeChatJob.push_id)
+                                 .where(Push.account == settings.account.key,
+                                        Push.local_date >= since,
+                                        WeChatJob.state == wechat.PUBLISHED)))
+    if not jobs:
+        return
+    runner = wechat.JobRunner(store, settings, wechat.make_client(settings, store), now)
+    for job in jobs:
+        try:
+            runner.watch(job)
+        except PublishError as exc:  # a look that failed is tried again tomorrow
+            log.warning("could not check push %s at WeChat: %s", job.push_id, exc)
+
+
+def confirm_sent(store: Store, settings: Settings, day: date, now: datetime) -> PushReport:
+    """An editor confirms that the day's push went out from the WeChat console.
+
+    Raises:
+        PublishError: when there is nothing to confirm for that day.
+    """
+    with store.session() as session:
+        job = session.exec(select(WeChatJob).join(Push, col(Push.id) == WeChatJob.push_id)
+                           .where(Push.account == settings.account.key,
+                                  Push.local_date == day)).first()
+        row = push_row(session, settings, day)
+    waiting = (wechat.SENT_UNCONFIRMED, wechat.AWAITING_MANUAL, wechat.NEEDS_HUMAN)
+    if job is None or row is None or job.state not in waiting:
+        state = job.state if job is not None else "no WeChat push"
+        raise PublishError(f"There is no push waiting for confirmation on {day} ({state}).")
+    runner = wechat.JobRunner(store, settings, wechat.make_client(settings, store), now)
+    if not runner.move(job, job.state, wechat.PUBLISHED, error="confirmed by an editor"):
+        raise PublishError(f"The push of {day} changed just now; look again and retry.")
+    with store.session() as session:
+        report = existing_report(session, settings, row, now)
+    publish_folder(store, settings, now, day, report, job)
+    return report
+
+
+def withdraw(store: Store, settings: Settings, draft_id: int, now: datetime, *, actor: str,
+             note: str) -> str:
+    """Take a story out of a push that has not gone out yet (F27).
+
+    Before the WeChat submit, withdrawing wins: the WeChat draft is deleted and the
+    job starts over without the story. Once submitted it cannot be called back.
+
+    Raises:
+        PublishError: when the story is not in a push or can no longer be withdrawn.
+    """
+    client = wechat.make_client(settings, store) if settings.wechat.enabled else None
+    with store.session() as session:
+        found = session.exec(select(Publication, WeChatJob).join(
+            WeChatJob, col(WeChatJob.push_id) == Publication.push_id, isouter=True)
+            .where(Publication.draft_id == draft_id, Publication.state == "queued")).first()
+        if found is None:
+            raise PublishError(f"Draft {draft_id} is not waiting in a push.")
+        pub, job = found
+        stray = _withdraw_from_job(session, settings, job, draft_id, now)
+        pub.state, pub.error = "cancelled", f"withdrawn by {actor}: {note}"
+        session.execute(sa.update(Draft).where(col(Draft.id) == draft_id).values(
+            status=DraftStatus.DRAFTED, updated_at=now))
+        session.add(DraftEvent(draft_id=draft_id, at=now, actor=actor, action="withdraw",
+                               from_status=DraftStatus.PUBLISHING,
+                               to_status=DraftStatus.DRAFTED, note=note))
+    delete_drafts(client, stray)
+    return "withdrawn" + (" and the WeChat draft deleted" if stray else "")
+
+
+def _withdraw_from_job(session: Session, settings: Settings, job: WeChatJob | None,
+                       draft_id: int, now: datetime) -> list[str]:
+    if job is None:
+        return []
+    if job.state not in (wechat.QUEUED, wechat.DRAFTED, wechat.DEFERRED,
+                         wechat.AWAITING_MANUAL, wechat.DRAFT_UNKNOWN):
+        record_alert(session, f"withdraw_refused:{draft_id}:{job.fence}", "needs_human", now,
+                     draft_id=draft_id, recipients=settings.notify.editors,
+                     detail=f"Draft {draft_id} could not be withdrawn: its push is "
+                            f"{job.state} at WeChat.")
+        session.commit()
+        raise PublishError(f"Draft {draft_id} cannot be withdrawn: its push was already "
+                           f"sent to WeChat ({job.state}). The editors have been alerted.")
+    stray = [job.media_id] if job.media_id else []
+    updated = session.execute(sa.update(WeChatJob).where(
+        col(WeChatJob.id) == job.id, col(WeChatJob.fence) == job.fence).values(
+        state=wechat.QUEUED, fence=job.fence + 1, media_id=None, updated_at=now))
+    if updated.rowcount != 1:  # type: ignore[attr-defined]
+        raise PublishError(f"The push holding draft {draft_id} is changing right now; "
+                           "try again in a minute.")
+    return stray

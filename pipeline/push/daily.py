@@ -1,0 +1,180 @@
+"""Claiming and running the day's push, missed days, and the catch-up on every tick."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from datetime import date, datetime, timedelta
+from typing import TYPE_CHECKING
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
+
+from .. import faults
+from ..alerts import record_alert
+from ..config import Settings
+from ..deadlines import push_time_on
+from ..domain import DraftStatus
+from ..models import Draft, Publication, Push, WeChatJob
+from ..publish import wechat
+from ..store import Store
+from .channel import delete_drafts, deliver, release_deferred, watch_published
+from .plan import (
+    DONE,
+    EMPTY,
+    FAILED,
+    MISSED,
+    RUNNING,
+    PackedArticle,
+    PushReport,
+    local_date,
+    plan,
+    push_row,
+)
+from .record import existing_report
+
+if TYPE_CHECKING:
+    from ..wechat.client import WeChatClient
+
+log = logging.getLogger(__name__)
+
+
+def record_missed_days(session: Session, settings: Settings, now: datetime) -> list[date]:
+    """Record every day since the last push whose push time passed without a push."""
+    last = session.exec(select(sa.func.max(Push.local_date))
+                        .where(Push.account == settings.account.key)).one()
+    if last is None:
+        return []  # nothing was owed before the first push ever
+    missed = []
+    day = last + timedelta(days=1)
+    while day < local_date(now, settings) and push_time_on(day, settings) < now:
+        try:
+            with session.begin_nested():
+                session.add(Push(account=settings.account.key, local_date=day, state=MISSED,
+                                 started_at=now,
+                                 note="the scheduler was not running at push time"))
+                session.flush()
+        except IntegrityError:
+            day += timedelta(days=1)  # another process recorded this day just now
+            continue
+        record_alert(session, f"push_missed:{day}", "push_missed", now,
+                     recipients=settings.notify.editors,
+                     detail=f"No push went out on {day}: the scheduler was down at push time.")
+        missed.append(day)
+        day += timedelta(days=1)
+    return missed
+
+
+def run_push(store: Store, settings: Settings, now: datetime, *, dry_run: bool = False
+             ) -> PushReport:
+    """The daily push, now: claim the day's slot, publish, and record the result."""
+    day = local_date(now, settings)
+    if dry_run:
+        with store.session() as session:
+            chosen, left = plan(session, settings, now)
+            row = push_row(session, settings, day)
+        done = row is not None and row.state in (DONE, RUNNING)
+        return PushReport(day, already_done=done, dry_run=True, articles=chosen, left_over=left)
+    client = wechat.make_client(settings, store) if settings.wechat.enabled else None
+    with store.session() as session:
+        missed = record_missed_days(session, settings, now)
+    report = claim(store, settings, now, day, client)
+    report.missed_days = missed
+    faults.crash_point("after_push_claimed")
+    if not report.already_done and not report.lost_race and report.articles:
+        deliver(store, settings, now, report, client)
+    return report
+
+
+def claim(store: Store, settings: Settings, now: datetime, day: date,
+           client: WeChatClient | None) -> PushReport:
+    """Insert the day's push row and claim its stories in one transaction."""
+    try:
+        with store.session() as session:
+            row = push_row(session, settings, day)
+            if row is not None and row.state in (DONE, RUNNING):
+                return existing_report(session, settings, row, now)
+            stray = release_deferred(session, settings, day)
+            chosen, left = plan(session, settings, now)
+            if row is None:
+                row = Push(account=settings.account.key, local_date=day, started_at=now,
+                           state=RUNNING)
+                session.add(row)
+            # Nothing to push before push time leaves the day open; at push time it closes it.
+            row.state = RUNNING if chosen else (DONE if now >= push_time_on(day, settings)
+                                                else EMPTY)
+            row.finished_at = None if chosen else now
+            session.flush()
+            claim_stories(session, row, chosen, now)
+            if client is not None and chosen:
+                session.add(WeChatJob(push_id=row.id or 0, mode=settings.wechat.mode,
+                                      state=wechat.QUEUED, created_at=now, updated_at=now))
+        delete_drafts(client, stray)
+        return PushReport(day, articles=chosen, left_over=left,
+                              message="" if chosen else "nothing is approved for today's push")
+    except IntegrityError:
+        # Another process claimed the same slot or story at the same moment: it wins and
+        # publishes; this one only skips (should the winner die, a tick resumes the push).
+        log.info("the push of %s was claimed by another process just now; skipping", day)
+        with store.session() as session:
+            row = push_row(session, settings, day)
+            assert row is not None
+            report = existing_report(session, settings, row, now)
+        report.lost_race = True
+        report.message = "another process claimed today's push at the same moment and " \
+                         "publishes it"
+        return report
+
+
+def claim_stories(session: Session, row: Push, chosen: Sequence[PackedArticle],
+                   now: datetime) -> None:
+    assert row.id is not None
+    for item in chosen:
+        updated = session.execute(
+            sa.update(Draft).where(col(Draft.id) == item.candidate.id,
+                                   col(Draft.status) == DraftStatus.APPROVED)
+            .values(status=DraftStatus.PUBLISHING, updated_at=now,
+                    version=col(Draft.version) + 1))
+        if updated.rowcount != 1:  # type: ignore[attr-defined]
+            raise IntegrityError("draft no longer approved", None, ValueError())
+        session.add(Publication(draft_id=item.candidate.id, push_id=row.id,
+                                position=item.position, state="queued", late=item.late))
+
+
+def resume_unfinished(store: Store, settings: Settings, now: datetime, *,
+                      takeover: bool = False) -> list[date]:
+    """Finish pushes left 'running' (a crash, or WeChat still working on them).
+
+    ``takeover``: the caller holds the scheduler lock, so no other process is working
+    on an in-flight WeChat call and it can be reconciled at once.
+    """
+    with store.session() as session:
+        rows = list(session.exec(select(Push).where(Push.account == settings.account.key,
+                                                    Push.state == RUNNING)))
+    if not rows:
+        return []
+    client = wechat.make_client(settings, store) if settings.wechat.enabled else None
+    for row in rows:
+        with store.session() as session:
+            report = existing_report(session, settings, row, now)
+        deliver(store, settings, now, report, client, takeover=takeover)
+    return [row.local_date for row in rows]
+
+
+def catch_up(store: Store, settings: Settings, now: datetime, *, takeover: bool = False
+             ) -> PushReport | None:
+    """On start and on every tick: finish interrupted pushes, record missed days, and
+    push today if its time has come and it has not been done."""
+    resume_unfinished(store, settings, now, takeover=takeover)
+    watch_published(store, settings, now)
+    day = local_date(now, settings)
+    if now < push_time_on(day, settings):
+        with store.session() as session:
+            record_missed_days(session, settings, now)
+        return None
+    with store.session() as session:
+        row = push_row(session, settings, day)
+    if row is not None and row.state in (DONE, RUNNING, FAILED):
+        return None  # a failed push waits for a person, never an automatic retry
+    return run_push(store, settings, now)
