@@ -24,7 +24,6 @@ import logging
 import os
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
@@ -36,12 +35,12 @@ from .. import faults
 from ..alerts import record_alert
 from ..config import Settings
 from ..deadlines import push_time_on
-from ..drafts import draft_files
 from ..errors import ErrorKind, PublishError, WeChatAPIError
-from ..models import Draft, Publication, Push, WeChatCall, WeChatEvent, WeChatJob
+from ..models import Push, WeChatCall, WeChatEvent, WeChatJob
 from ..store import Store
 from ..wechat.tokens import DatabaseTokenCache
-from .media import MediaUploader, rewrite_images
+from .articles import ArticleBuilder
+from .media import MediaUploader
 
 if TYPE_CHECKING:  # requests is imported only when WeChat is really used
     from ..wechat.client import WeChatClient
@@ -92,12 +91,6 @@ def clientmsgid(account: str, day: str) -> str:
 def backoff(count: int) -> timedelta:
     """1, 2, 4 ... minutes, capped at an hour."""
     return timedelta(minutes=min(60, 2 ** max(0, count - 1)))
-
-
-@dataclass
-class Outcome:
-    state: str
-    message: str = ""
 
 
 class JobRunner:
@@ -519,51 +512,8 @@ class JobRunner:
             return push.local_date.isoformat()
 
     def build_articles(self, job: WeChatJob) -> list[dict[str, Any]]:
-        """The draft's articles in push order, images uploaded; a story that breaks a
-        WeChat limit after its images were rewritten is taken out of the push."""
-        with self.store.session() as session:
-            rows = session.exec(select(Publication, Draft)
-                                .join(Draft, col(Draft.id) == Publication.draft_id)
-                                .where(Publication.push_id == job.push_id,
-                                       Publication.state == "queued")
-                                .order_by(col(Publication.position))).all()
-        from ..render import check_limits
-
-        articles = []
-        for pub, draft in rows:
-            article = self._article(draft)
-            problems = check_limits(article["title"], article["author"], article["digest"],
-                                    article["content"], self.settings.limits)
-            if problems:
-                self._withdraw(pub, draft, problems)
-                continue
-            articles.append(article)
-        return articles
-
-    def _article(self, draft: Draft) -> dict[str, Any]:
-        assert draft.id is not None
-        _, html_path = draft_files(self.settings, draft.id)
-        content = rewrite_images(html_path.read_text(encoding="utf-8"), html_path.parent,
-                                 self.uploader.body_image)
-        cover = (html_path.parent / draft.cover) if draft.cover else (
-            self.settings.paths.templates / self.settings.wechat.default_cover)
-        return {"_draft_id": draft.id, "article_type": "news", "title": draft.title,
-                "author": draft.author, "digest": draft.digest, "content": content,
-                "thumb_media_id": self.uploader.cover(cover), "need_open_comment": 0,
-                "only_fans_can_comment": 0}
-
-    def _withdraw(self, pub: Publication, draft: Draft, problems: list[str]) -> None:
-        """Take a story out of the push and back to the editors, before any call."""
-        with self.store.session() as session:
-            session.execute(sa.update(Publication).where(col(Publication.id) == pub.id)
-                            .values(state="cancelled", error="; ".join(problems)))
-            session.execute(sa.update(Draft).where(col(Draft.id) == draft.id).values(
-                status="drafted", problems=json.dumps(problems, ensure_ascii=False),
-                version=draft.version + 1, updated_at=self.now))
-            record_alert(session, f"withdrawn:{draft.id}:{draft.version}", "publish_failed",
-                         self.now, draft_id=draft.id, recipients=self.settings.notify.editors,
-                         detail=f"Draft {draft.id} was taken out of the push: "
-                         + "; ".join(problems))
+        return ArticleBuilder(self.store, self.settings, self.uploader, self.now).build(
+            job.push_id)
 
 
 def record_event(store: Store, event: str, ref: str, status: str, article_id: str | None,
