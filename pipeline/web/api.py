@@ -17,6 +17,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
+from sqlmodel import Session
 
 from .. import review
 from ..errors import ReviewError
@@ -29,7 +30,7 @@ from .errors import ERROR_RESPONSES, FieldErrors
 from .forms import FormCheck, save_encoded, validate
 from .queries import SCOPES, QueueFilter, active_links, queue_page, unit_reports, week_numbers
 from .reporter import idempotency_key, store_report, stored_under
-from .state import DraftId, audit, editor_of, remote, unit_of_link, web
+from .state import DraftId, WebState, audit, editor_of, remote, unit_of_link, web
 
 router = APIRouter(prefix="/api", responses=ERROR_RESPONSES)
 Json = dict[str, Any]
@@ -293,25 +294,29 @@ def api_submit(request: Request, token: str, body: ReportIn,
 def api_unit_report(request: Request, token: str, draft_id: DraftId) -> Json:
     s = web(request)
     with s.store.session() as session:
-        _, unit = unit_of_link(session, token)
-        data = detail(session, s.settings, draft_id, s.now())
-        if data is None or data["unit"] != unit.name:
-            raise AuthError(404, "没有找到这篇报告。")
+        data = _own_report(session, s, token, draft_id)
     return {"ok": True, "draft": data}
+
+
+def _own_report(session: Session, s: WebState, token: str, draft_id: int) -> dict[str, Any]:
+    """A draft of the link's own unit; any other unit's is "not found" (never "forbidden",
+    which would confirm that it exists)."""
+    _, unit = unit_of_link(session, token)
+    data = detail(session, s.settings, draft_id, s.now())
+    if data is None or data["unit"] != unit.name:
+        raise AuthError(404, "没有找到这篇报告。")
+    return data
 
 
 @router.post("/r/{token}/reports/{draft_id}/resubmit")
 def api_resubmit(request: Request, token: str, draft_id: DraftId, body: ResubmitIn) -> Json:
     s = web(request)
     with s.store.session() as session:
-        _, unit = unit_of_link(session, token)
-        data = detail(session, s.settings, draft_id, s.now())
-        if data is None or data["unit"] != unit.name:
-            raise AuthError(404, "没有找到这篇报告。")
+        data = _own_report(session, s, token, draft_id)
         if data["status"] not in review.TRANSITIONS["resubmit"][0]:
             raise ReviewError(f"Draft {draft_id} is '{data['status']}'; only "
                               "'changes_requested' drafts can be resubmitted.")
-        actor = f"reporter:{unit.name}"
+        actor = f"reporter:{data['unit']}"
         problems = review.edit(session, s.settings, draft_id, body.markdown, actor=actor,
                                now=s.now())
         review.transition(session, draft_id, "resubmit", actor=actor, note=body.note,
