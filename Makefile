@@ -3,29 +3,35 @@
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
 
 .PHONY: run test lint bench clean
 
-$(STAMP): pyproject.toml
-	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
-	touch $(STAMP)
 
-run: $(STAMP)
+# The product alone for `make run`; the test tools too for `make test`.
+$(VENV)/.run: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+$(VENV)/.test: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $@ $(VENV)/.run
+
+run: $(VENV)/.run
 	mkdir -p drafts published
 	$(BIN)/pipeline --config config.toml serve
 
-lint: $(STAMP)
+lint: $(VENV)/.test
 	$(BIN)/ruff check pipeline tests bench
 	$(BIN)/mypy pipeline
 
-test: $(STAMP) lint
+test: lint
 	bash scripts/ensure-chromium
 	$(BIN)/python -m pytest -n 2 -q
 
-bench: $(STAMP)
+bench: $(VENV)/.test
 	$(BIN)/python bench/bench_intake.py
 	$(BIN)/python bench/bench_queries.py
 	$(BIN)/python bench/bench_render.py
