@@ -18,8 +18,8 @@ from sqlmodel import Session, select
 from .alerts import record_alert
 from .config import Settings
 from .domain import DraftStatus
-from .errors import ReviewError
-from .models import Draft, DraftEvent, Unit
+from .errors import PipelineError, ReviewError
+from .models import Draft, DraftEvent, Submission, Unit
 
 S = DraftStatus
 
@@ -133,3 +133,26 @@ def history(session: Session, draft_id: int) -> list[DraftEvent]:
     query = select(DraftEvent).where(DraftEvent.draft_id == draft_id).order_by(
         DraftEvent.at, DraftEvent.id)  # type: ignore[arg-type]
     return list(session.exec(query))
+
+
+COVER_EDITABLE = EDITABLE  # a cover can change while the article text can
+
+
+def set_cover(session: Session, draft_id: int, cover: str, *, actor: str,
+              now: datetime) -> None:
+    """Make one of the report's photos the article's cover.
+
+    Raises:
+        ReviewError: no such draft or photo, or the draft is already out.
+    """
+    draft = get_draft(session, draft_id)
+    if draft.status not in COVER_EDITABLE:
+        raise ReviewError(f"Draft {draft_id} is '{draft.status}' and can no longer be edited.")
+    submission = session.get(Submission, draft.submission_id)
+    names = [p["name"] for p in json.loads(submission.photos)] if submission else []
+    if cover not in names:
+        raise PipelineError(f"Draft {draft_id} has no photo {cover!r}.")
+    draft.cover, draft.updated_at, draft.version = cover, now, draft.version + 1
+    session.add(draft)
+    session.add(DraftEvent(draft_id=draft_id, at=now, actor=actor, action="cover",
+                           from_status=draft.status, to_status=draft.status, note=cover))

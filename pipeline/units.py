@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import secrets
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -19,7 +20,7 @@ from sqlmodel import Session, col, select
 from .config import EMAIL_RE, UnitSpec, parent_problem
 from .domain import DraftStatus, Level, parse_level
 from .errors import PipelineError, SubmissionError
-from .models import Draft, Unit
+from .models import Draft, Unit, UnitLink
 
 HEADERS = {"name": ("名称", "单位", "单位名称", "name"), "level": ("级别", "层级", "level"),
            "parent": ("上级", "上级单位", "parent"), "email": ("邮箱", "联系邮箱", "email")}
@@ -209,3 +210,29 @@ def tree_order(units: list[Unit]) -> list[Unit]:
     visit(None)
     return ordered
 
+
+def create_link(session: Session, unit_id: int, *, actor: str, now: datetime,
+                replace: bool = False) -> UnitLink:
+    """A new secret submission link for a unit (``replace``: revoke the old ones first).
+
+    Raises:
+        PipelineError: there is no such unit.
+    """
+    if session.get(Unit, unit_id) is None:
+        raise PipelineError(f"There is no unit {unit_id}.")
+    if replace:
+        revoke_links(session, unit_id, now)
+    link = UnitLink(unit_id=unit_id, token=secrets.token_urlsafe(24), created_at=now,
+                    created_by=actor)
+    session.add(link)
+    session.flush()
+    return link
+
+
+def revoke_links(session: Session, unit_id: int, now: datetime) -> int:
+    """Stop every live link of a unit at once; returns how many were live."""
+    result = session.execute(sa.update(UnitLink)
+                             .where(col(UnitLink.unit_id) == unit_id,
+                                    col(UnitLink.revoked_at).is_(None))
+                             .values(revoked_at=now))
+    return int(result.rowcount)  # type: ignore[attr-defined]

@@ -17,7 +17,7 @@ from schemathesis.checks import not_a_server_error
 from sqlmodel import select
 
 from pipeline.models import Unit
-from pipeline.web.actions import create_link
+from pipeline.units import create_link
 from tests.conftest import Workspace
 from tests.test_web import NOW, PASSWORD, make_desk
 

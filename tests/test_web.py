@@ -22,8 +22,7 @@ from pipeline import cli
 from pipeline.models import AuditLog, Draft, OutboxMessage, UnitLink, User
 from pipeline.schedule import Clock
 from pipeline.store import Store
-from pipeline.units import sync_units
-from pipeline.web.actions import create_link
+from pipeline.units import create_link, sync_units
 from pipeline.web.app import create_app
 from pipeline.web.auth import add_user, authenticate
 from tests.conftest import Workspace

@@ -68,7 +68,7 @@ class Server:
 def site(workspace: Workspace) -> Iterator[tuple[str, Workspace, str]]:
     """A running server with units, an editor, a link for 麓谷街道 and two earlier drafts."""
     _chromium()
-    from pipeline.web.actions import create_link
+    from pipeline.units import create_link
 
     store, app = make_desk(workspace, Clock())
     with store.session() as session:

@@ -23,7 +23,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
 from ..config import Settings
-from ..errors import NotifyError
+from ..errors import NotifyError, PipelineError
 from ..models import OutboxMessage
 from ..store import Store
 from .mail import Send, SmtpMailer, SmtpSessionError, build_message
@@ -217,3 +217,21 @@ def _finish(store: Store, row: OutboxMessage, **values: object) -> None:
                                col(OutboxMessage.state) == SENDING,
                                col(OutboxMessage.attempts) == row.attempts)
                         .values(**values))
+
+
+def resend(session: Session, message_id: int, now: datetime) -> OutboxMessage:
+    """Queue a copy of a digest or bulletin email for sending again.
+
+    Raises:
+        PipelineError: there is no such message.
+    """
+    original = session.get(OutboxMessage, message_id)
+    if original is None or original.kind not in ("digest", "bulletin"):
+        raise PipelineError(f"There is no digest or bulletin email {message_id}.")
+    key = f"resend:{message_id}:{now.isoformat()}"  # a new key: the outbox dedupes by key
+    copy = OutboxMessage(key=key, kind=original.kind, recipients=original.recipients,
+                         subject=original.subject, text_body=original.text_body,
+                         html_body=original.html_body, created_at=now, next_attempt_at=now)
+    session.add(copy)
+    session.flush()
+    return copy

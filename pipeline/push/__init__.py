@@ -9,6 +9,7 @@ repeat, so a push interrupted by a crash is resumed, never run twice.
 
 from .channel import confirm_sent, watch_published, withdraw
 from .daily import catch_up, record_missed_days, resume_unfinished, run_push
+from .order import move_in_push, set_push_order
 from .plan import (
     DONE,
     EMPTY,
@@ -24,6 +25,26 @@ from .plan import (
     plan,
 )
 
-__all__ = ["DONE", "EMPTY", "FAILED", "MISSED", "RUNNING", "Candidate", "PackedArticle",
-           "PushReport", "candidates", "catch_up", "confirm_sent", "local_date", "pack", "plan",
-           "record_missed_days", "resume_unfinished", "run_push", "watch_published", "withdraw"]
+__all__ = [
+    "DONE",
+    "EMPTY",
+    "FAILED",
+    "MISSED",
+    "RUNNING",
+    "Candidate",
+    "PackedArticle",
+    "PushReport",
+    "candidates",
+    "catch_up",
+    "confirm_sent",
+    "local_date",
+    "move_in_push",
+    "pack",
+    "plan",
+    "record_missed_days",
+    "resume_unfinished",
+    "run_push",
+    "set_push_order",
+    "watch_published",
+    "withdraw",
+]

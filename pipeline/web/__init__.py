@@ -12,7 +12,6 @@ the JSON API, as thin adapters over the stage functions the CLI calls.
     forms.py       form fields, uploads to a temporary folder, intake validation
     queries.py     read models the pages need beyond pipeline.views
     planning.py    next push, calendar projection, iCalendar feed (pure over rows)
-    actions.py     small desk writes the stages do not offer yet
     files.py       a draft's article HTML and photos, bulletins (read-only)
     errors.py      the one JSON error shape and the Chinese error page
     middleware.py  request size limit (413) and security headers

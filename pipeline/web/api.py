@@ -19,12 +19,12 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from sqlmodel import Session
 
-from .. import review
+from .. import review, units
 from ..errors import ReviewError
 from ..models import Unit
+from ..push import order as push_order
 from ..push import run_push
 from ..views import detail, iso, units_tree
-from . import actions
 from .auth import AuthError, authenticate, check_csrf, start_session
 from .errors import ERROR_RESPONSES, FieldErrors
 from .forms import FormCheck, save_encoded, validate
@@ -183,7 +183,7 @@ def api_cover(request: Request, user: Writer, draft_id: DraftId, body: CoverIn) 
     s = web(request)
 
     def call(session: Any) -> Json:
-        actions.set_cover(session, draft_id, body.cover, actor=user, now=s.now())
+        review.set_cover(session, draft_id, body.cover, actor=user, now=s.now())
         return {"cover": body.cover}
     return _review_call(request, user, draft_id, "cover", {"cover": body.cover}, call)
 
@@ -207,7 +207,7 @@ def api_push_plan(request: Request, user: Reader) -> Json:
 def api_push_order(request: Request, user: Writer, body: OrderIn) -> Json:
     s = web(request)
     with s.store.session() as session:
-        order = actions.set_push_order(session, body.order, s.now())
+        order = push_order.set_push_order(session, body.order, s.now())
         audit(session, request, user, "push_order", "push", {"order": order})
     return {"ok": True, "order": order}
 
@@ -243,10 +243,10 @@ def api_unit_link(request: Request, user: Writer, unit_id: UnitId, body: LinkIn)
         if session.get(Unit, unit_id) is None:
             raise AuthError(404, "没有这个单位。")
         if body.action == "revoke":
-            actions.revoke_links(session, unit_id, s.now())
+            units.revoke_links(session, unit_id, s.now())
             path = None
         else:
-            link = actions.create_link(session, unit_id, actor=user, now=s.now(),
+            link = units.create_link(session, unit_id, actor=user, now=s.now(),
                                        replace=body.action == "regenerate")
             path = f"/r/{link.token}"
         audit(session, request, user, f"link_{body.action}", f"unit:{unit_id}")

@@ -20,7 +20,7 @@ from ..models import Unit
 from ..render import rerender
 from ..units import all_units
 from ..views import detail
-from . import actions, i18n
+from . import i18n
 from .auth import AuthError, authenticate, check_csrf, flash, start_session
 from .files import PREVIEW_CSP, draft_file
 from .queries import SCOPES, QueueFilter, photos_of, queue_page
@@ -220,7 +220,7 @@ async def cover(request: Request, user: Editor, draft_id: DraftId) -> Response:
     state, name = web(request), _text(form, "cover")
     try:
         with state.store.session() as session:
-            actions.set_cover(session, draft_id, name, actor=user, now=state.now())
+            review.set_cover(session, draft_id, name, actor=user, now=state.now())
             audit(session, request, user, "cover", f"draft:{draft_id}", {"cover": name})
     except PipelineError as exc:
         return _refused(request, user, draft_id, exc)

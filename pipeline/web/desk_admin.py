@@ -8,8 +8,9 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from ..errors import PipelineError
 from ..models import OutboxMessage
+from ..notify import outbox as mail_outbox
+from ..units import create_link, revoke_links
 from ..views import units_tree
-from . import actions
 from .auth import AuthError, flash
 from .desk import Editor, verified_form
 from .files import PREVIEW_CSP, bulletin_file, bulletin_names
@@ -51,7 +52,7 @@ async def resend(request: Request, user: Editor, message_id: int) -> Response:
     state = web(request)
     try:
         with state.store.session() as session:
-            copy = actions.resend(session, message_id, state.now())
+            copy = mail_outbox.resend(session, message_id, state.now())
             audit(session, request, user, "resend", f"outbox:{message_id}",
                   {"copy": copy.id})
     except PipelineError as exc:
@@ -81,10 +82,10 @@ async def unit_link(request: Request, user: Editor, unit_id: int) -> Response:
     try:
         with state.store.session() as session:
             if action == "revoke":
-                count = actions.revoke_links(session, unit_id, state.now())
+                count = revoke_links(session, unit_id, state.now())
                 message = "链接已停用。" if count else "该单位没有可停用的链接。"
             else:
-                actions.create_link(session, unit_id, actor=user, now=state.now(),
+                create_link(session, unit_id, actor=user, now=state.now(),
                                     replace=action == "regenerate")
                 message = ("已生成新链接，旧链接已停用。" if action == "regenerate"
                            else "已生成链接。")

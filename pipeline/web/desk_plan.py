@@ -18,7 +18,8 @@ from fastapi.responses import RedirectResponse, Response
 
 from ..errors import PipelineError
 from ..push import local_date, plan, run_push
-from . import actions, i18n
+from ..push import order as push_order
+from . import i18n
 from .auth import AuthError, check_csrf, flash, session_user
 from .desk import Editor, verified_form
 from .planning import calendar_days, ical_feed, next_push_moment
@@ -56,7 +57,7 @@ async def move(request: Request, user: Editor) -> Response:
     try:
         with state.store.session() as session:
             at = next_push_moment(session, state.settings, state.now())
-            order = actions.move_in_push(session, state.settings, int(draft_id), step, at,
+            order = push_order.move_in_push(session, state.settings, int(draft_id), step, at,
                                          state.now())
             audit(session, request, user, "push_order", "push", {"order": order})
     except PipelineError as exc:
@@ -74,7 +75,7 @@ async def reorder(request: Request, user: Editor) -> Response:
         raise AuthError(422, "顺序应为稿件编号列表。")
     state = web(request)
     with state.store.session() as session:
-        order = actions.set_push_order(session, ids, state.now())
+        order = push_order.set_push_order(session, ids, state.now())
         audit(session, request, user, "push_order", "push", {"order": order})
     return Response(json.dumps({"ok": True, "order": order}), media_type="application/json")
 
