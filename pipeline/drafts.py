@@ -158,7 +158,7 @@ class DraftMaker:
             _insert(session, DraftEvent, {
                 "draft_id": draft_id, "at": now, "actor": actor, "action": "submitted",
                 "to_status": DraftStatus.DRAFTED,
-                "note": f"from {report.source}" + (f", row {report.row}" if report.row else "")})
+                "note": report.source + (f" 第{report.row}行" if report.row else "")})
             try:
                 self._write(draft_id, report, names, article)
             except BaseException:
