@@ -28,7 +28,7 @@ HEADERS = {"name": ("名称", "单位", "单位名称", "name"), "level": ("级�
 
 def _spec(unit: Unit, names: dict[int, str]) -> UnitSpec:
     parent = names.get(unit.parent_id) if unit.parent_id else None
-    return UnitSpec(unit.name, unit.level, parent, unit.email)
+    return UnitSpec(unit.name, Level(unit.level), parent, unit.email)
 
 
 def all_units(session: Session) -> list[Unit]:
@@ -124,13 +124,19 @@ def _row_spec(row: dict[str, str], source: str, number: int, result: ImportResul
 
 
 def _read_rows(path: Path) -> Iterable[tuple[int, dict[str, str]]]:
+    if path.suffix.lower() not in (".csv", ".xlsx"):
+        raise PipelineError(f"{path.name}: unit lists must be .csv or .xlsx files.")
+    if not path.is_file():
+        raise PipelineError(f"{path}: no such file.")
     if path.suffix.lower() == ".xlsx":
         rows = _xlsx_rows(path)
-    elif path.suffix.lower() == ".csv":
-        text = path.read_bytes().decode("utf-8-sig")
-        rows = [list(r) for r in csv.reader(io.StringIO(text))]
     else:
-        raise PipelineError(f"{path.name}: unit lists must be .csv or .xlsx files.")
+        try:
+            text = path.read_bytes().decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            raise PipelineError(f"{path.name}: not UTF-8 text (byte {exc.start}); save the "
+                                "list as CSV UTF-8 or as .xlsx.") from exc
+        rows = [list(r) for r in csv.reader(io.StringIO(text))]
     if not rows:
         raise PipelineError(f"{path.name}: the file is empty.")
     columns = _columns(rows[0], path.name)
