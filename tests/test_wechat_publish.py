@@ -69,3 +69,105 @@ def test_masssend_push(workspace: Workspace, wechat_api: FakeWeChat, tmp_path: P
     assert all("mmbiz" in a["content"] or "<img" not in a["content"] for a in sent.articles)
     assert ws.run("push", "--json", now="2026-06-15T21:00+08:00").json()["already_done"]
     assert len(wechat_api.ledger.mass_sends) == 1
+
+
+def big_photo(path: Path) -> None:
+    """A JPEG over WeChat's 1 MB body-image limit (noise does not compress)."""
+    import os
+
+    from PIL import Image
+    Image.frombytes("RGB", (1400, 1400), os.urandom(1400 * 1400 * 3)).save(path, quality=95)
+    assert path.stat().st_size > 1_000_000
+
+
+def test_large_photos_are_recompressed_and_uploaded_once(
+        workspace: Workspace, wechat_api: FakeWeChat, tmp_path: Path, secret: None) -> None:
+    ws = wechat_workspace(workspace, wechat_api, "freepublish")
+    (tmp_path / "photos").mkdir()
+    big_photo(tmp_path / "photos" / "big.jpg")
+    for i, day in enumerate(("2026-06-15", "2026-06-16")):
+        path = write_report(tmp_path, f"b{i}", unit="雷锋街道", kind="lecture",
+                            title=f"雷锋街道禁毒讲座第{i + 1}场", start=f"{day} 09:00")
+        path.write_text(path.read_text("utf-8") + 'photos = ["photos/big.jpg"]\n', "utf-8")
+        accepted = ws.run("submit", "--json", str(path), now=f"{day}T10:00+08:00").json()
+        assert ws.run("approve", str(accepted["accepted"][0]["id"]),
+                      now=f"{day}T10:00+08:00").code == 0
+        assert ws.run("push", now=f"{day}T20:00+08:00").code == 0
+        assert ws.run("check", now=f"{day}T20:10+08:00").code == 0  # the tick polls
+    assert len(wechat_api.ledger.published_articles()) == 2
+    assert wechat_api.ledger.count("media/uploadimg") == 1          # cached by content
+    assert wechat_api.ledger.count("material/add_material") == 1    # the same photo as cover
+    assert all("mmbiz" in a["content"] for a in wechat_api.ledger.drafts[0].articles)
+
+
+def test_a_story_without_photos_gets_the_default_cover(
+        workspace: Workspace, wechat_api: FakeWeChat, tmp_path: Path, secret: None) -> None:
+    ws = wechat_workspace(workspace, wechat_api, "masssend")
+    approve(ws, tmp_path, 1, photo=False)
+    assert ws.run("push", now=PUSH).code == 0
+    (material,) = wechat_api.ledger.materials
+    cover = ws.path / "templates" / "cover.jpg"
+    assert material.size == cover.stat().st_size
+    assert wechat_api.ledger.drafts[0].articles[0]["thumb_media_id"] == material.media_id
+
+
+def test_a_limit_broken_at_publish_time_is_stopped_before_any_call(
+        workspace: Workspace, wechat_api: FakeWeChat, tmp_path: Path, secret: None) -> None:
+    """The content grew past WeChat's limit (here: the limit was lowered after approval):
+    the story goes back to the editors with the field and the limit; nothing is sent."""
+    ws = wechat_workspace(workspace, wechat_api, "freepublish")
+    ids = approve(ws, tmp_path, 1, photo=False)
+    ws.configure("limits", content_chars=500)
+    result = ws.run("push", "--json", now=PUSH)
+    assert result.code == 0, result.err
+    assert wechat_api.ledger.count("draft/add") == 0
+    assert wechat_api.ledger.count("freepublish/submit") == 0
+    shown = ws.run("show", "--json", str(ids[0]), now=PUSH).json()
+    assert shown["status"] == "drafted"
+    assert any("content" in p and "500" in p for p in shown["problems"])
+    assert ws.run("queue", "--json", now=PUSH).json()[0]["id"] == ids[0]
+
+
+def test_wechat_check_names_what_is_wrong(workspace: Workspace, wechat_api: FakeWeChat,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    ws = workspace
+    folder = ws.run("wechat", "check")
+    assert folder.code == 1 and 'wechat.mode is "folder"' in folder.err
+    wechat_workspace(ws, wechat_api, "masssend")
+    monkeypatch.delenv("WECHAT_APPSECRET", raising=False)
+    missing = ws.run("wechat", "check")
+    assert missing.code == 1 and "WECHAT_APPSECRET" in missing.err
+    monkeypatch.setenv("WECHAT_APPSECRET", "wrong-secret")
+    wrong = ws.run("wechat", "check")
+    assert wrong.code == 1 and "AppSecret" in wrong.err and "40125" in wrong.err
+    assert "wrong-secret" not in wrong.err + wrong.out  # a secret is never printed
+    monkeypatch.setenv("WECHAT_APPSECRET", "test-secret")
+    wechat_api.whitelisted = False
+    blocked = ws.run("wechat", "check")
+    assert blocked.code == 1 and "whitelist" in blocked.err
+    wechat_api.whitelisted = True
+    good = ws.run("wechat", "check")
+    assert good.code == 0 and "credentials and IP whitelist OK" in good.out
+
+
+def test_a_misconfigured_account_stops_the_scheduler_at_start(
+        workspace: Workspace, wechat_api: FakeWeChat, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import subprocess
+    import sys
+
+    ws = wechat_workspace(workspace, wechat_api, "freepublish")
+    monkeypatch.setenv("WECHAT_APPSECRET", "test-secret")
+    approve(ws, tmp_path, 1)
+    env = {k: v for k, v in __import__("os").environ.items() if k != "WECHAT_APPSECRET"}
+    env |= {"DATABASE_URL": ws.database_url, "PIPELINE_NOW": PUSH}
+    proc = subprocess.run([sys.executable, "-m", "pipeline", "--config",
+                           str(ws.path / "config.toml"), "worker"], env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1 and "WECHAT_APPSECRET" in proc.stderr
+    assert wechat_api.ledger.count("draft/add") == 0
+    bad = ws.run("wechat", "check")
+    assert bad.code == 0  # the configuration itself is fine once the secret is there
+    ws.configure("wechat", mode="broadcast")
+    broken = ws.run("wechat", "check")
+    assert broken.code == 1 and "wechat.mode" in broken.err
