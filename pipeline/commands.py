@@ -219,7 +219,7 @@ def _print_push(report: PushReport, settings: Settings) -> None:
     for day in report.missed_days:
         print(f"missed: no push went out on {day} (recorded)")
     if report.already_done:
-        print(f"the push for {report.day} is already done; nothing was published twice")
+        print(report.message)
     head = "would publish" if report.dry_run else (
         "published" if report.manifest else "in this push")
     if report.articles and not report.already_done:

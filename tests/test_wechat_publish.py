@@ -171,3 +171,20 @@ def test_a_misconfigured_account_stops_the_scheduler_at_start(
     ws.configure("wechat", mode="broadcast")
     broken = ws.run("wechat", "check")
     assert broken.code == 1 and "wechat.mode" in broken.err
+
+
+def test_a_push_that_failed_at_wechat_closes_the_day(
+        workspace: Workspace, wechat_api: FakeWeChat, tmp_path: Path, secret: None) -> None:
+    """48001 (account not allowed to publish) is final: the stories go back to the editors,
+    the day is closed with a sentence, and a second push that day sends nothing."""
+    ws = wechat_workspace(workspace, wechat_api, "freepublish")
+    ids = approve(ws, tmp_path, 2)
+    wechat_api.inject("freepublish/submit", "errcode", code=48001)
+    first = ws.run("push", "--json", now=PUSH).json()
+    assert first["wechat_state"] == "failed"
+    assert {ws.run("show", "--json", str(i), now=PUSH).json()["status"] for i in ids} == {
+        "failed"}
+    again = ws.run("push", now="2026-06-15T21:00+08:00")
+    assert again.code == 0 and "failed at WeChat" in again.out
+    assert wechat_api.ledger.count("freepublish/submit") == 1
+    assert wechat_api.ledger.published_articles() == []

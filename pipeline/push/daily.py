@@ -74,7 +74,7 @@ def run_push(store: Store, settings: Settings, now: datetime, *, dry_run: bool =
         with store.session() as session:
             chosen, left = plan(session, settings, now)
             row = push_row(session, settings, day)
-        done = row is not None and row.state in (DONE, RUNNING)
+        done = row is not None and row.state in (DONE, RUNNING, FAILED)
         return PushReport(day, already_done=done, dry_run=True, articles=chosen, left_over=left)
     client = wechat.make_client(settings, store) if settings.wechat.enabled else None
     with store.session() as session:
@@ -93,7 +93,7 @@ def claim(store: Store, settings: Settings, now: datetime, day: date,
     try:
         with store.session() as session:
             row = push_row(session, settings, day)
-            if row is not None and row.state in (DONE, RUNNING):
+            if row is not None and row.state in (DONE, RUNNING, FAILED):
                 return existing_report(session, settings, row, now)
             stray = release_deferred(session, settings, day)
             chosen, left = plan(session, settings, now)

@@ -16,13 +16,13 @@ from ..domain import DraftStatus
 from ..models import Draft, DraftEvent, Publication, Push, Unit, WeChatJob
 from ..publish.folder import FolderPublisher
 from ..store import Store
-from .plan import DONE, RUNNING, Candidate, PackedArticle, PushReport, plan
+from .plan import DONE, FAILED, RUNNING, Candidate, PackedArticle, PushReport, plan
 
 log = logging.getLogger(__name__)
 
 
 def existing_report(session: Session, settings: Settings, row: Push, now: datetime) -> PushReport:
-    """Report on a push that exists already (done, or running to be resumed)."""
+    """Report on a push that exists already (done, failed, or running to be resumed)."""
     rows = session.exec(
         select(Publication, Draft, Unit.name)
         .join(Draft, Draft.id == Publication.draft_id)  # type: ignore[arg-type]
@@ -32,10 +32,15 @@ def existing_report(session: Session, settings: Settings, row: Push, now: dateti
                                         d.push_rank), p.position, p.late)
                 for p, d, name in rows]
     _, left = plan(session, settings, now)
-    return PushReport(row.local_date, already_done=row.state == DONE, articles=articles,
-                      left_over=left, manifest=row.manifest_path,
-                      message="today's push is already done" if row.state == DONE
-                      else "resuming today's interrupted push")
+    message = {DONE: f"the push for {row.local_date} is already done; nothing was "
+                     "published twice",
+               FAILED: f"today's push failed at WeChat ({row.note}); its stories are back "
+                       "with the editors and go out with the next push"}.get(
+        row.state, "resuming today's interrupted push")
+    # A failed day is closed too: one push a day, and a person decides about the rest.
+    return PushReport(row.local_date, already_done=row.state in (DONE, FAILED),
+                      articles=articles, left_over=left, manifest=row.manifest_path,
+                      message=message)
 
 
 def publish_folder(store: Store, settings: Settings, now: datetime, day: date,
