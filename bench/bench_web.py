@@ -85,7 +85,7 @@ def serve(config: str, port: int) -> None:
     """The child process: the web app alone (no scheduler), as `pipeline serve` runs it."""
     import uvicorn
 
-    from pipeline.schedule import Clock
+    from pipeline.clock import Clock
     from pipeline.web.app import create_app
 
     settings = load_settings(Path(config))

@@ -16,10 +16,10 @@ from datetime import datetime
 
 from . import __version__
 from . import commands as c
+from .clock import Clock
 from .config import Settings, load_settings
 from .errors import PipelineError
-from .notify.commands import register as register_notify_commands
-from .schedule import Clock
+from .notify.options import register as register_notify_commands
 from .store import Store, open_store
 from .units import sync_units
 from .web.options import add_serve as add_web_serve

@@ -22,14 +22,12 @@ from .config import Settings, UnitSpec
 from .domain import parse_level
 from .drafts import SubmitOutcome, read_markdown
 from .errors import PipelineError
-from .notify.alerts import deliver_alerts
-from .publish.wechat import make_client
-from .push import PackedArticle, PushReport, confirm_sent, run_push, withdraw
 from .sweep import Flagged, sweep
 from .units import add_unit, import_units, unit_names
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the push, WeChat and email stages load only for their commands
     from .cli import Context
+    from .push import PackedArticle, PushReport
 
 SKELETON = Path(__file__).parent / "skeleton"
 
@@ -194,6 +192,8 @@ def cmd_edit(ctx: Context) -> int:
 
 
 def cmd_push(ctx: Context) -> int:
+    from .push import run_push
+
     report = run_push(ctx.store, ctx.settings, ctx.now(), dry_run=ctx.args.dry_run)
     if ctx.args.json:
         _out(_push_json(report, ctx.settings))
@@ -244,6 +244,8 @@ def cmd_confirm_sent(ctx: Context) -> int:
         day = date.fromisoformat(ctx.args.date)
     except ValueError:
         raise PipelineError(f"{ctx.args.date!r} is not a date like 2026-06-20.") from None
+    from .push import confirm_sent
+
     report = confirm_sent(ctx.store, ctx.settings, day, ctx.now())
     print(f"the push of {day} is recorded as sent ({len(report.articles)} article(s))")
     return 0
@@ -251,6 +253,8 @@ def cmd_confirm_sent(ctx: Context) -> int:
 
 def cmd_withdraw(ctx: Context) -> int:
     actor = ctx.args.by or os.environ.get("USER") or "editor"
+    from .push import withdraw
+
     result = withdraw(ctx.store, ctx.settings, ctx.args.id, ctx.now(), actor=actor,
                       note=ctx.args.note)
     print(f"draft {ctx.args.id}: {result}; it is back in the queue")
@@ -262,6 +266,8 @@ def cmd_wechat_check(ctx: Context) -> int:
     if not settings.wechat.enabled:
         raise PipelineError('wechat.mode is "folder": nothing is sent to WeChat; set '
                             'mode to "masssend", "freepublish" or "draftbox" and wechat.appid.')
+    from .publish.wechat import make_client
+
     client = make_client(settings, ctx.store)
     try:
         client.check_credentials()
@@ -276,6 +282,8 @@ def cmd_check(ctx: Context) -> int:
     settings = ctx.settings
     with ctx.store.session() as session:
         result = sweep(session, settings, ctx.now())
+    from .notify.alerts import deliver_alerts
+
     delivery = deliver_alerts(ctx.store, settings, ctx.now())
 
     def item(f: Flagged) -> dict[str, Any]:

@@ -16,9 +16,8 @@ import os
 import signal
 import socket
 import threading
-import time as time_module
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -27,6 +26,7 @@ import sqlalchemy as sa
 from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED
 from apscheduler.schedulers.background import BackgroundScheduler
 
+from .clock import Clock
 from .config import Settings
 from .errors import PipelineError, ScheduleError
 from .models import SchedulerLease
@@ -37,23 +37,6 @@ from .sweep import sweep
 
 log = logging.getLogger(__name__)
 LOCK_KEY = 0x5049_5045  # "PIPE": the advisory lock id on PostgreSQL
-
-
-class Clock:
-    """The one source of "now": real time, or a given start that stands still (one-shot
-    commands, so every row they write carries the same time) or runs on (serve)."""
-
-    def __init__(self, start: datetime | None = None, *, running: bool = False) -> None:
-        self._start = start
-        self._running = running
-        self._started = time_module.monotonic()
-
-    def now(self) -> datetime:
-        if self._start is None:
-            return datetime.now(UTC)
-        if not self._running:
-            return self._start
-        return self._start + timedelta(seconds=time_module.monotonic() - self._started)
 
 
 class InstanceLock:

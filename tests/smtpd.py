@@ -202,7 +202,7 @@ def notify_cli(monkeypatch: pytest.MonkeyPatch) -> None:
     """Make `pipeline digest|bulletin|mail` reachable through pipeline.cli.main even before
     the CLI registers them itself (then this changes nothing)."""
     from pipeline import cli
-    from pipeline.notify.commands import register
+    from pipeline.notify.options import register
 
     original = cli.build_parser
 

@@ -44,6 +44,7 @@ import sqlalchemy as sa
 from sqlmodel import col, select
 
 from pipeline import views
+from pipeline.clock import Clock
 from pipeline.config import Settings
 from pipeline.deadlines import push_time_on
 from pipeline.domain import DraftStatus
@@ -51,7 +52,7 @@ from pipeline.models import Alert, Draft, Publication, Push, WeChatCall, WeChatE
 from pipeline.publish import wechat
 from pipeline.publish.wechat import make_client
 from pipeline.push import PushReport, catch_up, run_push
-from pipeline.schedule import Clock, tick
+from pipeline.schedule import tick
 from pipeline.store import Store, open_store
 from tests.conftest import Workspace, make_workspace
 from tests.fakewechat import FakeClock, FakeWeChat

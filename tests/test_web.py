@@ -19,8 +19,8 @@ from PIL import Image
 from sqlmodel import select
 
 from pipeline import cli
+from pipeline.clock import Clock
 from pipeline.models import AuditLog, Draft, OutboxMessage, UnitLink, User
-from pipeline.schedule import Clock
 from pipeline.store import Store
 from pipeline.units import create_link, sync_units
 from pipeline.web.app import create_app

@@ -19,7 +19,7 @@ import pytest
 import uvicorn
 from PIL import Image
 
-from pipeline.schedule import Clock
+from pipeline.clock import Clock
 from tests.conftest import ROOT, Workspace
 from tests.test_web import PASSWORD, make_desk
 

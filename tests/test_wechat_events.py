@@ -63,8 +63,8 @@ def test_push_endpoint_verifies_stores_once_and_answers_success(
     from fastapi.testclient import TestClient
     from sqlmodel import select
 
+    from pipeline.clock import Clock
     from pipeline.models import WeChatEvent
-    from pipeline.schedule import Clock
     from pipeline.web.app import create_app
     from tests.conftest import Workspace
 

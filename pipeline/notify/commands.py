@@ -12,15 +12,15 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-from datetime import date, datetime
-from typing import Any, Protocol
+from datetime import datetime
+from typing import Protocol
 
-from ..config import EMAIL_RE, Settings
+from ..config import Settings
 from ..errors import PipelineError
 from ..store import Store
 from . import outbox
 from .alerts import deliver_alerts
-from .bulletin import IsoWeek, bulletin_due, parse_week, send_bulletin
+from .bulletin import IsoWeek, bulletin_due, send_bulletin
 from .digest import digest_due, send_digest
 from .mail import SmtpMailer, build_message
 from .outbox import DeliveryReport
@@ -44,29 +44,6 @@ class CommandContext(Protocol):
 
 
 # --- argument types (a bad value is argparse's usage error: a sentence and exit 2) ----------
-
-def day_argument(text: str) -> date:
-    try:
-        return date.fromisoformat(text.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not a date; write it like 2026-06-18") from None
-
-
-def week_argument(text: str) -> IsoWeek:
-    try:
-        return parse_week(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"{exc}; write it like 2026-W25") from None
-
-
-def address_argument(text: str) -> str:
-    if not EMAIL_RE.match(text.strip()):
-        raise argparse.ArgumentTypeError(f"{text!r} is not an email address")
-    return text.strip()
-
-
-# --- commands --------------------------------------------------------------------------------
 
 def cmd_digest(ctx: CommandContext) -> int:
     settings, now = ctx.settings, ctx.now()
@@ -153,34 +130,6 @@ def cmd_mail_outbox(ctx: CommandContext) -> int:
         print(f"#{row.id:<5} {row.state:<8} {row.attempts} attempt(s)  {when:%Y-%m-%d %H:%M}  "
               f"{row.kind:<8} {', '.join(json.loads(row.recipients))}  {row.subject}{error}")
     return 0
-
-
-def register(subparsers: argparse._SubParsersAction[Any]) -> None:
-    """Add ``digest``, ``bulletin`` and ``mail test`` to the CLI's subcommands."""
-    p = subparsers.add_parser("digest", help="the daily digest (print it, or --send it)",
-                              description="compose the daily digest for editors and leaders")
-    p.set_defaults(func=cmd_digest)
-    p.add_argument("--date", type=day_argument, help="the digest's day, like 2026-06-18 "
-                   "(default: today)")
-    p.add_argument("--send", action="store_true", help="queue it (once per day) and send now")
-    p = subparsers.add_parser("bulletin", help="the weekly joint bulletin (write, or --send)",
-                              description="write the weekly joint bulletin to "
-                              "published/bulletins/ and optionally email it")
-    p.set_defaults(func=cmd_bulletin)
-    p.add_argument("--week", type=week_argument, help="ISO week like 2026-W25 "
-                   "(default: last week)")
-    p.add_argument("--send", action="store_true", help="queue it (once per week) and send now")
-    mail = subparsers.add_parser("mail", help="email tools", description="email tools")
-    actions = mail.add_subparsers(dest="mail_command", metavar="ACTION", required=True)
-    t = actions.add_parser("test", help="send a test message now, not through the outbox",
-                           description="send a test message and say clearly what failed")
-    t.set_defaults(func=cmd_mail_test)
-    t.add_argument("address", type=address_argument, metavar="ADDRESS")
-    o = actions.add_parser("outbox", help="list unsent (or --all) emails and their errors",
-                           description="list the email outbox: state, attempts, last error")
-    o.set_defaults(func=cmd_mail_outbox)
-    o.add_argument("--all", action="store_true", help="include sent messages")
-    o.add_argument("--limit", type=int, default=50, help="rows to list")
 
 
 # --- scheduler hook --------------------------------------------------------------------------

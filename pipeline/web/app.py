@@ -17,8 +17,8 @@ from fastapi.staticfiles import StaticFiles
 from starlette.middleware.sessions import SessionMiddleware
 
 from .. import __version__
+from ..clock import Clock
 from ..config import Settings
-from ..schedule import Clock
 from ..store import Store
 from . import api, desk, desk_admin, desk_plan, errors, reporter, wechat_push
 from .middleware import BodyLimit, SecurityHeaders

@@ -18,9 +18,10 @@ from typing import Any, Protocol
 
 import uvicorn
 
+from ..clock import Clock
 from ..config import Settings
 from ..errors import PipelineError
-from ..schedule import Clock, serve
+from ..schedule import serve
 from ..store import Store
 from .app import create_app
 from .auth import add_user

@@ -20,9 +20,9 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse
 from sqlmodel import Session
 
+from ..clock import Clock
 from ..config import Settings
 from ..models import AuditLog, Unit, UnitLink
-from ..schedule import Clock
 from ..store import Store
 from . import i18n
 from .auth import AuthError, LoginLimiter, csrf_token, session_user, take_flashes
