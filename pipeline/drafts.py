@@ -148,17 +148,10 @@ class DraftMaker:
         with session.begin_nested():
             sub_id = _insert(session, Submission, _submission(report, unit, now,
                                                               idempotency_key))
-            draft_id = _insert(session, Draft, {
-                "submission_id": sub_id, "unit_id": unit.id, "title": article.title,
-                "author": article.author, "digest": article.digest,
-                "activity_type": report.activity_type, "status": DraftStatus.DRAFTED,
-                "deadline": deadline, "cover": names[0] if names else None,
-                "problems": json.dumps(list(article.problems), ensure_ascii=False),
-                "created_at": now, "updated_at": now, "late": False, "version": 1})
-            _insert(session, DraftEvent, {
-                "draft_id": draft_id, "at": now, "actor": actor, "action": "submitted",
-                "to_status": DraftStatus.DRAFTED,
-                "note": report.source + (f" 第{report.row}行" if report.row else "")})
+            draft_id = self._insert_draft(
+                session, sub_id, unit, article, report.activity_type, deadline,
+                names[0] if names else None, now, actor,
+                report.source + (f" 第{report.row}行" if report.row else ""))
             try:
                 self._write(draft_id, report, names, article)
             except BaseException:
@@ -166,6 +159,53 @@ class DraftMaker:
                 raise
         return Accepted(draft_id, report.unit, report.title, report.activity_type, deadline,
                         report.source, report.row, article.problems)
+
+    def store_article(self, session: Session, unit: Unit, *, title: str, markdown: str,
+                      activity_type: str, key: str, at: datetime, now: datetime,
+                      actor: str) -> Accepted | None:
+        """Store an article the pipeline wrote itself (the daily round-up) as a draft in
+        the same queue; ``key`` makes it once only. None when it exists already."""
+        from .render import make_digest, rerender
+
+        if _known_keys(session, [key]):
+            return None
+        author = self.settings.account.author or unit.name
+        article = rerender(markdown, title, author,
+                           make_digest(markdown, self.settings.limits.digest_chars),
+                           self.settings)
+        deadline = deadline_for(at, self.settings)
+        with session.begin_nested():
+            sub_id = _insert(session, Submission, {
+                "unit_id": unit.id, "activity_type": activity_type, "title": title,
+                "start_at": at, "end_at": at, "place": "", "form": "", "body": markdown,
+                "links": "[]", "photos": "[]", "contact": "", "extra": "{}",
+                "source": actor, "dedupe_key": key, "received_at": now})
+            draft_id = self._insert_draft(session, sub_id, unit, article, activity_type,
+                                          deadline, None, now, actor, actor)
+            try:
+                self.writer.write_text(f"{draft_dir(draft_id)}/{ARTICLE_MD}", article.markdown)
+                self.writer.write_text(f"{draft_dir(draft_id)}/{ARTICLE_HTML}", article.html)
+            except BaseException:
+                self.writer.remove_tree(draft_dir(draft_id))
+                raise
+        return Accepted(draft_id, unit.name, title, activity_type, deadline, actor, None,
+                        article.problems)
+
+    @staticmethod
+    def _insert_draft(session: Session, sub_id: int, unit: Unit, article: RenderedArticle,
+                      activity_type: str, deadline: datetime, cover: str | None,
+                      now: datetime, actor: str, note: str) -> int:
+        draft_id = _insert(session, Draft, {
+            "submission_id": sub_id, "unit_id": unit.id, "title": article.title,
+            "author": article.author, "digest": article.digest,
+            "activity_type": activity_type, "status": DraftStatus.DRAFTED,
+            "deadline": deadline, "cover": cover,
+            "problems": json.dumps(list(article.problems), ensure_ascii=False),
+            "created_at": now, "updated_at": now, "late": False, "version": 1})
+        _insert(session, DraftEvent, {
+            "draft_id": draft_id, "at": now, "actor": actor, "action": "submitted",
+            "to_status": DraftStatus.DRAFTED, "note": note})
+        return draft_id
 
     def _write(self, draft_id: int, report: Report, names: Sequence[str],
                article: RenderedArticle) -> None:

@@ -42,7 +42,7 @@ def summary(draft: Draft, unit: Unit, settings: Settings, now: datetime) -> dict
 
 def _label(settings: Settings, key: str) -> str:
     kind = settings.activity_types.get(key)
-    return kind.label if kind else key
+    return kind.label if kind else {"daily_roundup": "每日动态"}.get(key, key)
 
 
 def queue(session: Session, settings: Settings, now: datetime, *, include_all: bool = False,

@@ -31,6 +31,7 @@ from ..units import all_units, tree_order
 from ..writer import GuardedWriter
 from .digest import recipients
 from .outbox import DeliveryReport, deliver, enqueue, find
+from .roundup import ROUNDUP
 from .templates import render_html, render_template
 
 GROUPS: tuple[tuple[str, tuple[Level, ...]], ...] = (
@@ -140,19 +141,23 @@ def gather_bulletin(session: Session, settings: Settings, week: IsoWeek) -> Bull
     """Every unit's figures for ``week`` and its campaign progress up to the week's end."""
     start = datetime.combine(week.monday, time(0), settings.tz)
     end = start + timedelta(days=7)
+    # The daily round-up is the account's own article, not a unit's report: not counted.
     submitted = _counts(session, select(Submission.unit_id, sa.func.count())
                         .where(col(Submission.received_at) >= start,
-                               col(Submission.received_at) < end)
+                               col(Submission.received_at) < end,
+                               col(Submission.activity_type) != ROUNDUP)
                         .group_by(col(Submission.unit_id)))
+    reports = col(Draft.activity_type) != ROUNDUP
     published = _counts(session, select(Draft.unit_id, sa.func.count())
-                        .where(col(Draft.published_at) >= start, col(Draft.published_at) < end)
+                        .where(col(Draft.published_at) >= start, col(Draft.published_at) < end,
+                               reports)
                         .group_by(col(Draft.unit_id)))
     late = _counts(session, select(Draft.unit_id, sa.func.count())
                    .where(col(Draft.published_at) >= start, col(Draft.published_at) < end,
-                          col(Draft.late).is_(True)).group_by(col(Draft.unit_id)))
+                          col(Draft.late).is_(True), reports).group_by(col(Draft.unit_id)))
     # Missed: the deadline passed during the week and the story was still not out at its end.
     missed = _counts(session, select(Draft.unit_id, sa.func.count())
-                     .where(col(Draft.deadline) > start, col(Draft.deadline) <= end,
+                     .where(col(Draft.deadline) > start, col(Draft.deadline) <= end, reports,
                             col(Draft.status) != DraftStatus.REJECTED,
                             sa.or_(col(Draft.published_at).is_(None),
                                    col(Draft.published_at) > end))

@@ -24,6 +24,7 @@ from .bulletin import IsoWeek, bulletin_due, send_bulletin
 from .digest import digest_due, send_digest
 from .mail import SmtpMailer, build_message
 from .outbox import DeliveryReport
+from .roundup import roundup_due
 
 log = logging.getLogger(__name__)
 
@@ -139,7 +140,8 @@ def notify_tick(store: Store, settings: Settings, now: datetime) -> None:
     others, and nothing here raises (the next tick tries again)."""
     jobs = (("alerts", lambda: deliver_alerts(store, settings, now).summary()),
             ("digest", lambda: digest_due(store, settings, now)),
-            ("bulletin", lambda: bulletin_due(store, settings, now)))
+            ("bulletin", lambda: bulletin_due(store, settings, now)),
+            ("round-up", lambda: roundup_due(store, settings, now)))
     for name, job in jobs:
         try:
             log.debug("notify %s: %s", name, job())
