@@ -29,7 +29,7 @@ from ..models import Draft, Submission
 from ..store import Store
 from ..units import all_units, tree_order
 from ..writer import GuardedWriter
-from .digest import recipients
+from .digest import owed, recipients
 from .outbox import DeliveryReport, deliver, enqueue, find
 from .roundup import ROUNDUP
 from .templates import render_html, render_template
@@ -371,11 +371,7 @@ def bulletin_due(store: Store, settings: Settings, now: datetime) -> bool:
     today = now.astimezone(settings.tz).date()
     week = IsoWeek.of(today).previous()
     due_day = week.monday + timedelta(days=7 + settings.notify.bulletin_weekday)
-    if now < datetime.combine(due_day, settings.notify.bulletin_time, settings.tz):
+    due = datetime.combine(due_day, settings.notify.bulletin_time, settings.tz)
+    if not owed(store, settings, now, due, bulletin_key(week)):
         return False
-    if not recipients(settings):
-        return False
-    with store.session() as session:
-        if find(session, bulletin_key(week)) is not None:
-            return False
     return send_bulletin(store, settings, week, now, send=True).queued

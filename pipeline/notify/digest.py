@@ -313,11 +313,16 @@ def digest_due(store: Store, settings: Settings, now: datetime) -> bool:
         NotifyError: when the digest template fails.
     """
     day = now.astimezone(settings.tz).date()
-    if now < datetime.combine(day, settings.notify.digest_time, settings.tz):
+    due = datetime.combine(day, settings.notify.digest_time, settings.tz)
+    if not owed(store, settings, now, due, digest_key(day)):
         return False
-    if not recipients(settings):
+    return send_digest(store, settings, day, now, send=True).queued
+
+
+def owed(store: Store, settings: Settings, now: datetime, due: datetime, key: str) -> bool:
+    """A scheduled email is owed when its time has come, someone receives it and the
+    outbox does not hold it yet (the key admits one, across ticks and processes)."""
+    if now < due or not recipients(settings):
         return False
     with store.session() as session:
-        if find(session, digest_key(day)) is not None:
-            return False
-    return send_digest(store, settings, day, now, send=True).queued
+        return find(session, key) is None
