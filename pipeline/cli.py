@@ -125,6 +125,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("push", c.cmd_push, "the daily push, now", True)
     p.add_argument("--dry-run", action="store_true", help="show the pack; change nothing")
     add("check", c.cmd_check, "the deadline sweep: flag due-soon and overdue stories", True)
+    p = add("release", c.cmd_release, "a push that needs a person did NOT go out (checked "
+            "in the WeChat console): its stories go with the next push")
+    p.add_argument("date", help="the push's local date, like 2026-06-20")
+    p.add_argument("--by", help="editor name (default: $USER)")
     add("confirm-sent", c.cmd_confirm_sent, "confirm that the day's push was sent from the "
         "WeChat console (draftbox mode, or a push that needs a person)").add_argument(
         "date", help="the push's local date, like 2026-06-20")

@@ -240,15 +240,30 @@ def _print_push(report: PushReport, settings: Settings) -> None:
 
 
 def cmd_confirm_sent(ctx: Context) -> int:
-    try:
-        day = date.fromisoformat(ctx.args.date)
-    except ValueError:
-        raise PipelineError(f"{ctx.args.date!r} is not a date like 2026-06-20.") from None
     from .push import confirm_sent
 
+    day = _day_argument(ctx.args.date)
     report = confirm_sent(ctx.store, ctx.settings, day, ctx.now())
     print(f"the push of {day} is recorded as sent ({len(report.articles)} article(s))")
     return 0
+
+
+def cmd_release(ctx: Context) -> int:
+    from .push import release_unsent
+
+    day = _day_argument(ctx.args.date)
+    actor = ctx.args.by or os.environ.get("USER") or "editor"
+    count = release_unsent(ctx.store, ctx.settings, day, ctx.now(), actor=actor)
+    print(f"the push of {day} is recorded as not sent; {count} story(ies) go out with the "
+          "next push")
+    return 0
+
+
+def _day_argument(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise PipelineError(f"{text!r} is not a date like 2026-06-20.") from None
 
 
 def cmd_withdraw(ctx: Context) -> int:

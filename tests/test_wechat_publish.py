@@ -48,7 +48,6 @@ def test_freepublish_push(workspace: Workspace, wechat_api: FakeWeChat, tmp_path
     if data["wechat_state"] != "published":  # status 1 at first: the scheduler polls later
         again = ws.run("push", "--json", now="2026-06-15T20:05+08:00")
         assert again.code == 0, again.err
-    assert ws.run("check", now="2026-06-15T20:06+08:00").code == 0
     published = wechat_api.ledger.published_articles()
     assert [a.title for a in published] == ["雷锋街道禁毒讲座第1场", "雷锋街道禁毒讲座第2场"]
     manifest = json.loads((ws.path / "published/2026-06-15/manifest.json").read_text("utf-8"))
@@ -93,7 +92,7 @@ def test_large_photos_are_recompressed_and_uploaded_once(
         assert ws.run("approve", str(accepted["accepted"][0]["id"]),
                       now=f"{day}T10:00+08:00").code == 0
         assert ws.run("push", now=f"{day}T20:00+08:00").code == 0
-        assert ws.run("check", now=f"{day}T20:10+08:00").code == 0  # the tick polls
+        assert ws.run("push", now=f"{day}T20:10+08:00").code == 0  # resumes: polls
     assert len(wechat_api.ledger.published_articles()) == 2
     assert wechat_api.ledger.count("media/uploadimg") == 1          # cached by content
     assert wechat_api.ledger.count("material/add_material") == 1    # the same photo as cover
@@ -188,3 +187,40 @@ def test_a_push_that_failed_at_wechat_closes_the_day(
     assert again.code == 0 and "failed at WeChat" in again.out
     assert wechat_api.ledger.count("freepublish/submit") == 1
     assert wechat_api.ledger.published_articles() == []
+
+
+def test_a_push_that_needs_a_person_is_confirmed_or_released(
+        workspace: Workspace, wechat_api: FakeWeChat, tmp_path: Path, secret: None) -> None:
+    """When WeChat cannot tell whether a push went out, an editor looks in the console and
+    says so: `confirm-sent` records it as published, `release` hands the stories on."""
+    from sqlmodel import select
+
+    from pipeline.models import WeChatJob
+
+    ws = wechat_workspace(workspace, wechat_api, "freepublish")
+    ids = approve(ws, tmp_path, 1)
+    # Every submit is lost on the way (WeChat never sees it): the outcome stays unknown
+    # until the reconciler gives up and asks a person.
+    wechat_api.inject("freepublish/submit", "drop_before", times=20)
+    ws.run("push", now=PUSH)
+    store = ws.store()
+    state = ""
+    for minute in range(1, 240, 10):
+        # a push of the same day resumes the running one, as the scheduler's tick does
+        ws.run("push", now=f"2026-06-15T{20 + minute // 60}:{minute % 60:02d}+08:00")
+        with store.session() as session:
+            state = session.exec(select(WeChatJob.state)).one()
+        if state == "needs_human":
+            break
+    store.close()
+    assert state == "needs_human"
+    assert wechat_api.ledger.published_articles() == []
+    refused = ws.run("release", "2026-06-14", now="2026-06-15T21:00+08:00")
+    assert refused.code == 1 and "no WeChat push" in refused.err
+    released = ws.run("release", "2026-06-15", "--by", "王编辑", now="2026-06-15T21:00+08:00")
+    assert released.code == 0 and "1 story(ies)" in released.out
+    assert ws.run("show", "--json", str(ids[0]), now="2026-06-15T21:00+08:00").json()[
+        "status"] == "approved"
+    assert ws.run("confirm-sent", "2026-06-15", now="2026-06-15T21:00+08:00").code == 1
+    next_day = ws.run("push", "--json", now="2026-06-16T20:00+08:00").json()
+    assert [a["id"] for a in next_day["articles"]] == ids

@@ -7,7 +7,7 @@ the output and marking the stories published come after it, and are safe to
 repeat, so a push interrupted by a crash is resumed, never run twice.
 """
 
-from .channel import confirm_sent, watch_published, withdraw
+from .channel import confirm_sent, release_unsent, watch_published, withdraw
 from .daily import catch_up, record_missed_days, resume_unfinished, run_push
 from .order import move_in_push, set_push_order
 from .plan import (
@@ -42,6 +42,7 @@ __all__ = [
     "pack",
     "plan",
     "record_missed_days",
+    "release_unsent",
     "resume_unfinished",
     "run_push",
     "set_push_order",

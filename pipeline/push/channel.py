@@ -59,20 +59,49 @@ def release_deferred(session: Session, settings: Settings, day: date) -> list[st
                                                      == Push.id)
                         .where(Push.account == settings.account.key, Push.local_date < day,
                                Push.state == RUNNING, WeChatJob.state == wechat.DEFERRED)).all()
-    stray = []
-    for push, job in rows:
-        for pub in session.exec(select(Publication).where(Publication.push_id == push.id,
-                                                          Publication.state == "queued")):
-            pub.state, pub.error = "cancelled", "moved to a later push (WeChat quota)"
-            session.execute(sa.update(Draft).where(col(Draft.id) == pub.draft_id,
-                                                   col(Draft.status) == DraftStatus.PUBLISHING)
-                            .values(status=DraftStatus.APPROVED))
-        push.state, push.note = MISSED, "WeChat's quota was used up; stories moved on"
-        job.state, job.fence = wechat.CANCELLED, job.fence + 1
-        if job.media_id:
-            stray.append(job.media_id)
+    stray = [_release(session, push, job, "WeChat's quota was used up; stories moved on")
+             for push, job in rows]
     session.flush()
-    return stray
+    return [media_id for media_id in stray if media_id]
+
+
+def _release(session: Session, push: Push, job: WeChatJob, why: str) -> str | None:
+    """Hand a push's stories to the next push (approved again) and close its day as
+    missed; returns the WeChat draft to delete, if any."""
+    for pub in session.exec(select(Publication).where(Publication.push_id == push.id,
+                                                      Publication.state == "queued")):
+        pub.state, pub.error = "cancelled", f"moved to a later push: {why}"
+        session.execute(sa.update(Draft).where(col(Draft.id) == pub.draft_id,
+                                               col(Draft.status) == DraftStatus.PUBLISHING)
+                        .values(status=DraftStatus.APPROVED))
+    push.state, push.note = MISSED, why
+    job.state, job.fence = wechat.CANCELLED, job.fence + 1
+    session.add_all([push, job])
+    return job.media_id
+
+
+def release_unsent(store: Store, settings: Settings, day: date, now: datetime, *,
+                   actor: str) -> int:
+    """An editor found in the WeChat console that the day's push did NOT go out: its
+    stories go back to the next push. The counterpart of ``confirm_sent``.
+
+    Raises:
+        PublishError: when no push of that day is waiting for a person.
+    """
+    with store.session() as session:
+        found = session.exec(select(Push, WeChatJob).join(
+            WeChatJob, col(WeChatJob.push_id) == Push.id).where(
+            Push.account == settings.account.key, Push.local_date == day)).first()
+        waiting = (wechat.SENT_UNCONFIRMED, wechat.NEEDS_HUMAN)
+        if found is None or found[1].state not in waiting:
+            state = found[1].state if found is not None else "no WeChat push"
+            raise PublishError(f"There is no push waiting for a person on {day} ({state}); "
+                               "only such a push can be released.")
+        push, job = found
+        count = len(list(session.exec(select(Publication.id).where(
+            Publication.push_id == push.id, Publication.state == "queued"))))
+        _release(session, push, job, f"not sent, as checked by {actor}")
+    return count
 
 
 def delete_drafts(client: WeChatClient | None, media_ids: list[str]) -> None:
