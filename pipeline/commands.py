@@ -118,6 +118,8 @@ def cmd_queue(ctx: Context) -> int:
     for r in rows:
         print(f"#{r['id']:<6} {r['deadline_state']:<17} {r['hours_left']:>7.1f} h  "
               f"{r['status']:<17} {r['unit']}  {r['title']}")
+        if r.get("attention"):
+            print(f"        ! {r['attention']}")
     if total > len(rows):
         print(f"... and {total - len(rows)} more (use --limit 0 to list all)")
     return 0

@@ -18,7 +18,7 @@ from .deadlines import WAITING, deadline_state, hours_left
 from .domain import DraftStatus, Level
 from .drafts import draft_files
 from .errors import ReviewError
-from .models import Draft, Publication, Submission, Unit, WeChatCall, WeChatJob
+from .models import Draft, Publication, Push, Submission, Unit, WeChatCall, WeChatJob
 from .review import get_draft, history
 from .units import unit_counts
 
@@ -45,19 +45,68 @@ def _label(settings: Settings, key: str) -> str:
     return kind.label if kind else {"daily_roundup": "每日动态"}.get(key, key)
 
 
+# Job states in which a push waits for a person (see pipeline.publish.wechat).
+ATTENTION = {"needs_human": "WeChat could not tell whether the push went out: check the "
+                            "WeChat console, then 'pipeline confirm-sent {day}' or "
+                            "'pipeline release {day}'",
+             "sent_unconfirmed": "the draft left the WeChat draft box: confirm with "
+                                 "'pipeline confirm-sent {day}'",
+             "awaiting_manual": "in the WeChat draft box: send it from the console",
+             "deferred": "WeChat's quota is used up: it goes with the next push"}
+
+
 def queue(session: Session, settings: Settings, now: datetime, *, include_all: bool = False,
           limit: int = 200) -> tuple[list[dict[str, Any]], int]:
-    """Drafts waiting for an editor (``include_all``: every unfinished one), earliest
-    deadline first; returns at most ``limit`` rows (0: no limit) and the total count."""
-    statuses = [*list(WAITING), DraftStatus.FAILED] if include_all else [DraftStatus.DRAFTED]
+    """Drafts waiting for an editor, earliest deadline first, with every story publishing
+    gave up on (``failed``, or in a push that waits for a person) marked ``attention``;
+    ``include_all``: every unfinished draft. At most ``limit`` rows (0: no limit) and
+    the total count."""
+    statuses = [*list(WAITING), DraftStatus.FAILED] if include_all else [
+        DraftStatus.DRAFTED, DraftStatus.FAILED]
     base = select(Draft, Unit).join(Unit, col(Unit.id) == Draft.unit_id).where(
         col(Draft.status).in_(statuses))
     query = base.order_by(col(Draft.deadline), col(Draft.id))
     if limit:
         query = query.limit(limit)
-    rows = [summary(d, u, settings, now) for d, u in session.exec(query)]
+    found = list(session.exec(query))
+    if not include_all:  # stories held in a push that waits for a person
+        found = sorted(found + _held(session), key=lambda r: (r[0].deadline, r[0].id or 0))
+    rows = [summary(d, u, settings, now) for d, u in found]
+    _mark_attention(session, rows)
     total = len(rows) if not limit or len(rows) < limit else _count(session, statuses)
     return rows, total
+
+
+def _held(session: Session) -> list[tuple[Draft, Unit]]:
+    held = select(Draft, Unit).join(Unit, col(Unit.id) == Draft.unit_id).join(
+        Publication, col(Publication.draft_id) == Draft.id).join(
+        WeChatJob, col(WeChatJob.push_id) == Publication.push_id).where(
+        col(Draft.status) == DraftStatus.PUBLISHING, Publication.state == "queued",
+        col(WeChatJob.state).in_(list(ATTENTION)))
+    return [(d, u) for d, u in session.exec(held)]
+
+
+def _mark_attention(session: Session, rows: list[dict[str, Any]]) -> None:
+    """Say what a person must do for each story publishing could not finish."""
+    ids = [r["id"] for r in rows if r["status"] in (DraftStatus.FAILED,
+                                                    DraftStatus.PUBLISHING)]
+    if not ids:
+        return
+    found = session.exec(
+        select(Publication, Push, WeChatJob)
+        .join(Push, col(Push.id) == Publication.push_id)
+        .join(WeChatJob, col(WeChatJob.push_id) == Push.id, isouter=True)
+        .where(col(Publication.draft_id).in_(ids))
+        .order_by(col(Publication.id)))
+    notes = {}
+    for pub, push, job in found:
+        if pub.state == "failed":
+            notes[pub.draft_id] = f"publishing failed: {pub.error}; reopen and fix it"
+        elif pub.state == "queued" and job is not None and job.state in ATTENTION:
+            notes[pub.draft_id] = ATTENTION[job.state].format(day=push.local_date)
+    for row in rows:
+        if row["id"] in notes:
+            row["attention"] = notes[row["id"]]
 
 
 def _count(session: Session, statuses: list[DraftStatus]) -> int:

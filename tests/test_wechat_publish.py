@@ -185,6 +185,10 @@ def test_a_push_that_failed_at_wechat_closes_the_day(
         "failed"}
     again = ws.run("push", now="2026-06-15T21:00+08:00")
     assert again.code == 0 and "failed at WeChat" in again.out
+    queue = ws.run("queue", "--json", now="2026-06-15T21:00+08:00").json()
+    assert sorted(q["id"] for q in queue) == sorted(ids)
+    assert all("publishing failed" in q["attention"] and "48001" in q["attention"]
+               for q in queue)
     assert wechat_api.ledger.count("freepublish/submit") == 1
     assert wechat_api.ledger.published_articles() == []
 
@@ -215,6 +219,8 @@ def test_a_push_that_needs_a_person_is_confirmed_or_released(
     store.close()
     assert state == "needs_human"
     assert wechat_api.ledger.published_articles() == []
+    (held,) = ws.run("queue", "--json", now="2026-06-15T21:00+08:00").json()
+    assert held["id"] == ids[0] and "pipeline release 2026-06-15" in held["attention"]
     refused = ws.run("release", "2026-06-14", now="2026-06-15T21:00+08:00")
     assert refused.code == 1 and "no WeChat push" in refused.err
     released = ws.run("release", "2026-06-15", "--by", "王编辑", now="2026-06-15T21:00+08:00")
