@@ -26,16 +26,23 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+def day_job(session: Session, settings: Settings, day: date) -> tuple[Push, WeChatJob] | None:
+    """The push of ``day`` and its WeChat job, if it has one."""
+    return session.exec(select(Push, WeChatJob).join(WeChatJob, col(WeChatJob.push_id)
+                                                     == Push.id)
+                        .where(Push.account == settings.account.key,
+                               Push.local_date == day)).first()
+
+
 def deliver(store: Store, settings: Settings, now: datetime, report: PushReport,
-             client: WeChatClient | None, *, takeover: bool = False) -> None:
+            client: WeChatClient | None, *, takeover: bool = False) -> None:
     """Publish a claimed push: straight to the folder, or through the WeChat job first."""
     if client is None:
         publish_folder(store, settings, now, report.day, report)
         return
     with store.session() as session:
-        job = session.exec(select(WeChatJob).join(Push, col(Push.id) == WeChatJob.push_id)
-                           .where(Push.account == settings.account.key,
-                                  Push.local_date == report.day)).first()
+        found = day_job(session, settings, report.day)
+    job = found[1] if found is not None else None
     if job is None or job.id is None:
         publish_folder(store, settings, now, report.day, report)  # claimed before WeChat was on
         return
@@ -68,16 +75,27 @@ def release_deferred(session: Session, settings: Settings, day: date) -> list[st
 def _release(session: Session, push: Push, job: WeChatJob, why: str) -> str | None:
     """Hand a push's stories to the next push (approved again) and close its day as
     missed; returns the WeChat draft to delete, if any."""
-    for pub in session.exec(select(Publication).where(Publication.push_id == push.id,
-                                                      Publication.state == "queued")):
-        pub.state, pub.error = "cancelled", f"moved to a later push: {why}"
-        session.execute(sa.update(Draft).where(col(Draft.id) == pub.draft_id,
-                                               col(Draft.status) == DraftStatus.PUBLISHING)
-                        .values(status=DraftStatus.APPROVED))
+    _hand_back(session, push, "cancelled", f"moved to a later push: {why}",
+               DraftStatus.APPROVED, now=None)
     push.state, push.note = MISSED, why
     job.state, job.fence = wechat.CANCELLED, job.fence + 1
     session.add_all([push, job])
     return job.media_id
+
+
+def _hand_back(session: Session, push: Push, pub_state: str, error: str,
+               status: DraftStatus, *, now: datetime | None) -> None:
+    """Take the push's unpublished stories out of it: their publications end as
+    ``pub_state`` and the drafts, still publishing, become ``status``."""
+    values: dict[str, object] = {"status": status}
+    if now is not None:
+        values["updated_at"] = now
+    for pub in session.exec(select(Publication).where(Publication.push_id == push.id,
+                                                      Publication.state == "queued")):
+        pub.state, pub.error = pub_state, error
+        session.execute(sa.update(Draft).where(col(Draft.id) == pub.draft_id,
+                                               col(Draft.status) == DraftStatus.PUBLISHING)
+                        .values(**values))
 
 
 def release_unsent(store: Store, settings: Settings, day: date, now: datetime, *,
@@ -89,9 +107,7 @@ def release_unsent(store: Store, settings: Settings, day: date, now: datetime, *
         PublishError: when no push of that day is waiting for a person.
     """
     with store.session() as session:
-        found = session.exec(select(Push, WeChatJob).join(
-            WeChatJob, col(WeChatJob.push_id) == Push.id).where(
-            Push.account == settings.account.key, Push.local_date == day)).first()
+        found = day_job(session, settings, day)
         waiting = (wechat.SENT_UNCONFIRMED, wechat.NEEDS_HUMAN)
         if found is None or found[1].state not in waiting:
             state = found[1].state if found is not None else "no WeChat push"
@@ -114,17 +130,12 @@ def delete_drafts(client: WeChatClient | None, media_ids: list[str]) -> None:
 
 
 def close_unpublished(store: Store, settings: Settings, now: datetime, report: PushReport,
-                       job: WeChatJob) -> None:
+                      job: WeChatJob) -> None:
     """WeChat gave up (or nothing was left): the stories go back to the editors."""
     with store.session() as session:
         row = push_row(session, settings, report.day)
         assert row is not None
-        for pub in session.exec(select(Publication).where(Publication.push_id == row.id,
-                                                          Publication.state == "queued")):
-            pub.state, pub.error = FAILED, job.error
-            session.execute(sa.update(Draft).where(col(Draft.id) == pub.draft_id,
-                                                   col(Draft.status) == DraftStatus.PUBLISHING)
-                            .values(status=DraftStatus.FAILED, updated_at=now))
+        _hand_back(session, row, FAILED, job.error, DraftStatus.FAILED, now=now)
         row.state, row.finished_at, row.note = (FAILED if job.state == wechat.FAILED else DONE,
                                                 now, job.error)
     report.message = f"WeChat publishing failed: {job.error}"
@@ -160,14 +171,12 @@ def confirm_sent(store: Store, settings: Settings, day: date, now: datetime) -> 
         PublishError: when there is nothing to confirm for that day.
     """
     with store.session() as session:
-        job = session.exec(select(WeChatJob).join(Push, col(Push.id) == WeChatJob.push_id)
-                           .where(Push.account == settings.account.key,
-                                  Push.local_date == day)).first()
-        row = push_row(session, settings, day)
+        found = day_job(session, settings, day)
     waiting = (wechat.SENT_UNCONFIRMED, wechat.AWAITING_MANUAL, wechat.NEEDS_HUMAN)
-    if job is None or row is None or job.state not in waiting:
-        state = job.state if job is not None else "no WeChat push"
+    if found is None or found[1].state not in waiting:
+        state = found[1].state if found is not None else "no WeChat push"
         raise PublishError(f"There is no push waiting for confirmation on {day} ({state}).")
+    row, job = found
     runner = wechat.JobRunner(store, settings, wechat.make_client(settings, store), now)
     if not runner.move(job, job.state, wechat.PUBLISHED, error="confirmed by an editor"):
         raise PublishError(f"The push of {day} changed just now; look again and retry.")

@@ -23,9 +23,9 @@ from .channel import delete_drafts, deliver, release_deferred, watch_published
 from .plan import (
     DONE,
     EMPTY,
-    FAILED,
     MISSED,
     RUNNING,
+    TAKEN,
     PackedArticle,
     PushReport,
     local_date,
@@ -74,7 +74,7 @@ def run_push(store: Store, settings: Settings, now: datetime, *, dry_run: bool =
         with store.session() as session:
             chosen, left = plan(session, settings, now)
             row = push_row(session, settings, day)
-        done = row is not None and row.state in (DONE, RUNNING, FAILED)
+        done = row is not None and row.state in TAKEN
         return PushReport(day, already_done=done, dry_run=True, articles=chosen, left_over=left)
     client = wechat.make_client(settings, store) if settings.wechat.enabled else None
     with store.session() as session:
@@ -88,12 +88,12 @@ def run_push(store: Store, settings: Settings, now: datetime, *, dry_run: bool =
 
 
 def claim(store: Store, settings: Settings, now: datetime, day: date,
-           client: WeChatClient | None) -> PushReport:
+          client: WeChatClient | None) -> PushReport:
     """Insert the day's push row and claim its stories in one transaction."""
     try:
         with store.session() as session:
             row = push_row(session, settings, day)
-            if row is not None and row.state in (DONE, RUNNING, FAILED):
+            if row is not None and row.state in TAKEN:
                 return existing_report(session, settings, row, now)
             stray = release_deferred(session, settings, day)
             chosen, left = plan(session, settings, now)
@@ -112,7 +112,7 @@ def claim(store: Store, settings: Settings, now: datetime, day: date,
                                       state=wechat.QUEUED, created_at=now, updated_at=now))
         delete_drafts(client, stray)
         return PushReport(day, articles=chosen, left_over=left,
-                              message="" if chosen else "nothing is approved for today's push")
+                          message="" if chosen else "nothing is approved for today's push")
     except IntegrityError:
         # Another process claimed the same slot or story at the same moment: it wins and
         # publishes; this one only skips (should the winner die, a tick resumes the push).
@@ -128,7 +128,7 @@ def claim(store: Store, settings: Settings, now: datetime, day: date,
 
 
 def claim_stories(session: Session, row: Push, chosen: Sequence[PackedArticle],
-                   now: datetime) -> None:
+                  now: datetime) -> None:
     assert row.id is not None
     for item in chosen:
         updated = session.execute(
@@ -175,6 +175,6 @@ def catch_up(store: Store, settings: Settings, now: datetime, *, takeover: bool 
         return None
     with store.session() as session:
         row = push_row(session, settings, day)
-    if row is not None and row.state in (DONE, RUNNING, FAILED):
+    if row is not None and row.state in TAKEN:
         return None  # a failed push waits for a person, never an automatic retry
     return run_push(store, settings, now)

@@ -15,6 +15,8 @@ from ..domain import DraftStatus
 from ..models import Draft, Push, Unit
 
 RUNNING, DONE, MISSED, EMPTY, FAILED = "running", "done", "missed", "empty", "failed"
+# A day in one of these has had its push (or has one under way): no second claim.
+TAKEN = (DONE, RUNNING, FAILED)
 
 
 @dataclass(frozen=True)

@@ -44,7 +44,7 @@ def existing_report(session: Session, settings: Settings, row: Push, now: dateti
 
 
 def publish_folder(store: Store, settings: Settings, now: datetime, day: date,
-             report: PushReport, job: WeChatJob | None = None) -> None:
+                   report: PushReport, job: WeChatJob | None = None) -> None:
     publisher = FolderPublisher(settings)
     with store.session() as session:
         # Lock the day's row: a second process resuming the same push waits here and
@@ -78,7 +78,7 @@ def publish_folder(store: Store, settings: Settings, now: datetime, day: date,
 
 
 def mark_published(session: Session, settings: Settings, draft: Draft, pub: Publication,
-                    now: datetime) -> None:
+                   now: datetime) -> None:
     if pub.state == "published":
         return  # resumed push: this one is out already
     late = now > draft.deadline
