@@ -283,13 +283,9 @@ def cmd_wechat_check(ctx: Context) -> int:
     if not settings.wechat.enabled:
         raise PipelineError('wechat.mode is "folder": nothing is sent to WeChat; set '
                             'mode to "masssend", "freepublish" or "draftbox" and wechat.appid.')
-    from .publish.wechat import make_client
+    from .publish.wechat import check_account
 
-    client = make_client(settings, ctx.store)
-    try:
-        client.check_credentials()
-    finally:
-        client.close()
+    check_account(settings, ctx.store)
     print(f"WeChat account {settings.wechat.appid} at {settings.wechat.base_url}: "
           f"credentials and IP whitelist OK (mode {settings.wechat.mode})")
     return 0

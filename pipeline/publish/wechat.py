@@ -23,7 +23,8 @@ import json
 import logging
 import os
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
@@ -83,6 +84,52 @@ def make_client(settings: Settings, store: Store) -> WeChatClient:
                         connect_timeout=cfg.connect_timeout, read_timeout=cfg.read_timeout)
 
 
+@contextmanager
+def account_client(settings: Settings, store: Store) -> Iterator[WeChatClient | None]:
+    """The account's client while the block runs (None in folder mode), closed after.
+
+    Raises:
+        PublishError: when the secret's environment variable is not set.
+    """
+    if not settings.wechat.enabled:
+        yield None
+        return
+    client = make_client(settings, store)
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+def check_account(settings: Settings, store: Store) -> None:
+    """Ask WeChat whether the credentials and the IP whitelist work (folder mode: no-op).
+
+    Raises:
+        PublishError: with one sentence saying what is wrong.
+    """
+    with account_client(settings, store) as client:
+        if client is not None:
+            client.check_credentials()
+
+
+def move_job(store: Store, job: WeChatJob, expected: str, target: str, now: datetime,
+             **values: Any) -> bool:
+    """One conditional transition; False when someone else moved the job first."""
+    with store.session() as session:
+        result = session.execute(
+            sa.update(WeChatJob)
+            .where(col(WeChatJob.id) == job.id, col(WeChatJob.state) == expected,
+                   col(WeChatJob.fence) == job.fence)
+            .values(state=target, fence=job.fence + 1, updated_at=now, **values))
+        if result.rowcount != 1:  # type: ignore[attr-defined]
+            log.info("job %s: lost the race moving %s -> %s", job.id, expected, target)
+            return False
+    job.state, job.fence, job.updated_at = target, job.fence + 1, now
+    for key, value in values.items():
+        setattr(job, key, value)
+    return True
+
+
 def clientmsgid(account: str, day: str) -> str:
     """The mass-send key for (account, date): a retry can never send twice."""
     return "pl-" + hashlib.sha256(f"{account}|{day}".encode()).hexdigest()[:32]
@@ -120,19 +167,7 @@ class JobRunner:
 
     def move(self, job: WeChatJob, expected: str, target: str, **values: Any) -> bool:
         """One conditional transition; False when someone else moved the job first."""
-        with self.store.session() as session:
-            result = session.execute(
-                sa.update(WeChatJob)
-                .where(col(WeChatJob.id) == job.id, col(WeChatJob.state) == expected,
-                       col(WeChatJob.fence) == job.fence)
-                .values(state=target, fence=job.fence + 1, updated_at=self.now, **values))
-            if result.rowcount != 1:  # type: ignore[attr-defined]
-                log.info("job %s: lost the race moving %s -> %s", job.id, expected, target)
-                return False
-        job.state, job.fence, job.updated_at = target, job.fence + 1, self.now
-        for key, value in values.items():
-            setattr(job, key, value)
-        return True
+        return move_job(self.store, job, expected, target, self.now, **values)
 
     def note(self, job: WeChatJob, step: str, outcome: str, detail: str = "") -> None:
         with self.store.session() as session:

@@ -149,19 +149,24 @@ def watch_published(store: Store, settings: Settings, now: datetime) -> None:
     if settings.wechat.mode != "freepublish":
         return
     since = local_date(now, settings) - timedelta(days=WATCH_DAYS)
+    today = local_date(now, settings)
     with store.session() as session:
         jobs = list(session.exec(select(WeChatJob).join(Push, col(Push.id) == WeChatJob.push_id)
                                  .where(Push.account == settings.account.key,
                                         Push.local_date >= since,
-                                        WeChatJob.state == wechat.PUBLISHED)))
+                                        WeChatJob.state == wechat.PUBLISHED,
+                                        sa.or_(col(WeChatJob.poll_day).is_(None),
+                                               col(WeChatJob.poll_day) != today))))
     if not jobs:
-        return
-    runner = wechat.JobRunner(store, settings, wechat.make_client(settings, store), now)
-    for job in jobs:
-        try:
-            runner.watch(job)
-        except PublishError as exc:  # a look that failed is tried again tomorrow
-            log.warning("could not check push %s at WeChat: %s", job.push_id, exc)
+        return  # every tick but the first of the day stops here, without a client
+    with wechat.account_client(settings, store) as client:
+        assert client is not None
+        runner = wechat.JobRunner(store, settings, client, now)
+        for job in jobs:
+            try:
+                runner.watch(job)
+            except PublishError as exc:  # a look that failed is tried again tomorrow
+                log.warning("could not check push %s at WeChat: %s", job.push_id, exc)
 
 
 def confirm_sent(store: Store, settings: Settings, day: date, now: datetime) -> PushReport:
@@ -177,8 +182,9 @@ def confirm_sent(store: Store, settings: Settings, day: date, now: datetime) -> 
         state = found[1].state if found is not None else "no WeChat push"
         raise PublishError(f"There is no push waiting for confirmation on {day} ({state}).")
     row, job = found
-    runner = wechat.JobRunner(store, settings, wechat.make_client(settings, store), now)
-    if not runner.move(job, job.state, wechat.PUBLISHED, error="confirmed by an editor"):
+    # Bookkeeping only: no WeChat call, so no client (nor its secret) is needed.
+    if not wechat.move_job(store, job, job.state, wechat.PUBLISHED, now,
+                           error="confirmed by an editor"):
         raise PublishError(f"The push of {day} changed just now; look again and retry.")
     with store.session() as session:
         report = existing_report(session, settings, row, now)
@@ -196,7 +202,12 @@ def withdraw(store: Store, settings: Settings, draft_id: int, now: datetime, *, 
     Raises:
         PublishError: when the story is not in a push or can no longer be withdrawn.
     """
-    client = wechat.make_client(settings, store) if settings.wechat.enabled else None
+    with wechat.account_client(settings, store) as client:
+        return _withdraw(store, settings, client, draft_id, now, actor=actor, note=note)
+
+
+def _withdraw(store: Store, settings: Settings, client: WeChatClient | None, draft_id: int,
+              now: datetime, *, actor: str, note: str) -> str:
     with store.session() as session:
         found = session.exec(select(Publication, WeChatJob).join(
             WeChatJob, col(WeChatJob.push_id) == Publication.push_id, isouter=True)

@@ -76,14 +76,14 @@ def run_push(store: Store, settings: Settings, now: datetime, *, dry_run: bool =
             row = push_row(session, settings, day)
         done = row is not None and row.state in TAKEN
         return PushReport(day, already_done=done, dry_run=True, articles=chosen, left_over=left)
-    client = wechat.make_client(settings, store) if settings.wechat.enabled else None
-    with store.session() as session:
-        missed = record_missed_days(session, settings, now)
-    report = claim(store, settings, now, day, client)
-    report.missed_days = missed
-    faults.crash_point("after_push_claimed")
-    if not report.already_done and not report.lost_race and report.articles:
-        deliver(store, settings, now, report, client)
+    with wechat.account_client(settings, store) as client:
+        with store.session() as session:
+            missed = record_missed_days(session, settings, now)
+        report = claim(store, settings, now, day, client)
+        report.missed_days = missed
+        faults.crash_point("after_push_claimed")
+        if not report.already_done and not report.lost_race and report.articles:
+            deliver(store, settings, now, report, client)
     return report
 
 
@@ -154,11 +154,11 @@ def resume_unfinished(store: Store, settings: Settings, now: datetime, *,
                                                     Push.state == RUNNING)))
     if not rows:
         return []
-    client = wechat.make_client(settings, store) if settings.wechat.enabled else None
-    for row in rows:
-        with store.session() as session:
-            report = existing_report(session, settings, row, now)
-        deliver(store, settings, now, report, client, takeover=takeover)
+    with wechat.account_client(settings, store) as client:
+        for row in rows:
+            with store.session() as session:
+                report = existing_report(session, settings, row, now)
+            deliver(store, settings, now, report, client, takeover=takeover)
     return [row.local_date for row in rows]
 
 

@@ -86,15 +86,10 @@ def check_wechat(settings: Settings, store: Store) -> None:
     Raises:
         PipelineError: the credentials or the IP whitelist are refused.
     """
-    if not settings.wechat.enabled:
-        return
-    from ..publish.wechat import make_client  # only WeChat mode pays for the import
+    if settings.wechat.enabled:
+        from ..publish.wechat import check_account  # only WeChat mode pays for the import
 
-    client = make_client(settings, store)
-    try:
-        client.check_credentials()
-    finally:
-        client.close()
+        check_account(settings, store)
 
 
 def worker(ctx: Ctx) -> int:
