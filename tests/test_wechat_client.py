@@ -24,6 +24,8 @@ from pipeline.wechat.codes import transport_error
 from tests.fakewechat import FakeClock, FakeWeChat
 
 APPID, SECRET = "wxTESTAPPID", "test-secret"
+READ_TIMEOUT = 1.0
+SLOW = READ_TIMEOUT + 0.5  # an injected latency that outlasts the client's read timeout
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256))
 JPG = b"\xff\xd8\xff\xe0" + bytes(range(256))
 
@@ -53,7 +55,9 @@ def sleeps() -> Sleeps:
 
 @pytest.fixture
 def client(wechat_api: FakeWeChat, sleeps: Sleeps) -> Iterator[WeChatClient]:
-    c = make_client(wechat_api, read_timeout=0.3, sleeps=sleeps)
+    # Short enough for the latency tests, long enough that a loaded 2-core CI machine never
+    # times out an ordinary call (0.3 s did, on draft/add).
+    c = make_client(wechat_api, read_timeout=READ_TIMEOUT, sleeps=sleeps)
     yield c
     c.close()
 
@@ -290,7 +294,7 @@ def test_read_timeout_on_submit_is_ambiguous_and_it_happened(
         client: WeChatClient, wechat_api: FakeWeChat, sleeps: Sleeps) -> None:
     """F7: no automatic retry; the fake shows the publish really happened."""
     media_id = draft(client)
-    wechat_api.inject("freepublish/submit", "latency", seconds=0.6)
+    wechat_api.inject("freepublish/submit", "latency", seconds=SLOW)
     err = raises(ErrorKind.AMBIGUOUS, client.freepublish_submit, media_id)
     assert err.errcode is None and "did not answer in time" in str(err)
     assert str(wechat_api.current_token()) not in str(err)
@@ -301,7 +305,7 @@ def test_read_timeout_on_submit_is_ambiguous_and_it_happened(
 def test_read_timeout_on_a_read_is_retried(client: WeChatClient, wechat_api: FakeWeChat,
                                            sleeps: Sleeps) -> None:
     publish_id = client.freepublish_submit(draft(client))
-    wechat_api.inject("freepublish/get", "latency", seconds=0.6)
+    wechat_api.inject("freepublish/get", "latency", seconds=SLOW)
     assert client.freepublish_get(publish_id).status in (0, 1)
     assert len(sleeps) == 1
 
