@@ -134,9 +134,11 @@ def cmd_show(ctx: Context) -> int:
     settings = ctx.settings
     print(f"#{data['id']}  {data['title']}")
     print(f"unit: {data['unit']} ({data['level']})   type: {data['activity_label']}")
+    # Hours left mean nothing once a story is out; its state says on time or late.
+    left = ("" if data["published_at"] else f", {data['hours_left']} h left")
     print(f"status: {data['status']}   deadline: {_when(data['deadline'], settings)} "
-          f"({data['deadline_state']}, {data['hours_left']} h left)"
-          + ("   LATE" if data["late"] else ""))
+          f"({data['deadline_state']}{left})" + ("   LATE" if data["late"] else ""))
+    _print_report(data["report"], settings)
     print(f"markdown: {data['files']['markdown']}\nhtml:     {data['files']['html']}")
     for problem in data["problems"]:
         print(f"problem: {problem}")
@@ -154,6 +156,24 @@ def cmd_show(ctx: Context) -> int:
         print(f"alert: {a['kind']} at {_when(a['at'], settings)} -> "
               f"{', '.join(a['recipients']) or '(editors)'}")
     return 0
+
+
+def _print_report(report: dict[str, Any], settings: Settings) -> None:
+    """The fields the unit reported, as an editor checks them against the article."""
+    source = report["source"] + (f" row {report['row']}" if report["row"] else "")
+    fields = [
+        ("time", f"{_when(report['start'], settings)} to {_when(report['end'], settings)}"),
+        ("place", report["place"]), ("form", report["form"]),
+        ("people", report["participants"]), ("contact", report["contact"]),
+        ("source", f"{source}, received {_when(report['received_at'], settings)}"),
+    ]
+    for label, value in fields:
+        if value not in (None, ""):
+            print(f"{label + ':':<9} {value}")
+    for link in report["links"]:
+        print(f"link:     {link}")
+    for photo in report["photos"]:
+        print(f"photo:    {photo['name']} ({photo['original']}, {photo['size']} bytes)")
 
 
 def _transition(action: str) -> Callable[[Context], int]:

@@ -169,3 +169,22 @@ def test_campaign_week(any_workspace: Workspace, tmp_path: Path) -> None:
     assert [x["id"] for x in every] == [ids["洋湖国际社区"]]
     units = {u["name"]: u for u in ws.run("units", "--json").json()}
     assert units["白箬铺镇"]["published"] == 1 and units["白箬铺镇"]["late"] == 1
+
+
+def test_show_prints_the_reported_fields(workspace: Workspace, tmp_path: Path) -> None:
+    """The text view lets an editor check the article against what the unit reported."""
+    path = write_report(tmp_path, "s", unit="麓谷街道", kind="lecture",
+                        title="麓谷街道开展禁毒讲座", start="2026-06-14 19:00", photo=True)
+    now = "2026-06-15T09:00+08:00"
+    draft_id = workspace.run("submit", "--json", str(path), now=now).json()["accepted"][0]["id"]
+    shown = workspace.run("show", str(draft_id), now=now)
+    assert shown.code == 0
+    lines = dict(line.split(":", 1) for line in shown.out.splitlines() if ":" in line)
+    assert lines["time"].strip() == "2026-06-14 19:00 to 2026-06-14 19:00"
+    assert lines["place"].strip() == "社区文化广场"
+    assert lines["source"].strip() == f"{path}, received 2026-06-15 09:00"
+    assert "(s.jpg," in lines["photo"] and "h left" in lines["status"]
+    workspace.run("approve", str(draft_id), now=now)
+    workspace.run("push", now="2026-06-15T20:00+08:00")
+    after = workspace.run("show", str(draft_id), now="2026-06-16T09:00+08:00").out
+    assert "(published_on_time)" in after and "h left" not in after
