@@ -103,6 +103,7 @@ def test_digest_shows_the_day_and_is_sent_once(workspace: Workspace, tmp_path: P
     ids = play_week(workspace, tmp_path)
     preview = workspace.run("digest", "--date", "2026-06-18", now=DIGEST_AT)
     assert preview.code == 0 and "not sent (add --send" in preview.out
+    assert preview.out.startswith("Subject: 【XX新区禁毒】每日简报 6月18日")
     text = preview.out
     # Yesterday's push: the late story marked, with its published path.
     assert "昨日已推送，共2条，其中超期发布1条" in text

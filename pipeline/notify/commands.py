@@ -51,7 +51,7 @@ def cmd_digest(ctx: CommandContext) -> int:
     day = ctx.args.date or now.astimezone(settings.tz).date()
     outcome = send_digest(ctx.store, settings, day, now, send=ctx.args.send)
     if not ctx.args.send:
-        print(outcome.subject)
+        print(f"Subject: {outcome.subject}\n")
         print(outcome.text, end="" if outcome.text.endswith("\n") else "\n")
         print(f"digest for {day}: not sent (add --send to email it to "
               f"{len(outcome.recipients)} recipient(s))")
