@@ -720,3 +720,51 @@ def test_serve_web_runs_the_desk_and_the_scheduler_until_sigterm(workspace: Work
         out, _ = proc.communicate(timeout=30)
     assert proc.returncode == 0
     assert "pipeline serve: http://127.0.0.1:0/; push at 20:00 Asia/Shanghai" in out
+
+
+@pytest.mark.parametrize("key", ["double-click", None])
+def test_the_same_submission_posted_at_once_is_one_story(any_workspace: Workspace,
+                                                         key: str | None) -> None:
+    """F26: four posts of one report at the same moment, through two apps on two stores (as two
+    workers would be), with the same idempotency key or none: one story, one id for all."""
+    import threading
+
+    first_store, first_app = make_desk(any_workspace)
+    second_store = any_workspace.store()
+    second_app = create_app(any_workspace.settings, second_store, Clock(NOW), secret="s" * 40)
+    with first_store.session() as session:
+        unit_id = next(u.id for u in _units(session) if u.name == "洋湖国际社区")
+        assert unit_id is not None
+        token = create_link(session, unit_id, actor="t", now=NOW).token
+    # FastAPI builds each router's routes at its first request, under warnings.catch_warnings(),
+    # which is process-global: two apps doing it at once in one process (never the case in a
+    # worker, which has one app and one event loop) leak pydantic's warning. Warm both first.
+    for app in (first_app, second_app):
+        with TestClient(app) as client:
+            assert client.get(f"/api/r/{token}/reports").status_code == 200
+    headers = {"Idempotency-Key": key} if key else {}
+    barrier = threading.Barrier(4)
+    answers: list[tuple[int, int]] = []
+
+    def post(app: FastAPI) -> None:
+        with TestClient(app) as client:
+            barrier.wait()
+            answer = client.post(f"/api/r/{token}/reports", json=report_json(),
+                                 headers=headers)
+            answers.append((answer.status_code, answer.json()["id"]))
+
+    threads = [threading.Thread(target=post, args=(app,))
+               for app in (first_app, second_app, first_app, second_app)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    with first_store.session() as session:
+        drafts = list(session.exec(select(Draft)))
+    first_store.close()
+    second_store.close()
+    assert len(answers) == 4 and len(drafts) == 1
+    assert {draft_id for _, draft_id in answers} == {drafts[0].id}
+    assert sorted(status for status, _ in answers) == [200, 200, 200, 201]
+    assert sorted(p.name for p in (any_workspace.path / "drafts").iterdir()
+                  if not p.name.startswith(".")) == [str(drafts[0].id)]
