@@ -124,6 +124,12 @@ def tick(store: Store, settings: Settings, clock: Clock, takeover: bool = False)
         notify_tick(store, settings, now)  # alerts, the digest and the bulletin when due
     except PipelineError as exc:
         log.error("scheduled run failed: %s", exc)
+    except sa.exc.OperationalError as exc:
+        # A database restart or a dropped connection: the transaction rolled back whole,
+        # and the pool replaces the dead connection (pre-ping), so the next tick resumes.
+        log.error("scheduled run stopped: the database dropped the connection or is "
+                  "unreachable (%s); the next tick resumes from the committed rows",
+                  str(exc.orig).strip())
     except Exception:
         log.exception("scheduled run crashed; it will run again at the next tick")
 

@@ -3,6 +3,7 @@ concurrent pushes, and a SQLite file that survives kill -9 mid-transaction."""
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import sys
@@ -143,3 +144,56 @@ def test_head_constant_matches_the_newest_migration() -> None:
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     assert ScriptDirectory.from_config(cfg).get_current_head() == HEAD
+
+
+@pytest.mark.postgres
+def test_connection_dropped_mid_push_is_resumed_once(pg_url: str, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch,
+                                                     caplog: pytest.LogCaptureFixture) -> None:
+    """F19: PostgreSQL drops every connection while the push is marking its stories. The tick
+    survives it, nothing half-written stays in the database, and the next tick finishes the
+    same push: each story out once, one manifest, one history line each."""
+    import psycopg
+
+    from pipeline import faults
+    from pipeline.clock import Clock
+    from pipeline.models import DraftEvent
+    from pipeline.schedule import tick
+    from tests.conftest import PG_ADMIN, make_workspace
+
+    ws = make_workspace(tmp_path / "ws", pg_url)
+    ids = approve_three(ws, tmp_path)
+    database = pg_url.rsplit("/", 1)[1]
+    dropped: list[str] = []
+
+    def drop_connections(name: str) -> None:
+        if name == "after_article_written" and not dropped:
+            with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
+                admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                              "WHERE datname = %s", (database,))
+            dropped.append(name)
+
+    monkeypatch.setattr(faults, "crash_point", drop_connections)
+    store, clock = ws.store(), Clock(NOW)
+    tick(store, ws.settings, clock)  # logs the failure; must not raise
+    assert dropped
+    assert any("the database dropped the connection" in r.getMessage() and not r.exc_info
+               for r in caplog.records)
+    with store.session() as session:
+        assert [p.state for p in session.exec(select(Push))] == ["running"]
+        assert {p.state for p in session.exec(select(Publication))} == {"queued"}
+    tick(store, ws.settings, clock)
+    with store.session() as session:
+        pushes = list(session.exec(select(Push)))
+        pubs = list(session.exec(select(Publication)))
+        events = [e.draft_id for e in session.exec(select(DraftEvent))
+                  if e.action == "published"]
+    store.close()
+    assert [p.state for p in pushes] == ["done"]
+    assert sorted(p.draft_id for p in pubs) == sorted(ids) == sorted(events)
+    assert {p.state for p in pubs} == {"published"}
+    manifest = json.loads((ws.path / "published" / "2026-06-15" / "manifest.json").read_text())
+    assert sorted(a["id"] for a in manifest["articles"]) == sorted(ids)
+    folders = sorted(p.name for p in (ws.path / "published" / "2026-06-15").iterdir()
+                     if p.is_dir())
+    assert len(folders) == 3 and {int(f.split("-")[1]) for f in folders} == set(ids)
