@@ -4,7 +4,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint bench screenshots clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -36,6 +36,11 @@ bench: $(VENV)/.test
 	$(BIN)/python bench/bench_queries.py
 	$(BIN)/python bench/bench_render.py
 	$(BIN)/python bench/bench_web.py
+
+# Refresh the README's screenshots from the browser test.
+screenshots: $(VENV)/.test
+	bash scripts/ensure-chromium
+	PIPELINE_SCREENSHOTS=1 $(BIN)/python -m pytest -q tests/test_web_browser.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
