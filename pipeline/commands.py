@@ -160,7 +160,7 @@ def cmd_show(ctx: Context) -> int:
 
 def _print_report(report: dict[str, Any], settings: Settings) -> None:
     """The fields the unit reported, as an editor checks them against the article."""
-    source = report["source"] + (f" row {report['row']}" if report["row"] else "")
+    source = _where(report["source"], report["row"])
     fields = [
         ("time", f"{_when(report['start'], settings)} to {_when(report['end'], settings)}"),
         ("place", report["place"]), ("form", report["form"]),

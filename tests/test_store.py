@@ -3,7 +3,6 @@ concurrent pushes, and a SQLite file that survives kill -9 mid-transaction."""
 
 from __future__ import annotations
 
-import json
 import signal
 import subprocess
 import sys
@@ -11,17 +10,21 @@ import threading
 from datetime import UTC, date, datetime
 from pathlib import Path
 
+import psycopg
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
+from pipeline import faults
 from pipeline.alerts import record_alert
-from pipeline.models import Alert, Publication, Push
+from pipeline.clock import Clock
+from pipeline.models import Alert, DraftEvent, Publication, Push
 from pipeline.push import run_push
+from pipeline.schedule import tick
 from pipeline.store import open_store
-from tests.conftest import Workspace
-from tests.test_flow import write_report
+from tests.conftest import PG_ADMIN, Workspace, make_workspace
+from tests.test_flow import manifests, write_report
 
 NOW = datetime(2026, 6, 15, 12, 0, tzinfo=UTC)
 
@@ -153,14 +156,6 @@ def test_connection_dropped_mid_push_is_resumed_once(pg_url: str, tmp_path: Path
     """F19: PostgreSQL drops every connection while the push is marking its stories. The tick
     survives it, nothing half-written stays in the database, and the next tick finishes the
     same push: each story out once, one manifest, one history line each."""
-    import psycopg
-
-    from pipeline import faults
-    from pipeline.clock import Clock
-    from pipeline.models import DraftEvent
-    from pipeline.schedule import tick
-    from tests.conftest import PG_ADMIN, make_workspace
-
     ws = make_workspace(tmp_path / "ws", pg_url)
     ids = approve_three(ws, tmp_path)
     database = pg_url.rsplit("/", 1)[1]
@@ -192,8 +187,8 @@ def test_connection_dropped_mid_push_is_resumed_once(pg_url: str, tmp_path: Path
     assert [p.state for p in pushes] == ["done"]
     assert sorted(p.draft_id for p in pubs) == sorted(ids) == sorted(events)
     assert {p.state for p in pubs} == {"published"}
-    manifest = json.loads((ws.path / "published" / "2026-06-15" / "manifest.json").read_text())
-    assert sorted(a["id"] for a in manifest["articles"]) == sorted(ids)
+    articles = manifests(ws)["2026-06-15"]["articles"]
+    assert sorted(a["id"] for a in articles) == sorted(ids)
     folders = sorted(p.name for p in (ws.path / "published" / "2026-06-15").iterdir()
                      if p.is_dir())
     assert len(folders) == 3 and {int(f.split("-")[1]) for f in folders} == set(ids)

@@ -62,15 +62,21 @@ class Desk:
                                 follow_redirects=False)
 
     def link(self, unit: str = "麓谷街道") -> str:
-        with self.store.session() as session:
-            unit_id = {u.name: u.id for u in _units(session)}[unit]
-            return create_link(session, unit_id, actor="test", now=NOW).token
+        return unit_link(self.store, unit)
 
     def draft(self, draft_id: int) -> Draft:
         with self.store.session() as session:
             draft = session.get(Draft, draft_id)
             assert draft is not None
             return draft
+
+
+def unit_link(store: Store, unit: str) -> str:
+    """A new submission link for the unit of this name; its token."""
+    with store.session() as session:
+        unit_id = {u.name: u.id for u in _units(session)}[unit]
+        assert unit_id is not None
+        return create_link(session, unit_id, actor="test", now=NOW).token
 
 
 def _units(session: Any) -> list[Any]:
@@ -653,10 +659,7 @@ def test_scheduler_thread_runs_beside_the_web_and_refuses_a_second(workspace: Wo
 def test_api_flow_on_both_databases(any_workspace: Workspace) -> None:
     store, app = make_desk(any_workspace)
     with TestClient(app) as client:
-        with store.session() as session:
-            unit_id = next(u.id for u in _units(session) if u.name == "志愿者分会")
-            assert unit_id is not None
-            token = create_link(session, unit_id, actor="t", now=NOW).token
+        token = unit_link(store, "志愿者分会")
         created = client.post(f"/api/r/{token}/reports",
                               json=report_json(start="2026-06-15 08:00"),
                               headers={"Idempotency-Key": "same"})
@@ -732,10 +735,7 @@ def test_the_same_submission_posted_at_once_is_one_story(any_workspace: Workspac
     first_store, first_app = make_desk(any_workspace)
     second_store = any_workspace.store()
     second_app = create_app(any_workspace.settings, second_store, Clock(NOW), secret="s" * 40)
-    with first_store.session() as session:
-        unit_id = next(u.id for u in _units(session) if u.name == "洋湖国际社区")
-        assert unit_id is not None
-        token = create_link(session, unit_id, actor="t", now=NOW).token
+    token = unit_link(first_store, "洋湖国际社区")
     # FastAPI builds each router's routes at its first request, under warnings.catch_warnings(),
     # which is process-global: two apps doing it at once in one process (never the case in a
     # worker, which has one app and one event loop) leak pydantic's warning. Warm both first.
