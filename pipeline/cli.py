@@ -106,6 +106,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("queue", c.cmd_queue, "drafts waiting for an editor, earliest deadline first", True)
     p.add_argument("--all", action="store_true", help="every unfinished draft")
     p.add_argument("--limit", type=int, default=200, help="rows to list (0: all)")
+    p.add_argument("--for", dest="signer", metavar="NAME",
+                   help="only drafts waiting at a review stage NAME may sign")
     add("show", c.cmd_show, "one draft in full", True).add_argument("id", type=int)
     for name, action, note_help in (("approve", "approve", "optional note"),
                                     ("reject", "reject", "why (required)"),

@@ -108,7 +108,7 @@ def cmd_queue(ctx: Context) -> int:
     settings, now = ctx.settings, ctx.now()
     with ctx.store.session() as session:
         rows, total = views.queue(session, settings, now, include_all=ctx.args.all,
-                                  limit=ctx.args.limit)
+                                  limit=ctx.args.limit, signer=ctx.args.signer)
     if ctx.args.json:
         _out(rows)
         return 0
@@ -116,8 +116,9 @@ def cmd_queue(ctx: Context) -> int:
         print("the queue is empty")
         return 0
     for r in rows:
+        status = f"{r['status']}:{r['stage']}" if r.get("stage") else r["status"]
         print(f"#{r['id']:<6} {r['deadline_state']:<17} {r['hours_left']:>7.1f} h  "
-              f"{r['status']:<17} {r['unit']}  {r['title']}")
+              f"{status:<17} {r['unit']}  {r['title']}")
         if r.get("attention"):
             print(f"        ! {r['attention']}")
     if total > len(rows):
@@ -142,6 +143,7 @@ def cmd_show(ctx: Context) -> int:
     print(f"markdown: {data['files']['markdown']}\nhtml:     {data['files']['html']}")
     for problem in data["problems"]:
         print(f"problem: {problem}")
+    _print_review(data, settings)
     print("history:")
     for e in data["history"]:
         note = f" - {e['note']}" if e["note"] else ""
@@ -156,6 +158,20 @@ def cmd_show(ctx: Context) -> int:
         print(f"alert: {a['kind']} at {_when(a['at'], settings)} -> "
               f"{', '.join(a['recipients']) or '(editors)'}")
     return 0
+
+
+def _print_review(data: dict[str, Any], settings: Settings) -> None:
+    """The sign-offs so far, the open stage and who holds it, what changed since."""
+    for r in data["review"]:
+        note = f" - {r['note']}" if r["note"] else ""
+        print(f"signed:   {r['stage']} by {r['by']} at {_when(r['at'], settings)}{note}")
+    if data["stage"]:
+        holders = ", ".join(data["stage_signers"]) or "any editor"
+        print(f"waiting:  {data['stage']} ({holders})")
+    if data["changes_since_signoff"]:
+        print("changed since the last sign-off:")
+        for line in data["changes_since_signoff"].splitlines():
+            print(f"  {line}")
 
 
 def _print_report(report: dict[str, Any], settings: Settings) -> None:
@@ -180,10 +196,13 @@ def _transition(action: str) -> Callable[[Context], int]:
     def command(ctx: Context) -> int:
         actor = getattr(ctx.args, "by", None) or os.environ.get("USER") or "editor"
         with ctx.store.session() as session:
-            outcome = review.transition(session, ctx.args.id, action, actor=actor,
-                                        note=ctx.args.note or "", now=ctx.now())
+            outcome = review.transition(session, ctx.settings, ctx.args.id, action,
+                                        actor=actor, note=ctx.args.note or "", now=ctx.now(),
+                                        remote="cli")
+        signed = f" ({outcome.signed} signed by {actor})" if outcome.signed else ""
+        waiting = f"; waiting for {outcome.next_stage}" if outcome.next_stage else ""
         print(f"draft {outcome.draft_id}: {outcome.from_status.value} -> "
-              f"{outcome.to_status.value}")
+              f"{outcome.to_status.value}{signed}{waiting}")
         return 0
     return command
 

@@ -9,6 +9,7 @@ the CLI prints ``error: <message>`` and the web layer shows the same sentence.
     ├── SubmissionError    a report was rejected (names source, row and field)
     ├── RenderError        a template or WeChat content rule failed
     ├── ReviewError        an illegal status transition was asked for
+    │   └── TransitionError  a move not in the lifecycle table, or a lost race
     ├── StoreError         the database is unusable or locked by another process
     ├── ScheduleError      the scheduler cannot start (another instance runs)
     ├── PublishError       publishing failed (``retryable`` says whether to try again)
@@ -56,7 +57,22 @@ class RenderError(PipelineError):
 
 
 class ReviewError(PipelineError):
-    """An editor action is not allowed in the draft's current state."""
+    """An editor action is not allowed in the draft's current state.
+
+    ``zh`` carries the Chinese sentence when the raiser wrote one (the web shows it as is).
+    """
+
+    def __init__(self, message: str, *, zh: str = "") -> None:
+        self.zh = zh
+        super().__init__(message)
+
+
+class TransitionError(ReviewError):
+    """A state move is not in its machine's table, or someone else moved the row first."""
+
+    def __init__(self, message: str, zh: str = "", *, lost_race: bool = False) -> None:
+        self.lost_race = lost_race
+        super().__init__(message, zh=zh)
 
 
 class StoreError(PipelineError):

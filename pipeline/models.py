@@ -92,6 +92,8 @@ class Draft(SQLModel, table=True):
     published_at: datetime | None = _utc_field(default=None)
     late: bool = False                         # published after its deadline; never cleared
     version: int = 1                           # bumped by every change; guards concurrent edits
+    review_stage: int = 0                      # index of the open review stage (while drafted)
+    review_round: int = 1                      # a send-back or a reset starts a new round
 
 
 class DraftEvent(SQLModel, table=True):
@@ -105,6 +107,40 @@ class DraftEvent(SQLModel, table=True):
     from_status: str | None = None
     to_status: str | None = None
     note: str = Field(default="", sa_type=sa.Text)
+    remote: str = Field(default="", max_length=100)  # from where: an address, "cli", "api"
+
+
+class SignOff(SQLModel, table=True):
+    """One review stage signed for one draft: the 审核记录 kept for every article."""
+
+    __table_args__ = (sa.UniqueConstraint("draft_id", "round", "stage",
+                                          name="uq_signoff_stage"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    draft_id: int = Field(foreign_key="draft.id", index=True)
+    round: int = 1
+    stage: int                                 # index in [review] stages
+    stage_name: str = Field(max_length=40)
+    by: str = Field(max_length=100)
+    at: datetime = _utc_field()
+    note: str = Field(default="", sa_type=sa.Text)
+    markdown: str = Field(default="", sa_type=sa.Text)  # the text as signed, for the diff
+
+
+class StateEvent(SQLModel, table=True):
+    """The history line of a move of a push, publication, WeChat job or outbox message."""
+
+    __table_args__ = (sa.Index("ix_stateevent_row", "machine", "row_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    machine: str = Field(max_length=20)
+    row_id: int
+    at: datetime = _utc_field()
+    actor: str = Field(default="", max_length=100)
+    action: str = Field(max_length=40)
+    from_state: str = Field(default="", max_length=30)
+    to_state: str = Field(default="", max_length=30)
+    note: str = Field(default="", sa_type=sa.Text)
 
 
 class Push(SQLModel, table=True):
@@ -117,7 +153,8 @@ class Push(SQLModel, table=True):
     account: str = Field(max_length=100)
     local_date: date
     slot: int = 1
-    state: str = Field(max_length=20)          # running, done, missed
+    state: str = Field(max_length=20)          # lifecycle.PushState
+    version: int = 0
     channel: str = Field(default="folder", max_length=20)
     started_at: datetime = _utc_field()
     finished_at: datetime | None = _utc_field(default=None)
@@ -138,7 +175,8 @@ class Publication(SQLModel, table=True):
     draft_id: int = Field(foreign_key="draft.id", index=True)
     push_id: int = Field(foreign_key="push.id", index=True)
     position: int                              # 1 = the lead article
-    state: str = Field(max_length=20)          # queued, published, failed, cancelled
+    state: str = Field(max_length=20)          # lifecycle.PublicationState
+    version: int = 0
     late: bool = False
     published_at: datetime | None = _utc_field(default=None)
     output_path: str | None = None
@@ -182,7 +220,8 @@ class OutboxMessage(SQLModel, table=True):
     subject: str
     text_body: str = Field(sa_type=sa.Text)
     html_body: str = Field(default="", sa_type=sa.Text)
-    state: str = Field(default="pending", max_length=20)  # pending, sending, sent, failed
+    state: str = Field(default="pending", max_length=20)  # lifecycle.OutboxState
+    version: int = 0
     attempts: int = 0
     created_at: datetime = _utc_field()
     next_attempt_at: datetime = _utc_field()
@@ -198,6 +237,8 @@ class User(SQLModel, table=True):
     name: str = Field(unique=True, max_length=100)
     password_hash: str
     active: bool = True
+    stages: str = Field(default="[]", sa_type=sa.Text)  # JSON list of review stages signed
+    email: str | None = Field(default=None, max_length=200)  # where stage alerts go
     created_at: datetime = _utc_field()
 
 

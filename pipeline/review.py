@@ -1,40 +1,44 @@
-"""Editor actions on drafts: approve, reject, request changes, edit, resubmit.
+"""Editor actions on drafts and staged review (三审): sign, approve, reject, request
+changes, edit, resubmit.
 
-Each action is one conditional update (``WHERE id = ? AND version = ?``) plus a
-history line, so two editors acting at once cannot both win, and an illegal
-transition is refused with a sentence before anything changes. The CLI and the
-web layer call these same functions.
+A draft in review waits at one open stage of ``[review] stages`` (初审, 复审, 终审 by
+default in a new workspace). ``approve`` signs the open stage; the last signature makes
+the draft approved for publishing. Nobody signs two stages of the same draft when
+``separate_people`` is on, and every signature is kept (``SignOff``) with the text as
+signed, so the next signer sees what changed and the office keeps its 审核记录.
+
+Every state change is a move of ``pipeline.lifecycle``: one conditional update plus a
+history line, so two editors acting at once cannot both win, and an illegal move is
+refused with a sentence before anything changes. The CLI and the web call these same
+functions.
 """
 
 from __future__ import annotations
 
+import difflib
 import json
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-import sqlalchemy as sa
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
+from . import lifecycle
 from .alerts import record_alert
 from .config import Settings
+from .config.settings import ReviewStage
 from .domain import DraftStatus
 from .errors import PipelineError, ReviewError
-from .models import Draft, DraftEvent, Submission, Unit
+from .lifecycle import DRAFT, Who
+from .models import Draft, DraftEvent, SignOff, Submission, Unit, User
 
 S = DraftStatus
 
-# action -> (statuses it may start from, status it leads to, whether a note is required)
-TRANSITIONS: dict[str, tuple[frozenset[DraftStatus], DraftStatus, bool]] = {
-    "approve": (frozenset({S.DRAFTED}), S.APPROVED, False),
-    "reject": (frozenset({S.DRAFTED, S.CHANGES_REQUESTED, S.APPROVED}), S.REJECTED, True),
-    "request_changes": (frozenset({S.DRAFTED, S.APPROVED}), S.CHANGES_REQUESTED, True),
-    "resubmit": (frozenset({S.CHANGES_REQUESTED}), S.DRAFTED, False),
-    "reopen": (frozenset({S.FAILED}), S.DRAFTED, False),
-}
-EDITABLE = frozenset({S.DRAFTED, S.CHANGES_REQUESTED, S.APPROVED, S.FAILED})
-ACTION_WORDS = {"approve": "approved", "reject": "rejected",
-                "request_changes": "sent back for changes", "resubmit": "resubmitted",
-                "reopen": "reopened"}
+NEEDS_NOTE = frozenset({"reject", "request_changes"})
+EDITABLE = lifecycle.DRAFT_EDITABLE
+COVER_EDITABLE = EDITABLE  # a cover can change while the article text can
+RESUBMITTABLE = DRAFT.sources("resubmit")
+ACTION_WORDS = lifecycle.ACTION_WORDS
 
 
 @dataclass(frozen=True)
@@ -42,6 +46,8 @@ class Outcome:
     draft_id: int
     from_status: DraftStatus
     to_status: DraftStatus
+    signed: str | None = None      # the stage signed by an approve
+    next_stage: str | None = None  # the stage now open (None: approved or out of review)
 
 
 def get_draft(session: Session, draft_id: int) -> Draft:
@@ -52,38 +58,164 @@ def get_draft(session: Session, draft_id: int) -> Draft:
     """
     draft = session.get(Draft, draft_id)
     if draft is None:
-        raise ReviewError(f"There is no draft {draft_id}; 'pipeline queue --all' lists them.")
+        raise ReviewError(f"There is no draft {draft_id}; 'pipeline queue --all' lists them.",
+                          zh=f"没有编号为 {draft_id} 的稿件。")
     return draft
 
 
-def transition(session: Session, draft_id: int, action: str, *, actor: str, note: str,
-               now: datetime) -> Outcome:
+# ----------------------------------------------------------------------- stages
+
+def open_stage(settings: Settings, draft: Draft) -> ReviewStage | None:
+    """The stage the draft waits at, or None when it is not in review."""
+    if draft.status != S.DRAFTED:
+        return None
+    stages = settings.review.stages
+    return stages[min(draft.review_stage, len(stages) - 1)]
+
+
+def signers(session: Session, settings: Settings, stage: int) -> tuple[str, ...]:
+    """Who may sign stage ``stage``: the config's editors and the users given the stage.
+
+    Empty means any editor (an office that has not named its signers yet).
+    """
+    spec = settings.review.stages[stage]
+    names = list(spec.editors)
+    for user in session.exec(select(User).where(col(User.active).is_(True))):
+        if spec.name in json.loads(user.stages) and user.name not in names:
+            names.append(user.name)
+    return tuple(names)
+
+
+def stage_signers(session: Session, settings: Settings) -> dict[str, tuple[str, ...]]:
+    return {s.name: signers(session, settings, i)
+            for i, s in enumerate(settings.review.stages)}
+
+
+@dataclass(frozen=True)
+class Holders:
+    """Who holds a review stage: names, and the addresses of those who gave one."""
+
+    stage: str
+    names: tuple[str, ...]
+    emails: tuple[str, ...]
+
+    def words(self) -> str:
+        return f"waiting for {self.stage} by {', '.join(self.names) or 'any editor'}"
+
+
+def holders(session: Session, settings: Settings) -> list[Holders]:
+    """Every stage's holders, read once (for the sweep and the digest)."""
+    users = list(session.exec(select(User).where(col(User.active).is_(True))))
+    result = []
+    for i, stage in enumerate(settings.review.stages):
+        names = signers(session, settings, i)
+        emails = tuple(u.email for u in users if u.email and u.name in names)
+        result.append(Holders(stage.name, names, emails))
+    return result
+
+
+def stages_of(session: Session, settings: Settings, name: str) -> list[str]:
+    """The stages ``name`` may sign (a stage with no named signers is open to anyone)."""
+    return [s.name for i, s in enumerate(settings.review.stages)
+            if not (names := signers(session, settings, i)) or name in names]
+
+
+def stage_indexes(session: Session, settings: Settings, name: str) -> list[int]:
+    wanted = set(stages_of(session, settings, name))
+    return [i for i, s in enumerate(settings.review.stages) if s.name in wanted]
+
+
+def _check_signer(session: Session, settings: Settings, draft: Draft, actor: str) -> None:
+    stage = draft.review_stage
+    spec = settings.review.stages[stage]
+    allowed = signers(session, settings, stage)
+    if allowed and actor not in allowed:
+        names = "、".join(allowed)
+        raise ReviewError(
+            f"Draft {draft.id} waits for {spec.name}, which only {', '.join(allowed)} may "
+            f"sign; {actor} may not.",
+            zh=f"稿件 {draft.id} 正在等待{spec.name}，只有 {names} 可以签审，{actor} 不能。")
+    if not settings.review.separate_people:
+        return
+    earlier = session.exec(select(SignOff).where(SignOff.draft_id == draft.id,
+                                                 SignOff.by == actor,
+                                                 SignOff.stage != stage)).first()
+    if earlier is not None:
+        raise ReviewError(
+            f"{actor} already signed {earlier.stage_name} of draft {draft.id}; one person "
+            f"may not sign two stages of the same draft, so {spec.name} needs someone else.",
+            zh=f"{actor} 已签审本稿件的{earlier.stage_name}，同一人不能签审同一稿件的两个"
+               f"阶段，{spec.name}须由他人签审。")
+
+
+# ----------------------------------------------------------------------- actions
+
+def transition(session: Session, settings: Settings, draft_id: int, action: str, *,
+               actor: str, note: str, now: datetime, remote: str = "") -> Outcome:
     """Apply an editor action, or refuse it with a sentence saying why.
 
+    ``approve`` signs the open review stage; only the last stage approves the draft.
+
     Raises:
-        ReviewError: unknown draft, illegal transition, missing note, or a lost race.
+        ReviewError: unknown draft, illegal move, wrong signer, missing note, a lost race.
     """
-    allowed, target, needs_note = TRANSITIONS[action]
     draft = get_draft(session, draft_id)
-    current = DraftStatus(draft.status)
-    if current not in allowed:
-        starts = " or ".join(sorted(f"'{s.value}'" for s in allowed))
-        raise ReviewError(f"Draft {draft_id} is '{current.value}'; only {starts} drafts can be "
-                          f"{ACTION_WORDS[action]}.")
-    if needs_note and not note.strip():
+    note = note.strip()
+    if action in NEEDS_NOTE and not note:
         raise ReviewError(f"A note is required when a draft is {ACTION_WORDS[action]}: tell "
-                          "the reporting unit what to change or why.")
+                          "the reporting unit what to change or why.",
+                          zh="退回修改或不予采用时必须填写意见，告诉报送单位改什么或为什么。")
     if action == "approve":
-        problems = json.loads(draft.problems)
-        if problems:
-            raise ReviewError(f"Draft {draft_id} cannot be approved until it is fixed: "
-                              + "; ".join(problems) + ".")
-    _update(session, draft, target, now)
-    session.add(DraftEvent(draft_id=draft_id, at=now, actor=actor, action=action,
-                           from_status=current, to_status=target, note=note.strip()))
-    if action in ("reject", "request_changes"):
-        _tell_unit(session, draft, action, note.strip(), now)
-    return Outcome(draft_id, current, target)
+        return _sign(session, settings, draft, actor=actor, note=note, now=now, remote=remote)
+    if action in NEEDS_NOTE and draft.status == S.DRAFTED:
+        _check_signer(session, settings, draft, actor)
+    current = DraftStatus(draft.status)
+    values: dict[str, Any] = {}
+    if action in ("resubmit", "reopen"):
+        values = _new_round(draft)
+    moved = lifecycle.move(session, DRAFT, draft, action, actor=actor, now=now, note=note,
+                           remote=remote, who=Who.SIGNER, values=values)
+    if action in NEEDS_NOTE:
+        _tell_unit(session, draft, action, note, now)
+    return Outcome(draft_id, current, DraftStatus(moved.to_state),
+                   next_stage=_stage_name(settings, draft))
+
+
+def _sign(session: Session, settings: Settings, draft: Draft, *, actor: str, note: str,
+          now: datetime, remote: str) -> Outcome:
+    if DRAFT.find(draft.status, "approve") is None:
+        english, chinese = lifecycle.describe(DRAFT, draft.id or 0, draft.status, "approve")
+        raise ReviewError(english, zh=chinese)
+    problems = json.loads(draft.problems)
+    if problems:
+        raise ReviewError(f"Draft {draft.id} cannot be approved until it is fixed: "
+                          + "; ".join(problems) + ".",
+                          zh="稿件仍有不符合微信要求的问题，请先修改正文再通过。")
+    _check_signer(session, settings, draft, actor)
+    stages = settings.review.stages
+    stage = min(draft.review_stage, len(stages) - 1)
+    last = stage == len(stages) - 1
+    from .drafts import read_markdown  # the signed text is kept for the next signer's diff
+
+    session.add(SignOff(draft_id=draft.id or 0, round=draft.review_round, stage=stage,
+                        stage_name=stages[stage].name, by=actor, at=now, note=note,
+                        markdown=read_markdown(settings, draft.id or 0)))
+    words = f"{stages[stage].name}: " + (note or "signed")
+    lifecycle.move(session, DRAFT, draft, "approve" if last else "sign", actor=actor, now=now,
+                   note=words, remote=remote, who=Who.SIGNER,
+                   values={} if last else {"review_stage": stage + 1})
+    return Outcome(draft.id or 0, S.DRAFTED, DraftStatus(draft.status), signed=stages[stage].name,
+                   next_stage=_stage_name(settings, draft))
+
+
+def _stage_name(settings: Settings, draft: Draft) -> str | None:
+    stage = open_stage(settings, draft)
+    return stage.name if stage else None
+
+
+def _new_round(draft: Draft) -> dict[str, Any]:
+    """Back to the first stage: the text changed or the story left review."""
+    return {"review_stage": 0, "review_round": draft.review_round + 1}
 
 
 def _tell_unit(session: Session, draft: Draft, action: str, note: str, now: datetime) -> None:
@@ -95,47 +227,69 @@ def _tell_unit(session: Session, draft: Draft, action: str, note: str, now: date
                  detail=f"Draft {draft.id} '{draft.title}': {note}")
 
 
-def _update(session: Session, draft: Draft, target: DraftStatus, now: datetime) -> None:
-    result = session.execute(
-        sa.update(Draft)
-        .where(Draft.id == draft.id, Draft.version == draft.version)  # type: ignore[arg-type]
-        .values(status=target, updated_at=now, version=draft.version + 1))
-    if result.rowcount != 1:  # type: ignore[attr-defined]
-        raise ReviewError(f"Draft {draft.id} was changed by someone else just now; "
-                          "look at it again and retry.")
-    session.refresh(draft)
-
-
 def edit(session: Session, settings: Settings, draft_id: int, markdown: str, *, actor: str,
-         now: datetime) -> list[str]:
+         now: datetime, remote: str = "") -> list[str]:
     """Replace a draft's Markdown, re-render it, and return the remaining WeChat problems.
+
+    An edit after a sign-off is recorded as such; with ``review.edit_resets`` it sends
+    the draft back to the first stage.
 
     Raises:
         ReviewError: when the draft can no longer be edited.
     """
     draft = get_draft(session, draft_id)
     if draft.status not in EDITABLE:
-        raise ReviewError(f"Draft {draft_id} is '{draft.status}' and can no longer be edited.")
+        _, chinese = lifecycle.describe(DRAFT, draft_id, draft.status, "edit")
+        raise ReviewError(f"Draft {draft_id} is '{draft.status}' and can no longer be edited.",
+                          zh=chinese)
     from .drafts import rerender_draft  # the render stage loads only for edits
 
+    signed = _signed_this_round(session, draft)
+    resets = settings.review.edit_resets and bool(signed) and draft.status in (
+        DRAFT.sources("edit_reset"))
     article = rerender_draft(settings, draft, markdown)
-    draft.updated_at = now
-    draft.version += 1
-    session.add(draft)
-    session.add(DraftEvent(draft_id=draft_id, at=now, actor=actor, action="edit",
-                           from_status=draft.status, to_status=draft.status,
-                           note=f"{len(article.problems)} problem(s) left"
-                           if article.problems else ""))
+    note = f"{len(article.problems)} problem(s) left" if article.problems else ""
+    if signed:
+        note = "; ".join(x for x in (f"after {signed[-1].stage_name} signed by "
+                                     f"{signed[-1].by}", note) if x)
+    lifecycle.move(session, DRAFT, draft, "edit_reset" if resets else "edit", actor=actor,
+                   now=now, note=note, remote=remote,
+                   values={"problems": draft.problems,
+                           **(_new_round(draft) if resets else {})})
     return list(article.problems)
+
+
+def _signed_this_round(session: Session, draft: Draft) -> list[SignOff]:
+    return list(session.exec(select(SignOff).where(SignOff.draft_id == draft.id,
+                                                   SignOff.round == draft.review_round)
+                             .order_by(col(SignOff.stage))))
+
+
+def sign_offs(session: Session, draft: Draft) -> list[SignOff]:
+    """The signatures of the draft's current review round, stage by stage."""
+    return _signed_this_round(session, draft)
+
+
+def changes_since_signoff(session: Session, settings: Settings, draft: Draft) -> str:
+    """A unified diff of the Markdown since the last signature ('' when unchanged)."""
+    last = session.exec(select(SignOff).where(SignOff.draft_id == draft.id)
+                        .order_by(col(SignOff.at).desc(), col(SignOff.id).desc())).first()
+    if last is None:
+        return ""
+    from .drafts import read_markdown
+
+    current = read_markdown(settings, draft.id or 0)
+    if current == last.markdown:
+        return ""
+    return "".join(difflib.unified_diff(
+        last.markdown.splitlines(keepends=True), current.splitlines(keepends=True),
+        fromfile=f"{last.stage_name} {last.by}", tofile="now", n=1))
 
 
 def history(session: Session, draft_id: int) -> list[DraftEvent]:
     query = select(DraftEvent).where(DraftEvent.draft_id == draft_id).order_by(
-        DraftEvent.at, DraftEvent.id)  # type: ignore[arg-type]
+        col(DraftEvent.at), col(DraftEvent.id))
     return list(session.exec(query))
-
-
-COVER_EDITABLE = EDITABLE  # a cover can change while the article text can
 
 
 def set_cover(session: Session, draft_id: int, cover: str, *, actor: str,
@@ -147,12 +301,22 @@ def set_cover(session: Session, draft_id: int, cover: str, *, actor: str,
     """
     draft = get_draft(session, draft_id)
     if draft.status not in COVER_EDITABLE:
-        raise ReviewError(f"Draft {draft_id} is '{draft.status}' and can no longer be edited.")
+        raise ReviewError(f"Draft {draft_id} is '{draft.status}' and can no longer be edited.",
+                          zh=f"稿件 {draft_id} 已进入推送或已结束，不能再编辑。")
     submission = session.get(Submission, draft.submission_id)
     names = [p["name"] for p in json.loads(submission.photos)] if submission else []
     if cover not in names:
         raise PipelineError(f"Draft {draft_id} has no photo {cover!r}.")
-    draft.cover, draft.updated_at, draft.version = cover, now, draft.version + 1
-    session.add(draft)
-    session.add(DraftEvent(draft_id=draft_id, at=now, actor=actor, action="cover",
-                           from_status=draft.status, to_status=draft.status, note=cover))
+    lifecycle.move(session, DRAFT, draft, "cover", actor=actor, now=now, note=cover,
+                   values={"cover": cover})
+
+
+def review_record(session: Session, settings: Settings, draft: Draft) -> list[dict[str, Any]]:
+    """The 审核记录: each stage of the current round with who signed it and when."""
+    signed = {s.stage: s for s in _signed_this_round(session, draft)}
+    rows = []
+    for i, stage in enumerate(settings.review.stages):
+        s = signed.get(i)
+        rows.append({"stage": stage.name, "by": s.by if s else None,
+                     "at": s.at if s else None, "note": s.note if s else ""})
+    return rows

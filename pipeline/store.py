@@ -20,6 +20,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 
+from . import lifecycle  # noqa: F401  (installs the guard: states change only by a move)
 from .errors import StoreError
 
 log = logging.getLogger(__name__)

@@ -16,7 +16,9 @@ from sqlmodel import Session, col, select
 from .alerts import record_alert
 from .config import Settings
 from .deadlines import WAITING, due_soon_limit, hours_left
+from .domain import DraftStatus
 from .models import Alert, Draft, Unit
+from .review import Holders, holders
 
 
 @dataclass(frozen=True)
@@ -51,12 +53,17 @@ def sweep(session: Session, settings: Settings, now: datetime) -> SweepResult:
     known = set(session.exec(select(Alert.key).where(col(Alert.draft_id).in_(
         [d.id for d, _ in rows]))))
     result = SweepResult()
+    stages = holders(session, settings) if rows else []
     for draft, unit in rows:
-        flag = _Flagger(session, draft, unit, known, now)
+        # A draft late while waiting at a review stage is flagged to that stage's holders.
+        held = (stages[min(draft.review_stage, len(stages) - 1)]
+                if draft.status == DraftStatus.DRAFTED else None)
+        flag = _Flagger(session, draft, unit, known, now, held)
+        signers = held.emails if held else ()
         if draft.deadline > now:
-            result.due_soon.append(flag("due_soon", editors))
+            result.due_soon.append(flag("due_soon", (*editors, *signers)))
             continue
-        result.overdue.append(flag("overdue", (*editors, *_emails(unit))))
+        result.overdue.append(flag("overdue", (*editors, *signers, *_emails(unit))))
         if now - draft.deadline >= timedelta(days=1) and unit.parent_id in units:
             result.escalated.append(flag("overdue_escalated",
                                          _emails(units[unit.parent_id])))
@@ -76,6 +83,7 @@ class _Flagger:
     unit: Unit
     known: set[str]
     now: datetime
+    held: Holders | None = None
 
     def __call__(self, kind: str, recipients: tuple[str, ...]) -> Flagged:
         draft, left = self.draft, hours_left(self.draft.deadline, self.now)
@@ -83,6 +91,7 @@ class _Flagger:
         new = key not in self.known and record_alert(
             self.session, key, kind, self.now, draft_id=draft.id, recipients=recipients,
             detail=f"Draft {draft.id} '{draft.title}' from {self.unit.name} is "
-                   f"{draft.status}; deadline {draft.deadline.isoformat()} ({left:+.1f} h).")
+                   f"{draft.status}; deadline {draft.deadline.isoformat()} ({left:+.1f} h)"
+                   + (f"; {self.held.words()}." if self.held else "."))
         return Flagged(draft.id or 0, draft.title, self.unit.name, str(draft.status),
                        draft.deadline, left, recipients, new)

@@ -19,7 +19,14 @@ from .domain import DraftStatus, Level
 from .drafts import draft_files
 from .errors import ReviewError
 from .models import Draft, Publication, Push, Submission, Unit, WeChatCall, WeChatJob
-from .review import get_draft, history
+from .review import (
+    changes_since_signoff,
+    get_draft,
+    history,
+    open_stage,
+    review_record,
+    stage_indexes,
+)
 from .units import unit_counts
 
 
@@ -37,6 +44,7 @@ def summary(draft: Draft, unit: Unit, settings: Settings, now: datetime) -> dict
         "status": str(draft.status), "deadline": iso(draft.deadline, settings),
         "deadline_state": state.value, "hours_left": hours_left(draft.deadline, now),
         "late": draft.late, "problems": json.loads(draft.problems),
+        "stage": stage.name if (stage := open_stage(settings, draft)) else None,
     }
 
 
@@ -56,20 +64,25 @@ ATTENTION = {"needs_human": "WeChat could not tell whether the push went out: ch
 
 
 def queue(session: Session, settings: Settings, now: datetime, *, include_all: bool = False,
-          limit: int = 200) -> tuple[list[dict[str, Any]], int]:
+          limit: int = 200, signer: str | None = None) -> tuple[list[dict[str, Any]], int]:
     """Drafts waiting for an editor, earliest deadline first, with every story publishing
     gave up on (``failed``, or in a push that waits for a person) marked ``attention``;
-    ``include_all``: every unfinished draft. At most ``limit`` rows (0: no limit) and
-    the total count."""
+    ``include_all``: every unfinished draft; ``signer``: only the drafts waiting at a
+    review stage that person may sign. At most ``limit`` rows (0: no limit) and the total
+    count."""
     statuses = [*list(WAITING), DraftStatus.FAILED] if include_all else [
         DraftStatus.DRAFTED, DraftStatus.FAILED]
     base = select(Draft, Unit).join(Unit, col(Unit.id) == Draft.unit_id).where(
         col(Draft.status).in_(statuses))
+    if signer is not None:
+        statuses = [DraftStatus.DRAFTED]
+        base = base.where(col(Draft.status) == DraftStatus.DRAFTED,
+                          col(Draft.review_stage).in_(stage_indexes(session, settings, signer)))
     query = base.order_by(col(Draft.deadline), col(Draft.id))
     if limit:
         query = query.limit(limit)
     found = list(session.exec(query))
-    if not include_all:  # stories held in a push that waits for a person
+    if not include_all and signer is None:  # stories held in a push waiting for a person
         found = sorted(found + _held(session), key=lambda r: (r[0].deadline, r[0].id or 0))
     rows = [summary(d, u, settings, now) for d, u in found]
     _mark_attention(session, rows)
@@ -136,8 +149,14 @@ def detail(session: Session, settings: Settings, draft_id: int, now: datetime
         "files": {"markdown": str(md_path), "html": str(html_path)},
         "report": _report(submission, settings),
         "history": [{"at": iso(e.at, settings), "actor": e.actor, "action": e.action,
-                     "from": e.from_status, "to": e.to_status, "note": e.note}
+                     "from": e.from_status, "to": e.to_status, "note": e.note,
+                     "remote": e.remote}
                     for e in history(session, draft_id)],
+        "review": [{"stage": r["stage"], "by": r["by"], "at": iso(r["at"], settings),
+                    "note": r["note"]}
+                   for r in review_record(session, settings, draft) if r["by"]],
+        "stage_signers": _signers_of_open_stage(session, settings, draft),
+        "changes_since_signoff": changes_since_signoff(session, settings, draft),
         "alerts": [{"kind": a.kind, "at": iso(a.created_at, settings),
                     "recipients": json.loads(a.recipients), "sent_at": iso(a.sent_at, settings)}
                    for a in alerts_for(session, draft_id)],
@@ -146,6 +165,13 @@ def detail(session: Session, settings: Settings, draft_id: int, now: datetime
                              Publication.draft_id == draft_id))],
     })
     return data
+
+
+def _signers_of_open_stage(session: Session, settings: Settings, draft: Draft) -> list[str]:
+    from .review import signers
+
+    return list(signers(session, settings, draft.review_stage)) if open_stage(
+        settings, draft) else []
 
 
 def _publication(session: Session, pub: Publication, settings: Settings) -> dict[str, Any]:

@@ -126,9 +126,27 @@ class Workspace:
         return Result(code, out.getvalue(), err.getvalue())
 
 
-def make_workspace(path: Path, database_url: str) -> Workspace:
+def make_workspace(path: Path, database_url: str, *, staged: bool = False) -> Workspace:
+    """``pipeline init``; unless ``staged``, the office runs one approval stage (most
+    tests are about what happens after approval, not about 三审)."""
     assert main(["init", str(path)]) == 0
+    if not staged:
+        single_stage(path / "config.toml")
     return Workspace(path, database_url)
+
+
+def single_stage(config: Path) -> None:
+    """Drop the [[review.stages]] tables: one stage any editor signs."""
+    kept, skipping = [], False
+    for line in config.read_text(encoding="utf-8").splitlines():
+        if line.strip() == "[[review.stages]]":
+            skipping = True
+            continue
+        if skipping and (line.startswith("[") or line.startswith("# ")):
+            skipping = False
+        if not skipping:
+            kept.append(line)
+    config.write_text("\n".join(kept) + "\n", encoding="utf-8")
 
 
 @pytest.fixture

@@ -142,7 +142,7 @@ def test_campaign_week(any_workspace: Workspace, tmp_path: Path) -> None:
     assert articles[late_id]["late"] is True and articles[fresh_id]["late"] is False
     shown = ws.run("show", "--json", str(late_id), now="2026-06-18T09:00+08:00").json()
     assert shown["late"] is True and shown["deadline_state"] == "published_late"
-    assert [h["action"] for h in shown["history"]] == ["submitted", "approve", "published"]
+    assert [h["action"] for h in shown["history"]] == ["submitted", "approve", "claim", "publish"]
     assert any(a["kind"] == "published_late" for a in shown["alerts"])
 
     # The sweep: the community's lecture (sent back for changes) is overdue on Thursday and

@@ -26,6 +26,8 @@ from .settings import (
     Limits,
     NotifySettings,
     Paths,
+    ReviewSettings,
+    ReviewStage,
     ScheduleSettings,
     ScoringSettings,
     Settings,
@@ -80,6 +82,7 @@ def parse_settings(raw: Mapping[str, Any], root: Path, source: str = "config.tom
     smtp = _smtp(top.sub("smtp"))
     notify = _notify(top.sub("notify"))
     scoring = _scoring(top.sub("scoring"))
+    review = _review(top.sub("review"))
     report_unknown(top)
     if problems:
         raise ConfigError(problems, source)
@@ -87,7 +90,7 @@ def parse_settings(raw: Mapping[str, Any], root: Path, source: str = "config.tom
     return Settings(root=root, account=account, schedule=schedule, deadline=deadline,
                     limits=limits, paths=paths, activity_types=types, units=units,
                     campaign=campaign, database_url=url, wechat=wechat, smtp=smtp,
-                    notify=notify, scoring=scoring)
+                    notify=notify, scoring=scoring, review=review)
 
 
 def _account(r: Reader) -> AccountSettings:
@@ -245,3 +248,37 @@ def _scoring(r: Reader) -> ScoringSettings:
     values = {name: r.get(name, float, getattr(d, name)) for name in d.__dataclass_fields__}
     report_unknown(r)
     return ScoringSettings(**values)
+
+
+def _review(r: Reader) -> ReviewSettings:
+    d = ReviewSettings()
+    r.seen.add("stages")
+    raw = r.table.get("stages")
+    stages = d.stages if raw is None else _stages(r, raw)
+    result = ReviewSettings(stages=stages or d.stages,
+                            separate_people=r.get("separate_people", bool, d.separate_people),
+                            edit_resets=r.get("edit_resets", bool, d.edit_resets))
+    report_unknown(r)
+    return result
+
+
+def _stages(r: Reader, raw: object) -> tuple[ReviewStage, ...]:
+    if not isinstance(raw, list) or not raw:
+        r.problem("stages", "expected one or more [[review.stages]] tables, each with a name "
+                  "and the editors who may sign it")
+        return ()
+    stages: list[ReviewStage] = []
+    for i, item in enumerate(raw):
+        s = Reader(r.problems, f"{r.key('stages')}[{i}]", item if isinstance(item, dict) else {})
+        name = s.get("name", str, "", non_empty).strip()
+        if "name" not in s.table:
+            s.problem("name", "is missing (the stage's name shown to people, like 初审)")
+        editors = s.get("editors", list, [])
+        if not all(isinstance(e, str) and e.strip() for e in editors):
+            s.problem("editors", f"expected a list of editor names, got {editors!r}")
+            editors = []
+        report_unknown(s)
+        if name and name in {x.name for x in stages}:
+            s.problem("name", f"the stage {name!r} is listed twice")
+        stages.append(ReviewStage(name, tuple(e.strip() for e in editors)))
+    return tuple(stages)

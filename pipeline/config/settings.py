@@ -143,6 +143,28 @@ class ScoringSettings:
 
 
 @dataclass(frozen=True)
+class ReviewStage:
+    """One stage of 三审: its name and who may sign it (empty: any editor)."""
+
+    name: str
+    editors: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ReviewSettings:
+    # Without a [review] table an office has one stage any editor signs (one approval).
+    stages: tuple[ReviewStage, ...] = (ReviewStage("审核"),)
+    separate_people: bool = True         # nobody signs two stages of the same draft
+    edit_resets: bool = False            # an edit after a sign-off restarts the review
+
+    def index(self, name: str) -> int | None:
+        for i, stage in enumerate(self.stages):
+            if stage.name == name:
+                return i
+        return None
+
+
+@dataclass(frozen=True)
 class Settings:
     root: Path
     account: AccountSettings
@@ -158,6 +180,7 @@ class Settings:
     smtp: SmtpSettings = field(default_factory=SmtpSettings)
     notify: NotifySettings = field(default_factory=NotifySettings)
     scoring: ScoringSettings = field(default_factory=ScoringSettings)
+    review: ReviewSettings = field(default_factory=ReviewSettings)
 
     @property
     def tz(self) -> ZoneInfo:

@@ -23,6 +23,7 @@ from ..config import Settings
 from ..deadlines import hours_left
 from ..errors import NotifyError
 from ..models import Alert, Draft, DraftEvent, Unit
+from ..review import Holders, holders
 from ..store import Store
 from .outbox import DeliveryReport, deliver, enqueue
 from .templates import render_html, render_template
@@ -118,7 +119,8 @@ def queue_alerts(session: Session, settings: Settings, now: datetime) -> QueueRe
         return result
     units = {u.id: u for u in session.exec(select(Unit))}
     drafts = _drafts(session, claimed)
-    items = {a.id: _item(session, settings, a, drafts, units, now) for a in claimed}
+    stages = holders(session, settings)
+    items = {a.id: _item(session, settings, a, drafts, units, now, stages) for a in claimed}
     groups: dict[str, tuple[str, list[Alert]]] = {}
     for alert in claimed:
         addresses = json.loads(alert.recipients)
@@ -178,7 +180,8 @@ def _mark_unaddressed(alert: Alert, drafts: dict[int, Draft],
 
 
 def _item(session: Session, settings: Settings, alert: Alert, drafts: dict[int, Draft],
-          units: dict[int | None, Unit], now: datetime) -> AlertItem:
+          units: dict[int | None, Unit], now: datetime, stages: Sequence[Holders]
+          ) -> AlertItem:
     label, advice = KINDS.get(alert.kind, (f"其他提醒（{alert.kind}）", "请查看详情。"))
     draft = drafts.get(alert.draft_id or 0)
     if draft is None:
@@ -189,12 +192,20 @@ def _item(session: Session, settings: Settings, alert: Alert, drafts: dict[int, 
     return AlertItem(
         id=alert.id or 0, kind=alert.kind, label=label, advice=advice, title=draft.title,
         unit=unit.name if unit else "",
-        status=STATUS_LABELS.get(str(draft.status), str(draft.status)),
+        status=_status(draft, stages),
         deadline=draft.deadline.astimezone(settings.tz).strftime("%Y-%m-%d %H:%M"),
         hours=_hours(draft, now), link=f"{settings.notify.base_url}/drafts/{draft.id}",
         note=_note(session, alert),
         # Known kinds are fully described in Chinese; the recorded detail is for new kinds.
         detail="" if alert.kind in KINDS else alert.detail)
+
+
+def _status(draft: Draft, stages: Sequence[Holders]) -> str:
+    """The draft's status; in review, the stage it waits at and who holds it."""
+    if draft.status == "drafted" and stages:
+        held = stages[min(draft.review_stage, len(stages) - 1)]
+        return f"待{held.stage}（{'、'.join(held.names) or '任一编辑'}）"
+    return STATUS_LABELS.get(str(draft.status), str(draft.status))
 
 
 def _no_draft_title(alert: Alert) -> str:

@@ -24,6 +24,7 @@ from ..domain import DeadlineState, Level
 from ..errors import NotifyError
 from ..models import Alert, Draft, Publication, Push, Submission, Unit
 from ..push import PackedArticle, plan
+from ..review import holders
 from ..store import Store
 from .alerts import KINDS, NO_ADDRESS, NO_EDITORS, STATUS_LABELS, target_unit
 from .outbox import DeliveryReport, deliver, enqueue, find
@@ -54,6 +55,17 @@ class Waiting:
     state: DeadlineState
     deadline: datetime
     hours_left: float
+    stage: str | None = None  # the review stage it waits at
+
+
+@dataclass(frozen=True)
+class StageWaiting:
+    """Drafts waiting at one review stage, and who may sign it."""
+
+    stage: str
+    holders: tuple[str, ...]
+    count: int
+    overdue: int
 
 
 @dataclass(frozen=True)
@@ -84,6 +96,7 @@ class DigestData:
     new_reports: tuple[NewReports, ...]
     unaddressed: tuple[Unaddressed, ...] = ()
     units_without_email: tuple[str, ...] = ()
+    stages: tuple[StageWaiting, ...] = ()
 
 
 @dataclass
@@ -131,10 +144,12 @@ def gather_digest(session: Session, settings: Settings, day: date,
         chosen, rest = plan(session, settings, push_time_on(day, settings))
         planned, left = _packed(chosen), _packed(rest)
     unaddressed, no_email = _unaddressed(session, settings, day)
+    waiting = _waiting(session, settings, at)
     return DigestData(
         day=day, at=at, yesterday_state=yesterday.state if yesterday else None,
         pushed=_published(session, yesterday) if yesterday else (), today_done=today_done,
-        planned=tuple(planned), left_over=tuple(left), waiting=_waiting(session, settings, at),
+        planned=tuple(planned), left_over=tuple(left), waiting=waiting,
+        stages=_stages(session, settings, waiting),
         new_reports=_new_reports(session, settings, day), unaddressed=unaddressed,
         units_without_email=no_email)
 
@@ -164,8 +179,18 @@ def _waiting(session: Session, settings: Settings, at: datetime) -> tuple[Waitin
     rows, _ = views.queue(session, settings, at, include_all=True, limit=0)
     return tuple(Waiting(r["id"], r["title"], r["unit"], r["status"],
                          DeadlineState(r["deadline_state"]),
-                         datetime.fromisoformat(r["deadline"]), r["hours_left"])
+                         datetime.fromisoformat(r["deadline"]), r["hours_left"], r["stage"])
                  for r in rows)
+
+
+def _stages(session: Session, settings: Settings, waiting: Sequence[Waiting]
+            ) -> tuple[StageWaiting, ...]:
+    """Per review stage, in order: how many drafts wait there and who may sign them."""
+    return tuple(
+        StageWaiting(h.stage, h.names, sum(1 for w in waiting if w.stage == h.stage),
+                     sum(1 for w in waiting if w.stage == h.stage
+                         and w.state == DeadlineState.OVERDUE))
+        for h in holders(session, settings))
 
 
 def _new_reports(session: Session, settings: Settings, day: date) -> tuple[NewReports, ...]:
@@ -251,6 +276,8 @@ def _context(data: DigestData, settings: Settings, now: datetime) -> dict[str, A
         "new_total": sum(r.count for r in data.new_reports),
         "unaddressed": data.unaddressed, "units_without_email": data.units_without_email,
         "base_url": base,
+        "stages": [{"stage": s.stage, "holders": "、".join(s.holders) or "任一编辑",
+                    "count": s.count, "overdue": s.overdue} for s in data.stages],
     }
 
 

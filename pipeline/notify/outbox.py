@@ -22,15 +22,18 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
+from .. import lifecycle
 from ..config import Settings
 from ..errors import NotifyError, PipelineError
+from ..lifecycle import OutboxState
 from ..models import OutboxMessage
 from ..store import Store
 from .mail import Send, SmtpMailer, SmtpSessionError, build_message
 
 log = logging.getLogger(__name__)
 
-PENDING, SENDING, SENT, FAILED = "pending", "sending", "sent", "failed"
+PENDING, SENDING, SENT, FAILED = (OutboxState.PENDING, OutboxState.SENDING, OutboxState.SENT,
+                                  OutboxState.FAILED)
 FIRST_RETRY = timedelta(minutes=1)
 MAX_RETRY = timedelta(minutes=60)
 GIVE_UP_AFTER = timedelta(hours=24)
@@ -125,11 +128,13 @@ def _release_stale(session: Session, now: datetime, lease: timedelta) -> None:
     # A row still 'sending' after its lease belongs to a process that died mid-send. SMTP has
     # no idempotency key, so this is the one at-least-once window: if the server had accepted
     # the message before the crash, it goes out again (with the same Message-ID).
-    session.execute(sa.update(OutboxMessage)
-                    .where(col(OutboxMessage.state) == SENDING,
-                           col(OutboxMessage.next_attempt_at) <= now)
-                    .values(state=PENDING, next_attempt_at=now,
-                            last_error="the process sending it stopped; trying again"))
+    stale = session.exec(select(OutboxMessage.id).where(
+        OutboxMessage.state == SENDING, col(OutboxMessage.next_attempt_at) <= now)).all()
+    lifecycle.move_all(session, lifecycle.OUTBOX, [i for i in stale if i is not None], "stale",
+                       actor="outbox", now=now,
+                       where=col(OutboxMessage.next_attempt_at) <= now,
+                       values={"next_attempt_at": now,
+                               "last_error": "the process sending it stopped; trying again"})
 
 
 def _count_pending(session: Session) -> int:
@@ -155,13 +160,9 @@ def _claim(store: Store, now: datetime, lease: timedelta) -> OutboxMessage | Non
                                        col(OutboxMessage.next_attempt_at) <= now)
                                 .order_by(col(OutboxMessage.next_attempt_at),
                                           col(OutboxMessage.id)).limit(5)):
-            claimed = session.execute(
-                sa.update(OutboxMessage)
-                .where(col(OutboxMessage.id) == row.id, col(OutboxMessage.state) == PENDING)
-                .values(state=SENDING, attempts=col(OutboxMessage.attempts) + 1,
-                        next_attempt_at=now + lease))
-            if claimed.rowcount == 1:  # type: ignore[attr-defined]
-                session.refresh(row)
+            if lifecycle.try_move(session, lifecycle.OUTBOX, row, "claim", actor="outbox",
+                                  now=now, values={"attempts": row.attempts + 1,
+                                                   "next_attempt_at": now + lease}):
                 return row
     return None  # nothing due, or another process took the few we looked at
 
@@ -185,7 +186,7 @@ def _attempt(store: Store, settings: Settings, row: OutboxMessage, now: datetime
         _record_failure(store, row, now, str(exc), permanent, report)
         return permanent
     note = "; ".join(f"refused {addr}: {reply}" for addr, reply in refused.items())
-    _finish(store, row, state=SENT, sent_at=now, last_error=note)
+    _finish(store, row, SENT, now, sent_at=now, last_error=note)
     report.sent.append(row.key)
     log.info("sent %s email %r to %s", row.kind, row.key, ", ".join(recipients))
     return True
@@ -197,26 +198,28 @@ def _record_failure(store: Store, row: OutboxMessage, now: datetime, error: str,
     if permanent or now - row.created_at >= GIVE_UP_AFTER:
         reason = error if permanent else (f"gave up after {row.attempts} attempt(s) over "
                                           f"24 hours: {error}")
-        _finish(store, row, state=FAILED, last_error=reason)
+        _finish(store, row, FAILED, now, last_error=reason)
         report.failed.append(row.key)
         log.error("email %r failed for good: %s", row.key, reason)
         return
     retry_at = now + backoff(row.attempts)
-    _finish(store, row, state=PENDING, next_attempt_at=retry_at, last_error=error)
+    _finish(store, row, PENDING, now, next_attempt_at=retry_at, last_error=error)
     report.retrying.append(row.key)
     log.warning("email %r not sent (attempt %d), retrying at %s: %s", row.key, row.attempts,
                 retry_at.isoformat(timespec="seconds"), error)
 
 
-def _finish(store: Store, row: OutboxMessage, **values: object) -> None:
-    # Fenced by the attempt number: if our lease ran out and another process re-claimed the
-    # row, its outcome is the one that counts.
+_FINISH: dict[str, str] = {SENT: "sent", FAILED: "give_up", PENDING: "retry"}
+
+
+def _finish(store: Store, row: OutboxMessage, state: str, now: datetime,
+            **values: object) -> None:
+    # Fenced by the version of our claim: if our lease ran out and another process
+    # re-claimed the row, its outcome is the one that counts.
     with store.session() as session:
-        session.execute(sa.update(OutboxMessage)
-                        .where(col(OutboxMessage.id) == row.id,
-                               col(OutboxMessage.state) == SENDING,
-                               col(OutboxMessage.attempts) == row.attempts)
-                        .values(**values))
+        lifecycle.try_move(session, lifecycle.OUTBOX, row, _FINISH[state], actor="outbox",
+                           now=now, note=str(values.get("last_error", ""))[:500],
+                           values=values)
 
 
 def resend(session: Session, message_id: int, now: datetime) -> OutboxMessage:

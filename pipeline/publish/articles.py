@@ -12,9 +12,9 @@ import json
 from datetime import datetime
 from typing import Any
 
-import sqlalchemy as sa
 from sqlmodel import col, select
 
+from .. import lifecycle
 from ..alerts import record_alert
 from ..config import Settings
 from ..drafts import draft_files
@@ -70,11 +70,13 @@ class ArticleBuilder:
     def _withdraw(self, pub: Publication, draft: Draft, problems: list[str]) -> None:
         """Take a story out of the push and back to the editors, before any call."""
         with self.store.session() as session:
-            session.execute(sa.update(Publication).where(col(Publication.id) == pub.id)
-                            .values(state="cancelled", error="; ".join(problems)))
-            session.execute(sa.update(Draft).where(col(Draft.id) == draft.id).values(
-                status="drafted", problems=json.dumps(problems, ensure_ascii=False),
-                version=draft.version + 1, updated_at=self.now))
+            reason = "; ".join(problems)
+            lifecycle.move(session, lifecycle.PUBLICATION, pub, "cancel", actor="push",
+                           now=self.now, note=reason, values={"error": reason})
+            lifecycle.move(session, lifecycle.DRAFT, draft, "take_out", actor="push",
+                           now=self.now, note=reason, values={
+                               "problems": json.dumps(problems, ensure_ascii=False),
+                               "review_stage": 0, "review_round": draft.review_round + 1})
             record_alert(session, f"withdrawn:{draft.id}:{draft.version}", "publish_failed",
                          self.now, draft_id=draft.id, recipients=self.settings.notify.editors,
                          detail=f"Draft {draft.id} was taken out of the push: "

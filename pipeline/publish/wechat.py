@@ -32,7 +32,7 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from .. import faults
+from .. import faults, lifecycle
 from ..alerts import record_alert
 from ..config import Settings
 from ..deadlines import push_time_on
@@ -48,17 +48,15 @@ if TYPE_CHECKING:  # requests is imported only when WeChat is really used
 
 log = logging.getLogger(__name__)
 
-QUEUED, DRAFTING, DRAFTED = "queued", "drafting", "drafted"
-SUBMITTING, SUBMITTED, PUBLISHED = "submitting", "submitted", "published"
-DRAFT_UNKNOWN, SUBMIT_UNKNOWN = "draft_unknown", "submit_unknown"
-DEFERRED, FAILED, NEEDS_HUMAN, CANCELLED = "deferred", "failed", "needs_human", "cancelled"
-AWAITING_MANUAL, SENT_UNCONFIRMED = "awaiting_manual", "sent_unconfirmed"
-# In these the job made an external call whose outcome only WeChat knows.
-IN_FLIGHT = frozenset({DRAFTING, SUBMITTING})
-# In these the articles may already be out at WeChat: never hand the stories back.
-MAYBE_OUT = frozenset({SUBMIT_UNKNOWN, SUBMITTED, AWAITING_MANUAL})
-OPEN = frozenset({QUEUED, DRAFTING, DRAFTED, SUBMITTING, SUBMITTED, DRAFT_UNKNOWN,
-                  SUBMIT_UNKNOWN, AWAITING_MANUAL, SENT_UNCONFIRMED, NEEDS_HUMAN, DEFERRED})
+J = lifecycle.JobState
+QUEUED, DRAFTING, DRAFTED = J.QUEUED, J.DRAFTING, J.DRAFTED
+SUBMITTING, SUBMITTED, PUBLISHED = J.SUBMITTING, J.SUBMITTED, J.PUBLISHED
+DRAFT_UNKNOWN, SUBMIT_UNKNOWN = J.DRAFT_UNKNOWN, J.SUBMIT_UNKNOWN
+DEFERRED, FAILED, NEEDS_HUMAN, CANCELLED = J.DEFERRED, J.FAILED, J.NEEDS_HUMAN, J.CANCELLED
+AWAITING_MANUAL, SENT_UNCONFIRMED = J.AWAITING_MANUAL, J.SENT_UNCONFIRMED
+IN_FLIGHT = lifecycle.JOB_IN_FLIGHT
+MAYBE_OUT = lifecycle.JOB_MAYBE_OUT
+OPEN = lifecycle.JOB_OPEN
 LEASE = timedelta(minutes=2)        # an in-flight state older than this lost its process
 MAX_POLLS = 24                       # status polls before a stuck publish needs a person
 MAX_CHECKS = 4                       # reconciliation rounds before an unknown needs a person
@@ -112,19 +110,21 @@ def check_account(settings: Settings, store: Store) -> None:
             client.check_credentials()
 
 
-def move_job(store: Store, job: WeChatJob, expected: str, target: str, now: datetime,
-             **values: Any) -> bool:
-    """One conditional transition; False when someone else moved the job first."""
+def move_job(store: Store, job: WeChatJob, expected: str, target: str, now: datetime, *,
+             action: str | None = None, actor: str = "wechat", **values: Any) -> bool:
+    """One move of the job (``expected`` -> ``target``, or the named ``action``) through
+    the lifecycle; False when someone else moved the job first."""
+    if job.state != expected:
+        return False  # the caller's copy is stale: someone else moved the job
+    name = action or lifecycle.WECHAT_JOB.action_between(expected, target)
     with store.session() as session:
-        result = session.execute(
-            sa.update(WeChatJob)
-            .where(col(WeChatJob.id) == job.id, col(WeChatJob.state) == expected,
-                   col(WeChatJob.fence) == job.fence)
-            .values(state=target, fence=job.fence + 1, updated_at=now, **values))
-        if result.rowcount != 1:  # type: ignore[attr-defined]
+        moved = lifecycle.try_move(session, lifecycle.WECHAT_JOB, job, name, actor=actor,
+                                   now=now, note=str(values.get("error", ""))[:500],
+                                   values={"updated_at": now, **values})
+        if not moved:
             log.info("job %s: lost the race moving %s -> %s", job.id, expected, target)
             return False
-    job.state, job.fence, job.updated_at = target, job.fence + 1, now
+    job.updated_at = now
     for key, value in values.items():
         setattr(job, key, value)
     return True

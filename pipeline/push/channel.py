@@ -10,14 +10,14 @@ from typing import TYPE_CHECKING
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
+from .. import lifecycle
 from ..alerts import record_alert
 from ..config import Settings
-from ..domain import DraftStatus
 from ..errors import PublishError
-from ..models import Draft, DraftEvent, Publication, Push, WeChatJob
+from ..models import Draft, Publication, Push, WeChatJob
 from ..publish import wechat
 from ..store import Store
-from .plan import DONE, FAILED, MISSED, RUNNING, PushReport, local_date, push_row
+from .plan import RUNNING, PushReport, local_date, push_row
 from .record import existing_report, publish_folder
 
 if TYPE_CHECKING:
@@ -57,7 +57,8 @@ def deliver(store: Store, settings: Settings, now: datetime, report: PushReport,
                          "by the scheduler"
 
 
-def release_deferred(session: Session, settings: Settings, day: date) -> list[str]:
+def release_deferred(session: Session, settings: Settings, day: date, now: datetime
+                     ) -> list[str]:
     """Give the stories of an earlier push that WeChat's quota deferred to today's push.
 
     Returns the WeChat drafts to delete: they were never submitted, so cancelling wins.
@@ -66,36 +67,35 @@ def release_deferred(session: Session, settings: Settings, day: date) -> list[st
                                                      == Push.id)
                         .where(Push.account == settings.account.key, Push.local_date < day,
                                Push.state == RUNNING, WeChatJob.state == wechat.DEFERRED)).all()
-    stray = [_release(session, push, job, "WeChat's quota was used up; stories moved on")
-             for push, job in rows]
+    stray = [_release(session, push, job, "WeChat's quota was used up; stories moved on",
+                      now, actor="push") for push, job in rows]
     session.flush()
     return [media_id for media_id in stray if media_id]
 
 
-def _release(session: Session, push: Push, job: WeChatJob, why: str) -> str | None:
+def _release(session: Session, push: Push, job: WeChatJob, why: str, now: datetime, *,
+             actor: str) -> str | None:
     """Hand a push's stories to the next push (approved again) and close its day as
     missed; returns the WeChat draft to delete, if any."""
-    _hand_back(session, push, "cancelled", f"moved to a later push: {why}",
-               DraftStatus.APPROVED, now=None)
-    push.state, push.note = MISSED, why
-    job.state, job.fence = wechat.CANCELLED, job.fence + 1
-    session.add_all([push, job])
+    _hand_back(session, push, "cancel", f"moved to a later push: {why}", "hand_back",
+               now=now, actor=actor)
+    lifecycle.move(session, lifecycle.PUSH, push, "release", actor=actor, now=now, note=why,
+                   values={"note": why})
+    lifecycle.move(session, lifecycle.WECHAT_JOB, job, "release", actor=actor, now=now,
+                   note=why, values={"updated_at": now})
     return job.media_id
 
 
-def _hand_back(session: Session, push: Push, pub_state: str, error: str,
-               status: DraftStatus, *, now: datetime | None) -> None:
-    """Take the push's unpublished stories out of it: their publications end as
-    ``pub_state`` and the drafts, still publishing, become ``status``."""
-    values: dict[str, object] = {"status": status}
-    if now is not None:
-        values["updated_at"] = now
-    for pub in session.exec(select(Publication).where(Publication.push_id == push.id,
-                                                      Publication.state == "queued")):
-        pub.state, pub.error = pub_state, error
-        session.execute(sa.update(Draft).where(col(Draft.id) == pub.draft_id,
-                                               col(Draft.status) == DraftStatus.PUBLISHING)
-                        .values(**values))
+def _hand_back(session: Session, push: Push, pub_action: str, error: str, draft_action: str,
+               *, now: datetime, actor: str) -> None:
+    """Take the push's unpublished stories out of it: their publications end (cancelled
+    or failed) and the drafts, still publishing, move on by ``draft_action``."""
+    pubs = list(session.exec(select(Publication).where(Publication.push_id == push.id,
+                                                       Publication.state == "queued")))
+    lifecycle.move_all(session, lifecycle.PUBLICATION, [p.id or 0 for p in pubs], pub_action,
+                       actor=actor, now=now, note=error, values={"error": error})
+    lifecycle.move_all(session, lifecycle.DRAFT, [p.draft_id for p in pubs], draft_action,
+                       actor=actor, now=now, note=f"push of {push.local_date}: {error}")
 
 
 def release_unsent(store: Store, settings: Settings, day: date, now: datetime, *,
@@ -116,7 +116,7 @@ def release_unsent(store: Store, settings: Settings, day: date, now: datetime, *
         push, job = found
         count = len(list(session.exec(select(Publication.id).where(
             Publication.push_id == push.id, Publication.state == "queued"))))
-        _release(session, push, job, f"not sent, as checked by {actor}")
+        _release(session, push, job, f"not sent, as checked by {actor}", now, actor=actor)
     return count
 
 
@@ -135,9 +135,10 @@ def close_unpublished(store: Store, settings: Settings, now: datetime, report: P
     with store.session() as session:
         row = push_row(session, settings, report.day)
         assert row is not None
-        _hand_back(session, row, FAILED, job.error, DraftStatus.FAILED, now=now)
-        row.state, row.finished_at, row.note = (FAILED if job.state == wechat.FAILED else DONE,
-                                                now, job.error)
+        _hand_back(session, row, "fail", job.error, "fail", now=now, actor="push")
+        lifecycle.move(session, lifecycle.PUSH, row,
+                       "fail" if job.state == wechat.FAILED else "finish", actor="push",
+                       now=now, note=job.error, values={"finished_at": now, "note": job.error})
     report.message = f"WeChat publishing failed: {job.error}"
 
 
@@ -169,7 +170,8 @@ def watch_published(store: Store, settings: Settings, now: datetime) -> None:
                 log.warning("could not check push %s at WeChat: %s", job.push_id, exc)
 
 
-def confirm_sent(store: Store, settings: Settings, day: date, now: datetime) -> PushReport:
+def confirm_sent(store: Store, settings: Settings, day: date, now: datetime, *,
+                 actor: str = "editor") -> PushReport:
     """An editor confirms that the day's push went out from the WeChat console.
 
     Raises:
@@ -177,14 +179,14 @@ def confirm_sent(store: Store, settings: Settings, day: date, now: datetime) -> 
     """
     with store.session() as session:
         found = day_job(session, settings, day)
-    waiting = (wechat.SENT_UNCONFIRMED, wechat.AWAITING_MANUAL, wechat.NEEDS_HUMAN)
+    waiting = lifecycle.JOB_WAITING_FOR_PERSON
     if found is None or found[1].state not in waiting:
         state = found[1].state if found is not None else "no WeChat push"
         raise PublishError(f"There is no push waiting for confirmation on {day} ({state}).")
     row, job = found
     # Bookkeeping only: no WeChat call, so no client (nor its secret) is needed.
-    if not wechat.move_job(store, job, job.state, wechat.PUBLISHED, now,
-                           error="confirmed by an editor"):
+    if not wechat.move_job(store, job, job.state, wechat.PUBLISHED, now, action="confirm",
+                           actor=actor, error=f"confirmed by {actor}"):
         raise PublishError(f"The push of {day} changed just now; look again and retry.")
     with store.session() as session:
         report = existing_report(session, settings, row, now)
@@ -215,23 +217,24 @@ def _withdraw(store: Store, settings: Settings, client: WeChatClient | None, dra
         if found is None:
             raise PublishError(f"Draft {draft_id} is not waiting in a push.")
         pub, job = found
-        stray = _withdraw_from_job(session, settings, job, draft_id, now)
-        pub.state, pub.error = "cancelled", f"withdrawn by {actor}: {note}"
-        session.execute(sa.update(Draft).where(col(Draft.id) == draft_id).values(
-            status=DraftStatus.DRAFTED, updated_at=now))
-        session.add(DraftEvent(draft_id=draft_id, at=now, actor=actor, action="withdraw",
-                               from_status=DraftStatus.PUBLISHING,
-                               to_status=DraftStatus.DRAFTED, note=note))
+        stray = _withdraw_from_job(session, settings, job, draft_id, now, actor)
+        why = f"withdrawn by {actor}: {note}"
+        lifecycle.move(session, lifecycle.PUBLICATION, pub, "withdraw", actor=actor, now=now,
+                       note=note, values={"error": why})
+        draft = session.get(Draft, draft_id)
+        assert draft is not None
+        lifecycle.move(session, lifecycle.DRAFT, draft, "withdraw", actor=actor, now=now,
+                       note=note, values={"review_stage": 0,
+                                          "review_round": draft.review_round + 1})
     delete_drafts(client, stray)
     return "withdrawn" + (" and the WeChat draft deleted" if stray else "")
 
 
 def _withdraw_from_job(session: Session, settings: Settings, job: WeChatJob | None,
-                       draft_id: int, now: datetime) -> list[str]:
+                       draft_id: int, now: datetime, actor: str) -> list[str]:
     if job is None:
         return []
-    if job.state not in (wechat.QUEUED, wechat.DRAFTED, wechat.DEFERRED,
-                         wechat.AWAITING_MANUAL, wechat.DRAFT_UNKNOWN):
+    if job.state not in lifecycle.JOB_WITHDRAWABLE:
         record_alert(session, f"withdraw_refused:{draft_id}:{job.fence}", "needs_human", now,
                      draft_id=draft_id, recipients=settings.notify.editors,
                      detail=f"Draft {draft_id} could not be withdrawn: its push is "
@@ -240,10 +243,9 @@ def _withdraw_from_job(session: Session, settings: Settings, job: WeChatJob | No
         raise PublishError(f"Draft {draft_id} cannot be withdrawn: its push was already "
                            f"sent to WeChat ({job.state}). The editors have been alerted.")
     stray = [job.media_id] if job.media_id else []
-    updated = session.execute(sa.update(WeChatJob).where(
-        col(WeChatJob.id) == job.id, col(WeChatJob.fence) == job.fence).values(
-        state=wechat.QUEUED, fence=job.fence + 1, media_id=None, updated_at=now))
-    if updated.rowcount != 1:  # type: ignore[attr-defined]
+    if not lifecycle.try_move(session, lifecycle.WECHAT_JOB, job, "restart", actor=actor,
+                              now=now, note=f"draft {draft_id} withdrawn",
+                              values={"media_id": None, "updated_at": now}):
         raise PublishError(f"The push holding draft {draft_id} is changing right now; "
                            "try again in a minute.")
     return stray

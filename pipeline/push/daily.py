@@ -9,14 +9,13 @@ from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, col, select
+from sqlmodel import Session, select
 
-from .. import faults
+from .. import faults, lifecycle
 from ..alerts import record_alert
 from ..config import Settings
 from ..deadlines import push_time_on
-from ..domain import DraftStatus
-from ..models import Draft, Publication, Push, WeChatJob
+from ..models import Publication, Push, WeChatJob
 from ..publish import wechat
 from ..store import Store
 from .channel import delete_drafts, deliver, release_deferred, watch_published
@@ -25,7 +24,6 @@ from .plan import (
     EMPTY,
     MISSED,
     RUNNING,
-    TAKEN,
     PackedArticle,
     PushReport,
     local_date,
@@ -51,10 +49,13 @@ def record_missed_days(session: Session, settings: Settings, now: datetime) -> l
     while day < local_date(now, settings) and push_time_on(day, settings) < now:
         try:
             with session.begin_nested():
-                session.add(Push(account=settings.account.key, local_date=day, state=MISSED,
-                                 started_at=now,
-                                 note="the scheduler was not running at push time"))
+                row = Push(account=settings.account.key, local_date=day, state=MISSED,
+                           started_at=now, note="the scheduler was not running at push time")
+                session.add(row)
                 session.flush()
+                lifecycle.record_created(session, lifecycle.PUSH, row.id or 0, "missed",
+                                         state=MISSED, actor="scheduler", now=now,
+                                         note=row.note)
         except IntegrityError:
             day += timedelta(days=1)  # another process recorded this day just now
             continue
@@ -74,7 +75,7 @@ def run_push(store: Store, settings: Settings, now: datetime, *, dry_run: bool =
         with store.session() as session:
             chosen, left = plan(session, settings, now)
             row = push_row(session, settings, day)
-        done = row is not None and row.state in TAKEN
+        done = lifecycle.push_taken(row.state if row else None)
         return PushReport(day, already_done=done, dry_run=True, articles=chosen, left_over=left)
     with wechat.account_client(settings, store) as client:
         with store.session() as session:
@@ -93,19 +94,11 @@ def claim(store: Store, settings: Settings, now: datetime, day: date,
     try:
         with store.session() as session:
             row = push_row(session, settings, day)
-            if row is not None and row.state in TAKEN:
+            if row is not None and lifecycle.push_taken(row.state):
                 return existing_report(session, settings, row, now)
-            stray = release_deferred(session, settings, day)
+            stray = release_deferred(session, settings, day, now)
             chosen, left = plan(session, settings, now)
-            if row is None:
-                row = Push(account=settings.account.key, local_date=day, started_at=now,
-                           state=RUNNING)
-                session.add(row)
-            # Nothing to push before push time leaves the day open; at push time it closes it.
-            row.state = RUNNING if chosen else (DONE if now >= push_time_on(day, settings)
-                                                else EMPTY)
-            row.finished_at = None if chosen else now
-            session.flush()
+            row = _open_day(session, settings, row, day, bool(chosen), now)
             claim_stories(session, row, chosen, now)
             if client is not None and chosen:
                 session.add(WeChatJob(push_id=row.id or 0, mode=settings.wechat.mode,
@@ -127,19 +120,39 @@ def claim(store: Store, settings: Settings, now: datetime, day: date,
         return report
 
 
+def _open_day(session: Session, settings: Settings, row: Push | None, day: date,
+              chosen: bool, now: datetime) -> Push:
+    """The day's push row, running when there is something to push. Nothing to push
+    before push time leaves the day open (empty); at push time it closes it (done)."""
+    state = RUNNING if chosen else (DONE if now >= push_time_on(day, settings) else EMPTY)
+    finished = None if chosen else now
+    if row is None:
+        row = Push(account=settings.account.key, local_date=day, started_at=now, state=state,
+                   finished_at=finished)
+        session.add(row)
+        session.flush()
+        lifecycle.record_created(session, lifecycle.PUSH, row.id or 0, "open", state=state,
+                                 actor="push", now=now)
+    elif state != row.state:  # an empty day claimed later, or closed at push time
+        lifecycle.move(session, lifecycle.PUSH, row, "claim" if chosen else "close",
+                       actor="push", now=now, values={"finished_at": finished})
+    return row
+
+
 def claim_stories(session: Session, row: Push, chosen: Sequence[PackedArticle],
                   now: datetime) -> None:
+    """Every chosen story from approved to publishing in one statement, or none."""
     assert row.id is not None
-    for item in chosen:
-        updated = session.execute(
-            sa.update(Draft).where(col(Draft.id) == item.candidate.id,
-                                   col(Draft.status) == DraftStatus.APPROVED)
-            .values(status=DraftStatus.PUBLISHING, updated_at=now,
-                    version=col(Draft.version) + 1))
-        if updated.rowcount != 1:  # type: ignore[attr-defined]
-            raise IntegrityError("draft no longer approved", None, ValueError())
-        session.add(Publication(draft_id=item.candidate.id, push_id=row.id,
-                                position=item.position, state="queued", late=item.late))
+    ids = [item.candidate.id for item in chosen]
+    notes = {item.candidate.id: f"push of {row.local_date}, position {item.position}"
+             for item in chosen}
+    moved = lifecycle.move_all(session, lifecycle.DRAFT, ids, "claim", actor="push", now=now,
+                               notes=notes)
+    if len(moved) != len(ids):
+        raise IntegrityError("draft no longer approved", None, ValueError())
+    session.add_all([Publication(draft_id=item.candidate.id, push_id=row.id,
+                                 position=item.position, state=lifecycle.PUB.QUEUED,
+                                 late=item.late) for item in chosen])
 
 
 def resume_unfinished(store: Store, settings: Settings, now: datetime, *,
@@ -175,6 +188,6 @@ def catch_up(store: Store, settings: Settings, now: datetime, *, takeover: bool 
         return None
     with store.session() as session:
         row = push_row(session, settings, day)
-    if row is not None and row.state in TAKEN:
+    if row is not None and lifecycle.push_taken(row.state):
         return None  # a failed push waits for a person, never an automatic retry
     return run_push(store, settings, now)

@@ -12,11 +12,13 @@ from sqlmodel import Session, select
 from ..config import Settings
 from ..deadlines import next_push_after
 from ..domain import DraftStatus
+from ..lifecycle import PUSH_TAKEN, PushState
 from ..models import Draft, Push, Unit
 
-RUNNING, DONE, MISSED, EMPTY, FAILED = "running", "done", "missed", "empty", "failed"
+RUNNING, DONE, MISSED, EMPTY, FAILED = (PushState.RUNNING, PushState.DONE, PushState.MISSED,
+                                        PushState.EMPTY, PushState.FAILED)
 # A day in one of these has had its push (or has one under way): no second claim.
-TAKEN = (DONE, RUNNING, FAILED)
+TAKEN = PUSH_TAKEN
 
 
 @dataclass(frozen=True)

@@ -9,11 +9,10 @@ from datetime import date, datetime
 
 from sqlmodel import Session, col, select
 
-from .. import faults
+from .. import faults, lifecycle
 from ..alerts import record_alert
 from ..config import Settings
-from ..domain import DraftStatus
-from ..models import Draft, DraftEvent, Publication, Push, Unit, WeChatJob
+from ..models import Draft, Publication, Push, Unit, WeChatJob
 from ..publish.folder import FolderPublisher
 from ..store import Store
 from .plan import DONE, FAILED, RUNNING, Candidate, PackedArticle, PushReport, plan
@@ -32,9 +31,9 @@ def existing_report(session: Session, settings: Settings, row: Push, now: dateti
                                         d.push_rank), p.position, p.late)
                 for p, d, name in rows]
     _, left = plan(session, settings, now)
-    message = {DONE: f"the push for {row.local_date} is already done; nothing was "
+    message: str = {str(DONE): f"the push for {row.local_date} is already done; nothing was "
                      "published twice",
-               FAILED: f"today's push failed at WeChat ({row.note}); its stories are back "
+               str(FAILED): f"today's push failed at WeChat ({row.note}); its stories are back "
                        "with the editors and go out with the next push"}.get(
         row.state, "resuming today's interrupted push")
     # A failed day is closed too: one push a day, and a person decides about the rest.
@@ -71,9 +70,10 @@ def publish_folder(store: Store, settings: Settings, now: datetime, day: date,
             mark_published(session, settings, draft, pub, now)
         report.articles = [a for a in report.articles
                            if a.candidate.id in {p.draft_id for p in pubs}]
-        row.manifest_path = publisher.write_manifest(day, _manifest(row, report, now, job))
-        row.state, row.finished_at = DONE, now
-        row.channel = job.mode if job is not None else publisher.channel
+        manifest = publisher.write_manifest(day, _manifest(row, report, now, job))
+        lifecycle.move(session, lifecycle.PUSH, row, "finish", actor="push", now=now,
+                       values={"manifest_path": manifest, "finished_at": now,
+                               "channel": job.mode if job is not None else publisher.channel})
         report.manifest = row.manifest_path
 
 
@@ -82,13 +82,11 @@ def mark_published(session: Session, settings: Settings, draft: Draft, pub: Publ
     if pub.state == "published":
         return  # resumed push: this one is out already
     late = now > draft.deadline
-    pub.state, pub.published_at, pub.late = "published", now, late
-    previous = draft.status
-    draft.status, draft.published_at, draft.late = DraftStatus.PUBLISHED, now, late
-    draft.updated_at, draft.version = now, draft.version + 1
-    session.add(DraftEvent(draft_id=draft.id or 0, at=now, actor="push", action="published",
-                           from_status=previous, to_status=DraftStatus.PUBLISHED,
-                           note=f"position {pub.position}" + (", late" if late else "")))
+    stamp = {"published_at": now, "late": late}
+    lifecycle.move(session, lifecycle.PUBLICATION, pub, "publish", actor="push", now=now,
+                   values=stamp)
+    lifecycle.move(session, lifecycle.DRAFT, draft, "publish", actor="push", now=now,
+                   values=stamp, note=f"position {pub.position}" + (", late" if late else ""))
     if late:
         record_alert(session, f"published_late:{draft.id}", "published_late", now,
                      draft_id=draft.id, recipients=settings.notify.editors,

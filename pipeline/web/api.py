@@ -162,9 +162,10 @@ def api_action(request: Request, user: Writer, draft_id: DraftId, body: ActionIn
     s = web(request)
 
     def call(session: Any) -> Json:
-        out = review.transition(session, draft_id, body.action, actor=user, note=body.note,
-                                now=s.now())
-        return {"id": out.draft_id, "from": out.from_status, "to": out.to_status}
+        out = review.transition(session, s.settings, draft_id, body.action, actor=user,
+                                note=body.note, now=s.now(), remote=remote(request))
+        return {"id": out.draft_id, "from": out.from_status, "to": out.to_status,
+                "signed": out.signed, "stage": out.next_stage}
     return _review_call(request, user, draft_id, body.action, {"note": body.note}, call)
 
 
@@ -313,14 +314,14 @@ def api_resubmit(request: Request, token: str, draft_id: DraftId, body: Resubmit
     s = web(request)
     with s.store.session() as session:
         data = _own_report(session, s, token, draft_id)
-        if data["status"] not in review.TRANSITIONS["resubmit"][0]:
+        if data["status"] not in review.RESUBMITTABLE:
             raise ReviewError(f"Draft {draft_id} is '{data['status']}'; only "
                               "'changes_requested' drafts can be resubmitted.")
         actor = f"reporter:{data['unit']}"
         problems = review.edit(session, s.settings, draft_id, body.markdown, actor=actor,
                                now=s.now())
-        review.transition(session, draft_id, "resubmit", actor=actor, note=body.note,
-                          now=s.now())
+        review.transition(session, s.settings, draft_id, "resubmit", actor=actor,
+                          note=body.note, now=s.now(), remote=remote(request))
         audit(session, request, actor, "resubmit", f"draft:{draft_id}")
     return {"ok": True, "id": draft_id, "problems": problems}
 

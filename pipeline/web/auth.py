@@ -11,6 +11,7 @@ form are protected the same way as the desk.
 from __future__ import annotations
 
 import hmac
+import json
 import secrets
 import threading
 import time
@@ -46,7 +47,8 @@ def hash_password(password: str) -> str:
 
 
 def add_user(session: Session, name: str, password: str, now: datetime, *,
-             replace: bool = False) -> User:
+             replace: bool = False, stages: list[str] | None = None,
+             email: str | None = None) -> User:
     """Create an editor account (or, with ``replace``, set a new password).
 
     Raises:
@@ -65,6 +67,10 @@ def add_user(session: Session, name: str, password: str, now: datetime, *,
         raise PipelineError(f"There is no user named {name!r}; 'pipeline user add' creates one.")
     user = user or User(name=name, password_hash="", created_at=now)
     user.password_hash, user.active = hash_password(password), True
+    if stages:
+        user.stages = json.dumps(stages, ensure_ascii=False)
+    if email:
+        user.email = email.strip()
     session.add(user)
     session.flush()
     return user

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import getpass
+import json
 import logging
 import os
 import signal
@@ -71,9 +72,22 @@ def cmd_user_passwd(ctx: Ctx) -> int:
 def _set_user(ctx: Ctx, *, replace: bool) -> int:
     password = read_password()
     with ctx.store.session() as session:
-        user = add_user(session, ctx.args.name, password, ctx.clock.now(), replace=replace)
-    print(f"{'password set for' if replace else 'created editor'} {user.name}")
+        user = add_user(session, ctx.args.name, password, ctx.clock.now(), replace=replace,
+                        stages=_stages(ctx, getattr(ctx.args, "stage", [])),
+                        email=getattr(ctx.args, "email", None))
+    signs = json.loads(user.stages)
+    print(f"{'password set for' if replace else 'created editor'} {user.name}"
+          + (f", signs {'、'.join(signs)}" if signs else ""))
     return 0
+
+
+def _stages(ctx: Ctx, names: list[str]) -> list[str]:
+    known = [s.name for s in ctx.settings.review.stages]
+    for name in names:
+        if name not in known:
+            raise PipelineError(f"There is no review stage {name!r}; config.toml names "
+                                f"{', '.join(known)} under [review] stages.")
+    return list(dict.fromkeys(names))
 
 
 def _tick_seconds() -> float | None:

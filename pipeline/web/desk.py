@@ -98,10 +98,13 @@ def _int(text: str) -> int | None:
 def queue(request: Request, user: Editor, scope: str = "waiting", state: str = "",
           unit: str = "", level: str = "", type: str = "", q: str = "") -> Response:
     web_state = web(request)
-    f = QueueFilter(scope=scope if scope in SCOPES else "waiting", state=state,
-                    unit=_int(unit), level=level, kind=type, q=q[:100],
-                    page=_int(request.query_params.get("page", "1")) or 1)
+    scope = scope if scope in SCOPES else "waiting"
     with web_state.store.session() as session:
+        mine = (tuple(review.stage_indexes(session, web_state.settings, user))
+                if scope == "mine" else None)
+        f = QueueFilter(scope=scope, state=state, unit=_int(unit), level=level, kind=type,
+                        q=q[:100], page=_int(request.query_params.get("page", "1")) or 1,
+                        stages=mine)
         result = queue_page(session, web_state.settings, web_state.now(), f)
         units = all_units(session)
     return page(request, "queue.html", user=user, f=f, result=result, units=units,
@@ -117,10 +120,13 @@ def draft_page(request: Request, user: str, draft_id: int, *, error: str = "",
         draft = review.get_draft(session, draft_id)
         photos = photos_of(session, draft)
         unit = session.get(Unit, draft.unit_id)
+        may_sign = data["stage"] is not None and (not data["stage_signers"]
+                                                  or user in data["stage_signers"])
     if markdown is None:
         markdown = read_markdown(state.settings, draft_id)
     return page(request, "draft.html", status, user=user, d=data, draft=draft, unit=unit,
-                photos=photos, markdown=markdown, error=error,
+                photos=photos, markdown=markdown, error=error, may_sign=may_sign,
+                stages=[s.name for s in state.settings.review.stages],
                 problems=problems if problems is not None else data["problems"],
                 editable=draft.status in review.EDITABLE)
 
@@ -139,8 +145,8 @@ def _refused(request: Request, user: str, draft_id: int, exc: PipelineError,
              markdown: str | None = None) -> Response:
     message = str(exc)
     if isinstance(exc, ReviewError) and i18n.review_status(message) == 404:
-        raise AuthError(404, i18n.review_message(message))
-    return draft_page(request, user, draft_id, error=i18n.review_message(message),
+        raise AuthError(404, i18n.review_message(exc))
+    return draft_page(request, user, draft_id, error=i18n.review_message(exc),
                       status=i18n.review_status(message), markdown=markdown)
 
 
@@ -153,14 +159,26 @@ async def act(request: Request, user: Editor, draft_id: DraftId) -> Response:
     note = _text(form, "note")
     try:
         with state.store.session() as session:
-            outcome = review.transition(session, draft_id, action, actor=user, note=note,
-                                        now=state.now())
+            outcome = review.transition(session, state.settings, draft_id, action, actor=user,
+                                        note=note, now=state.now(), remote=remote(request))
             audit(session, request, user, action, f"draft:{draft_id}", {"note": note})
     except ReviewError as exc:
+        if _text(form, "next") == "/mine":
+            flash(request.session, f"稿件 {draft_id}：{i18n.review_message(exc)}", "error")
+            return RedirectResponse("/mine", 303)
         return _refused(request, user, draft_id, exc)
-    flash(request.session, f"稿件 {draft_id}：{i18n.ACTION_LABELS[action]}，现为「"
-          f"{i18n.status_label(outcome.to_status)}」。")
-    return RedirectResponse(f"/drafts/{draft_id}", 303)
+    flash(request.session, _done(draft_id, action, outcome))
+    # Only the leaders' phone page may be named as the place to go back to.
+    return RedirectResponse("/mine" if _text(form, "next") == "/mine" else f"/drafts/{draft_id}",
+                            303)
+
+
+def _done(draft_id: int, action: str, outcome: review.Outcome) -> str:
+    if outcome.signed:
+        then = f"，等待{outcome.next_stage}" if outcome.next_stage else "，已通过全部审核，待推送"
+        return f"稿件 {draft_id}：已签署{outcome.signed}{then}。"
+    return (f"稿件 {draft_id}：{i18n.ACTION_LABELS[action]}，现为「"
+            f"{i18n.status_label(outcome.to_status)}」。")
 
 
 @router.post("/drafts/{draft_id}/edit")

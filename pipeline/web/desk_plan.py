@@ -61,7 +61,7 @@ async def move(request: Request, user: Editor) -> Response:
                                          state.now())
             audit(session, request, user, "push_order", "push", {"order": order})
     except PipelineError as exc:
-        flash(request.session, i18n.review_message(str(exc)), "error")
+        flash(request.session, i18n.review_message(exc), "error")
     return RedirectResponse("/push", 303)
 
 

@@ -101,7 +101,7 @@ def install(app: FastAPI) -> None:
         assert isinstance(exc, PipelineError)
         message = str(exc)
         if isinstance(exc, ReviewError):
-            return _answer(request, i18n.review_status(message), i18n.review_message(message))
+            return _answer(request, i18n.review_status(message), i18n.review_message(exc))
         log.warning("request %s failed: %s", request.url.path, message)
         return _answer(request, 409, f"操作未完成（{message}）")
 

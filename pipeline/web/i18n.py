@@ -11,23 +11,12 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-from ..domain import DeadlineState, DraftStatus
+from .. import lifecycle
+from ..domain import DeadlineState
+from ..lifecycle import DRAFT_LABELS
 
-STATUS_LABELS: dict[str, str] = {
-    DraftStatus.DRAFTED: "待审核",
-    DraftStatus.CHANGES_REQUESTED: "退回修改",
-    DraftStatus.APPROVED: "已通过，待推送",
-    DraftStatus.PUBLISHING: "推送中",
-    DraftStatus.PUBLISHED: "已发布",
-    DraftStatus.REJECTED: "未采用",
-    DraftStatus.FAILED: "发布失败",
-}
-
-ACTION_LABELS: dict[str, str] = {
-    "submitted": "提交", "approve": "通过", "reject": "不予采用",
-    "request_changes": "退回修改", "resubmit": "修改后重新提交", "reopen": "重新打开",
-    "edit": "编辑正文", "cover": "更换封面", "published": "发布",
-}
+STATUS_LABELS: dict[str, str] = DRAFT_LABELS
+ACTION_LABELS: dict[str, str] = lifecycle.ACTION_LABELS
 
 PUSH_STATES: dict[str, str] = {
     "done": "已推送", "running": "推送中", "missed": "错过（未推送）", "empty": "无可推送稿件",
@@ -140,9 +129,11 @@ def rejection_message(message: str) -> str:
     return _translate(message, _REJECTION_RULES, "填写有误")
 
 
-def review_message(message: str) -> str:
-    """A refused editor action in Chinese."""
-    return _translate(message, _REVIEW_RULES, "操作未完成")
+def review_message(error: str | BaseException) -> str:
+    """A refused editor action in Chinese (the raiser's own Chinese sentence when it wrote
+    one)."""
+    zh = getattr(error, "zh", "")
+    return str(zh) if zh else _translate(str(error), _REVIEW_RULES, "操作未完成")
 
 
 def problem_message(message: str) -> str:

@@ -28,6 +28,12 @@ def register(subparsers: Any) -> None:
                                "else read as one line from standard input")
         p.add_argument("name", help="the editor's login name")
         p.set_defaults(func=_lazy(func))
+        if name == "add":
+            p.add_argument("--stage", action="append", default=[], metavar="STAGE",
+                           help="a review stage this editor signs, as named in [review] "
+                           "stages (repeat for several), e.g. --stage 终审")
+            p.add_argument("--email", help="where alerts about drafts waiting for this "
+                           "editor's stages go")
     worker_parser = subparsers.add_parser(
         "worker", help="run the scheduler only (when the web runs in other processes)",
         description="run the scheduler only (when the web runs in other processes)")

@@ -26,6 +26,7 @@ from ..views import summary
 S, D = DraftStatus, DeadlineState
 SCOPES: dict[str, tuple[str, tuple[DraftStatus, ...]]] = {
     "waiting": ("待审核", (S.DRAFTED,)),
+    "mine": ("等我签审", (S.DRAFTED,)),
     "open": ("全部未完成", (S.DRAFTED, S.CHANGES_REQUESTED, S.APPROVED, S.PUBLISHING, S.FAILED)),
     "published": ("已发布", (S.PUBLISHED,)),
     "rejected": ("未采用", (S.REJECTED,)),
@@ -44,6 +45,7 @@ class QueueFilter:
     q: str = ""
     page: int = 1
     per_page: int = PER_PAGE
+    stages: tuple[int, ...] | None = None  # only drafts waiting at these review stages
 
 
 @dataclass(frozen=True)
@@ -77,6 +79,9 @@ def _state_case(now: datetime, soon: datetime, finished: bool) -> ColumnElement[
 def _filters(f: QueueFilter) -> list[ColumnElement[bool]]:
     statuses = SCOPES.get(f.scope, SCOPES["waiting"])[1]
     where: list[ColumnElement[bool]] = [col(Draft.status).in_(statuses)]
+    if f.stages is not None:
+        where.append(col(Draft.status) == S.DRAFTED)
+        where.append(col(Draft.review_stage).in_(f.stages))
     if f.unit is not None:
         where.append(col(Draft.unit_id) == f.unit)
     if f.level:

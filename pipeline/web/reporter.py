@@ -30,7 +30,7 @@ from .auth import AuthError, check_csrf
 from .files import draft_file
 from .forms import FormCheck, form_fields, form_values, save_uploads, validate
 from .queries import unit_reports
-from .state import DraftId, WebState, audit, page, unit_of_link, web
+from .state import DraftId, WebState, audit, page, remote, unit_of_link, web
 
 router = APIRouter(include_in_schema=False)
 FORM_LIMITS = {"max_fields": 60, "max_part_size": 1024 * 1024}
@@ -195,16 +195,16 @@ async def resubmit(request: Request, token: str, draft_id: DraftId) -> Response:
     try:
         with state.store.session() as session:
             draft = _own_draft(session, unit, draft_id)
-            if draft.status not in review.TRANSITIONS["resubmit"][0]:
+            if draft.status not in review.RESUBMITTABLE:
                 # checked before editing: the edit rewrites the draft's files at once
                 raise ReviewError(f"Draft {draft_id} is '{draft.status}'; only "
                                   "'changes_requested' drafts can be resubmitted.")
             review.edit(session, state.settings, draft_id, markdown, actor=actor,
                         now=state.now())
-            review.transition(session, draft_id, "resubmit", actor=actor, note=note,
-                              now=state.now())
+            review.transition(session, state.settings, draft_id, "resubmit", actor=actor,
+                              note=note, now=state.now(), remote=remote(request))
             audit(session, request, actor, "resubmit", f"draft:{draft_id}")
     except ReviewError as exc:
-        return _report_page(request, token, draft_id, i18n.review_message(str(exc)),
+        return _report_page(request, token, draft_id, i18n.review_message(exc),
                           i18n.review_status(str(exc)), markdown)
     return RedirectResponse(f"/r/{token}/reports/{draft_id}", 303)
