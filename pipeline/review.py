@@ -59,7 +59,7 @@ def get_draft(session: Session, draft_id: int) -> Draft:
     draft = session.get(Draft, draft_id)
     if draft is None:
         raise ReviewError(f"There is no draft {draft_id}; 'pipeline queue --all' lists them.",
-                          zh=f"没有编号为 {draft_id} 的稿件。")
+                          zh=f"没有编号为 {draft_id} 的稿件")
     return draft
 
 
@@ -197,13 +197,17 @@ def _sign(session: Session, settings: Settings, draft: Draft, *, actor: str, not
     last = stage == len(stages) - 1
     from .drafts import read_markdown  # the signed text is kept for the next signer's diff
 
-    session.add(SignOff(draft_id=draft.id or 0, round=draft.review_round, stage=stage,
-                        stage_name=stages[stage].name, by=actor, at=now, note=note,
-                        markdown=read_markdown(settings, draft.id or 0)))
+    signed_round = draft.review_round
+    text = read_markdown(settings, draft.id or 0)
     words = f"{stages[stage].name}: " + (note or "signed")
+    # The move first: of two signers racing, the second waits on the row and then loses
+    # the conditional update with a sentence, before it writes a sign-off of its own.
     lifecycle.move(session, DRAFT, draft, "approve" if last else "sign", actor=actor, now=now,
                    note=words, remote=remote, who=Who.SIGNER,
                    values={} if last else {"review_stage": stage + 1})
+    session.add(SignOff(draft_id=draft.id or 0, round=signed_round, stage=stage,
+                        stage_name=stages[stage].name, by=actor, at=now, note=note,
+                        markdown=text))
     return Outcome(draft.id or 0, S.DRAFTED, DraftStatus(draft.status), signed=stages[stage].name,
                    next_stage=_stage_name(settings, draft))
 

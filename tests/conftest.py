@@ -16,9 +16,11 @@ from typing import Any
 
 import psycopg
 import pytest
+from sqlmodel import Session, col, select
 
 from pipeline.cli import main
 from pipeline.config import Settings, load_settings
+from pipeline.models import Draft, DraftEvent
 from pipeline.store import Store, open_store
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -142,7 +144,7 @@ def single_stage(config: Path) -> None:
         if line.strip() == "[[review.stages]]":
             skipping = True
             continue
-        if skipping and (line.startswith("[") or line.startswith("# ")):
+        if skipping and line.startswith(("[", "# ")):
             skipping = False
         if not skipping:
             kept.append(line)
@@ -167,3 +169,16 @@ def examples(tmp_path: Path) -> Path:
     target = tmp_path / "reports"
     shutil.copytree(ROOT / "examples" / "reports", target)
     return target
+
+
+def check_histories(session: Session) -> None:
+    for draft in session.exec(select(Draft)):
+        events = session.exec(select(DraftEvent).where(DraftEvent.draft_id == draft.id)
+                              .order_by(col(DraftEvent.id))).all()
+        assert events and events[0].action == "submitted", draft.id
+        state = events[0].to_status
+        for e in events[1:]:
+            assert e.from_status == state, (draft.id, [(x.action, x.from_status,
+                                                        x.to_status) for x in events])
+            state = e.to_status
+        assert state == draft.status, (draft.id, state, draft.status)

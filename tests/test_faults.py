@@ -54,7 +54,7 @@ from pipeline.publish.wechat import make_client
 from pipeline.push import PushReport, catch_up, run_push
 from pipeline.schedule import tick
 from pipeline.store import Store, open_store
-from tests.conftest import Workspace, make_workspace
+from tests.conftest import Workspace, check_histories, make_workspace
 from tests.fakewechat import FakeClock, FakeWeChat
 from tests.test_flow import write_report
 
@@ -342,6 +342,7 @@ def check_invariants(rig: Rig, *, budget: Mapping[str, int] | None = None,
         jobs = {j.push_id: j for j in session.exec(select(WeChatJob))}
         pushes = {p.id: p.local_date for p in session.exec(select(Push))}
         alerts = list(session.exec(select(Alert)))
+        check_histories(session)  # every state a draft passed through is in its history
         queue = views.queue(session, rig.settings, rig.clock(), include_all=True, limit=0)[0]
     outcomes = {s: outcome(drafts[s], pubs, jobs) for s in rig.stories}
     _check_i2(outcomes, pubs, alerts, {int(r["id"]) for r in queue})

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from tests.conftest import Workspace
+from tests.conftest import Workspace, check_histories
 
 REPORT = """\
 unit = "{unit}"
@@ -169,6 +169,9 @@ def test_campaign_week(any_workspace: Workspace, tmp_path: Path) -> None:
     assert [x["id"] for x in every] == [ids["洋湖国际社区"]]
     units = {u["name"]: u for u in ws.run("units", "--json").json()}
     assert units["白箬铺镇"]["published"] == 1 and units["白箬铺镇"]["late"] == 1
+    # Every state each draft passed through (claims and publications too) is in its history.
+    with ws.store().session() as session:
+        check_histories(session)
 
 
 def test_show_prints_the_reported_fields(workspace: Workspace, tmp_path: Path) -> None:

@@ -182,7 +182,7 @@ def test_connection_dropped_mid_push_is_resumed_once(pg_url: str, tmp_path: Path
         pushes = list(session.exec(select(Push)))
         pubs = list(session.exec(select(Publication)))
         events = [e.draft_id for e in session.exec(select(DraftEvent))
-                  if e.action == "published"]
+                  if e.action == "publish"]
     store.close()
     assert [p.state for p in pushes] == ["done"]
     assert sorted(p.draft_id for p in pubs) == sorted(ids) == sorted(events)

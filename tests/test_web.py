@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from PIL import Image
@@ -349,13 +350,13 @@ def test_reports_page_empty_then_digest_and_bulletin(desk: Desk) -> None:
     page = desk.client.get("/reports").text
     assert "还没有日报" in page and "还没有周通报" in page
     with desk.store.session() as session:
-        message = OutboxMessage(key="digest:2026-06-15", kind="digest", recipients='["a@x.cn"]',
-                                subject="每日动态 6月15日", text_body="今日 3 篇",
-                                html_body="<p>今日 <b>3</b> 篇</p>", state="sent",
-                                created_at=NOW, next_attempt_at=NOW)
-        session.add(message)
-        session.flush()
-        message_id = message.id
+        # A digest already sent: inserted as such (rows are born pending in the product).
+        message_id = session.execute(sa.insert(OutboxMessage).values(
+            key="digest:2026-06-15", kind="digest", recipients='["a@x.cn"]',
+            subject="每日动态 6月15日", text_body="今日 3 篇",
+            html_body="<p>今日 <b>3</b> 篇</p>", state="sent", created_at=NOW,
+            next_attempt_at=NOW, attempts=0, last_error="", alert_ids="[]", version=1)
+        ).inserted_primary_key[0]
     folder = desk.ws.path / "published" / "bulletins"
     folder.mkdir(parents=True)
     (folder / "2026-W25.html").write_text("<h1>第25周联合通报</h1>", "utf-8")

@@ -191,3 +191,58 @@ def test_reporter_and_editor_in_a_real_browser(site: tuple[str, Workspace, str],
     for name, width in (("reporter-form.png", 390), ("queue.png", 1366), ("draft.png", 1366)):
         with Image.open(shots / name) as shot:
             assert shot.format == "PNG" and shot.width == width and shot.height >= 600
+
+
+def test_a_leader_signs_the_final_stage_on_a_phone(tmp_path: Path) -> None:
+    """三审 on a phone: 初审 and 复审 are signed at the desk's command line; the leader in
+    charge logs in on a phone, finds the draft on 待我签审 with its preview, and signs
+    终审; the printable 审核记录 then lists the three people."""
+    from playwright.sync_api import expect, sync_playwright
+
+    from pipeline.web.auth import add_user
+    from tests.conftest import make_workspace
+    from tests.test_flow import write_report
+
+    _chromium()
+    ws = make_workspace(tmp_path / "ws", f"sqlite:///{tmp_path / 'ws' / 'pipeline.db'}",
+                        staged=True)
+    store, app = make_desk(ws, Clock())
+    with store.session() as session:
+        add_user(session, "刘书记", PASSWORD, datetime.now(TZ), stages=["终审"])
+    day = (datetime.now(TZ) - timedelta(days=1)).strftime("%Y-%m-%d")
+    report = write_report(tmp_path, "r", unit="雷锋街道", kind="lecture",
+                          title="雷锋街道禁毒讲座进社区", start=f"{day} 09:00")
+    draft_id = ws.run("submit", "--json", str(report)).json()["accepted"][0]["id"]
+    for who in ("王编辑", "张主任"):
+        assert ws.run("approve", str(draft_id), "--by", who).code == 0
+    with Server(app) as base, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(_chromium()), args=ARGS, headless=True)
+        phone = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True,
+                                    has_touch=True, locale="zh-CN").new_page()
+        phone.goto(f"{base}/mine")
+        phone.fill("#name", "刘书记")
+        phone.fill("#password", PASSWORD)
+        phone.click("button[type=submit].primary")
+        expect(phone.locator("h1")).to_contain_text("待我签审")
+        card = phone.locator(f"#sign-{draft_id}")
+        expect(card).to_contain_text("雷锋街道禁毒讲座进社区")
+        expect(card.locator(".signoffs")).to_contain_text("初审 王编辑")
+        expect(card.locator(".signoffs")).to_contain_text("终审 待签审：刘书记")
+        expect(card.frame_locator("iframe").locator("body")).to_contain_text("活动现场")
+        button = card.locator(".sign-approve")
+        expect(button).to_have_text("签署终审")
+        box = button.bounding_box()
+        assert box is not None and box["width"] <= 390 and box["height"] >= 40  # thumb-sized
+        phone.screenshot(path=str(tmp_path / "mine.png"), full_page=True)
+        button.click()
+        expect(phone.locator(".flash")).to_contain_text("已签署终审，已通过，待推送")
+        expect(phone.locator("#nothing-waiting")).to_be_visible()
+        phone.goto(f"{base}/drafts/{draft_id}/record")
+        rows = phone.locator("#record-stages tbody tr")
+        expect(rows).to_have_count(3)
+        expect(rows.nth(2)).to_contain_text("刘书记")
+        browser.close()
+    store.close()
+    assert ws.run("show", "--json", str(draft_id)).json()["status"] == "approved"
+    with Image.open(tmp_path / "mine.png") as shot:
+        assert shot.width == 390

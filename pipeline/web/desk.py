@@ -175,7 +175,7 @@ async def act(request: Request, user: Editor, draft_id: DraftId) -> Response:
 
 def _done(draft_id: int, action: str, outcome: review.Outcome) -> str:
     if outcome.signed:
-        then = f"，等待{outcome.next_stage}" if outcome.next_stage else "，已通过全部审核，待推送"
+        then = f"，等待{outcome.next_stage}" if outcome.next_stage else "，已通过，待推送"
         return f"稿件 {draft_id}：已签署{outcome.signed}{then}。"
     return (f"稿件 {draft_id}：{i18n.ACTION_LABELS[action]}，现为「"
             f"{i18n.status_label(outcome.to_status)}」。")
