@@ -2,8 +2,8 @@
 
 ``enqueue`` inserts a message unless one with the same key exists (the unique
 key is the "send once" guarantee, whoever tries). ``deliver`` claims one due
-row at a time with a conditional update (pending -> sending) and commits that
-claim, talks to the SMTP server outside any transaction, then commits the
+row at a time with one conditional UPDATE … RETURNING (pending -> sending) and
+commits that claim, talks to the SMTP server outside any transaction, then commits the
 result: sent, pending again with backoff, or failed.
 
 States: pending -> sending -> sent | pending (retry later) | failed.
@@ -148,22 +148,27 @@ def _deliver_all(store: Store, settings: Settings, now: datetime, send: Send,
 
 
 def _claim(store: Store, now: datetime, lease: timedelta) -> OutboxMessage | None:
-    """Take the next due message (pending -> sending) in its own committed transaction."""
+    """Take the next due message (pending -> sending) in its own committed transaction.
+
+    One UPDATE … WHERE id = (the next due id) AND state = 'pending' … RETURNING. On
+    PostgreSQL the inner SELECT skips rows another process has locked (FOR UPDATE SKIP
+    LOCKED), so two senders take different messages instead of one waiting for the
+    other and finding its row gone; SQLite has no row locks and needs none (BEGIN
+    IMMEDIATE serialises writers), so SQLAlchemy leaves the clause out there.
+    """
+    due = (select(OutboxMessage.id)
+           .where(OutboxMessage.state == PENDING, col(OutboxMessage.next_attempt_at) <= now)
+           .order_by(col(OutboxMessage.next_attempt_at), col(OutboxMessage.id))
+           .limit(1).with_for_update(skip_locked=True).scalar_subquery())
+    claim = (sa.update(OutboxMessage)
+             .where(col(OutboxMessage.id) == due, col(OutboxMessage.state) == PENDING)
+             .values(state=SENDING, attempts=col(OutboxMessage.attempts) + 1,
+                     next_attempt_at=now + lease)
+             .returning(OutboxMessage)
+             # A new session holds no stale copy to synchronise.
+             .execution_options(synchronize_session=False))
     with store.session() as session:
-        for row in session.exec(select(OutboxMessage)
-                                .where(OutboxMessage.state == PENDING,
-                                       col(OutboxMessage.next_attempt_at) <= now)
-                                .order_by(col(OutboxMessage.next_attempt_at),
-                                          col(OutboxMessage.id)).limit(5)):
-            claimed = session.execute(
-                sa.update(OutboxMessage)
-                .where(col(OutboxMessage.id) == row.id, col(OutboxMessage.state) == PENDING)
-                .values(state=SENDING, attempts=col(OutboxMessage.attempts) + 1,
-                        next_attempt_at=now + lease))
-            if claimed.rowcount == 1:  # type: ignore[attr-defined]
-                session.refresh(row)
-                return row
-    return None  # nothing due, or another process took the few we looked at
+        return session.execute(claim).scalars().first()  # None: nothing due
 
 
 def _attempt(store: Store, settings: Settings, row: OutboxMessage, now: datetime,
