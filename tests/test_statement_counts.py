@@ -1,9 +1,10 @@
-"""The deadline sweep and its alert emails cost a constant number of SQL statements plus
-inserts that grow with the backlog, never a statement (or two) per alert: claiming alerts
-one by one made a backlog of 2,000 overdue stories take four slow runs (issue 15).
+"""Work over a set of rows costs a constant number of SQL statements (plus inserts that grow
+with the set), never a statement or two per row: claiming alerts one by one made a backlog
+of 2,000 overdue stories take four slow runs (issue 15). Covered: the deadline sweep and its
+alert emails, and the editors' push order.
 
 Statements are counted with an SQLAlchemy event listener on every engine while the real
-`pipeline check` runs, on SQLite and on PostgreSQL."""
+code runs, on SQLite and on PostgreSQL."""
 
 from __future__ import annotations
 
@@ -21,9 +22,10 @@ import pytest
 import sqlalchemy as sa
 from sqlmodel import select
 
-from pipeline.models import Alert, OutboxMessage
+from pipeline.models import Alert, Draft, OutboxMessage
 from pipeline.notify import alerts
 from pipeline.notify.alerts import deliver_alerts
+from pipeline.push.order import set_push_order
 from pipeline.sweep import sweep
 from tests.conftest import Workspace
 
@@ -149,3 +151,28 @@ def test_two_runs_claim_a_backlog_of_many_batches_each_alert_once(
     queued = Counter((address, i) for m in emails for address in json.loads(m.recipients)
                      for i in json.loads(m.alert_ids))
     assert queued == Counter(set(expected)) == expected
+
+
+def test_the_push_order_is_two_updates_for_any_number_of_stories(
+        any_workspace: Workspace, tmp_path: Path) -> None:
+    ws = any_workspace
+    path = ledger(tmp_path / "ledger.csv", 24, date(2026, 6, 14), "order")
+    submitted = ws.run("submit", "--json", str(path), now="2026-06-15T09:00+08:00")
+    ids = [a["id"] for a in submitted.json()["accepted"]]
+    for draft_id in ids:
+        assert ws.run("approve", str(draft_id), now="2026-06-15T10:00+08:00").code == 0
+    now = datetime.fromisoformat("2026-06-15T11:00+08:00")
+    store = ws.store()
+    try:
+        counts = []
+        for order in (ids[:3], ids[::-1], [*ids[4:2:-1], 999_999]):  # 999999: no such draft
+            with counted() as statements, store.session() as session:
+                ranked = set_push_order(session, order, now)
+            counts.append(statements)
+            assert ranked == [i for i in order if i in ids]
+            with store.session() as session:
+                ranks = dict(session.exec(select(Draft.id, Draft.push_rank)).all())
+            assert ranks == {i: ranked.index(i) + 1 if i in ranked else None for i in ids}
+    finally:
+        store.close()
+    assert counts[0] == counts[1] == counts[2] and counts[1]["UPDATE"] == 2
