@@ -8,7 +8,8 @@ second process records nothing twice.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlmodel import Session, col, select
@@ -51,53 +52,50 @@ def sweep(session: Session, settings: Settings, now: datetime) -> SweepResult:
         .where(col(Draft.status).in_(WAITING), Draft.deadline < limit)
         .order_by(col(Draft.deadline), col(Draft.id))).all()
     units = {u.id: u for u in session.exec(select(Unit))}
-    editors = settings.notify.editors
     # The keys recorded before, read through the drafts' query (no id list to bind):
     # a repeated sweep writes nothing.
     known = set(session.exec(select(Alert.key).join(Draft, col(Draft.id) == Alert.draft_id)
                              .where(col(Draft.status).in_(WAITING), Draft.deadline < limit)))
-    flags: list[_Flag] = []
-    for draft, unit in rows:
-        flag = _Flagger(draft, unit, now)
-        if draft.deadline > now:
-            flags.append(flag("due_soon", editors))
-            continue
-        flags.append(flag("overdue", (*editors, *_emails(unit))))
-        if now - draft.deadline >= timedelta(days=1) and unit.parent_id in units:
-            flags.append(flag("overdue_escalated", _emails(units[unit.parent_id])))
-    new = record_alerts(session, [f.alert for f in flags if f.alert.key not in known], now)
+    wanted = _wanted(rows, units, settings.notify.editors, now)
+    new = record_alerts(session, [_alert(*w, now) for w in wanted if w[0] not in known], now)
     result = SweepResult()
     lists = {"due_soon": result.due_soon, "overdue": result.overdue,
              "overdue_escalated": result.escalated}
-    for f in flags:
-        lists[f.alert.kind].append(replace(f.flagged, new=f.alert.key in new))
+    for key, kind, draft, unit, recipients in wanted:
+        lists[kind].append(Flagged(draft.id or 0, draft.title, unit.name, str(draft.status),
+                                   draft.deadline, hours_left(draft.deadline, now), recipients,
+                                   new=key in new))
     return result
+
+
+# An alert the sweep wants recorded: key, kind, draft, its unit, recipients.
+_Wanted = tuple[str, str, Draft, Unit, tuple[str, ...]]
+
+
+def _wanted(rows: Sequence[tuple[Draft, Unit]], units: dict[int | None, Unit],
+            editors: tuple[str, ...], now: datetime) -> list[_Wanted]:
+    """Due soon: the editors; overdue: the editors and the unit; a day later: its parent."""
+    wanted: list[_Wanted] = []
+    for draft, unit in rows:
+        if draft.deadline > now:
+            wanted.append((f"due_soon:{draft.id}", "due_soon", draft, unit, editors))
+            continue
+        wanted.append((f"overdue:{draft.id}", "overdue", draft, unit,
+                       (*editors, *_emails(unit))))
+        if now - draft.deadline >= timedelta(days=1) and unit.parent_id in units:
+            wanted.append((f"overdue_escalated:{draft.id}", "overdue_escalated", draft, unit,
+                           _emails(units[unit.parent_id])))
+    return wanted
 
 
 def _emails(unit: Unit) -> tuple[str, ...]:
     return (unit.email,) if unit.email else ()
 
 
-@dataclass(frozen=True)
-class _Flag:
-    alert: NewAlert       # recorded unless its key is known
-    flagged: Flagged      # ``new`` is filled in once the insert has said which keys are new
-
-
-@dataclass
-class _Flagger:
-    """One draft's alerts, one kind at a time."""
-
-    draft: Draft
-    unit: Unit
-    now: datetime
-
-    def __call__(self, kind: str, recipients: tuple[str, ...]) -> _Flag:
-        draft, left = self.draft, hours_left(self.draft.deadline, self.now)
-        alert = NewAlert(
-            f"{kind}:{draft.id}", kind, draft_id=draft.id, recipients=recipients,
-            detail=f"Draft {draft.id} '{draft.title}' from {self.unit.name} is "
-                   f"{draft.status}; deadline {draft.deadline.isoformat()} ({left:+.1f} h).")
-        return _Flag(alert, Flagged(draft.id or 0, draft.title, self.unit.name,
-                                    str(draft.status), draft.deadline, left, recipients,
-                                    new=False))
+def _alert(key: str, kind: str, draft: Draft, unit: Unit, recipients: tuple[str, ...],
+           now: datetime) -> NewAlert:
+    left = hours_left(draft.deadline, now)
+    return NewAlert(key, kind, draft_id=draft.id, recipients=recipients,
+                    detail=f"Draft {draft.id} '{draft.title}' from {unit.name} is "
+                           f"{draft.status}; deadline {draft.deadline.isoformat()} "
+                           f"({left:+.1f} h).")
