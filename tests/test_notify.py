@@ -256,6 +256,35 @@ def test_a_send_interrupted_by_a_crash_goes_out_after_the_lease(
     assert len(smtp_server.messages) == 1
 
 
+def test_two_senders_share_the_outbox_each_message_once(any_workspace: Workspace,
+                                                        smtp_server: SmtpServer) -> None:
+    configure(any_workspace, smtp_server)
+    keys = [f"k{i}" for i in range(12)]
+    with opened(any_workspace) as store, store.session() as session:
+        for key in keys:
+            outbox.enqueue(session, key, "test", [EDITOR], f"主题{key}", "正文", "", at(TUE))
+    barrier = threading.Barrier(2)
+    reports: list[outbox.DeliveryReport] = []
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            with opened(any_workspace) as store:
+                barrier.wait()
+                reports.append(outbox.deliver(store, any_workspace.settings, at(TUE)))
+        except Exception as exc:  # noqa: BLE001 - reported by the main thread below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert sorted(k for r in reports for k in r.sent) == sorted(keys)
+    assert sorted(m.subject for m in smtp_server.messages) == sorted(f"主题{k}" for k in keys)
+
+
 def test_without_an_smtp_host_messages_are_kept(workspace: Workspace) -> None:
     configure(workspace, None)
     with opened(workspace) as store:

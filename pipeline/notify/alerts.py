@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -52,6 +52,7 @@ STATUS_LABELS = {"drafted": "待审核", "changes_requested": "退回修改中",
                  "failed": "发布失败"}
 NO_ADDRESS = "单位未设置联系邮箱"
 NO_EDITORS = "未配置收件人（notify.editors）"
+CLAIM_BATCH = 1000  # alerts per claiming statement; a run claims every batch
 
 
 @dataclass(frozen=True)
@@ -108,47 +109,63 @@ def deliver_alerts(store: Store, settings: Settings, now: datetime) -> AlertRepo
 
 
 def queue_alerts(session: Session, settings: Settings, now: datetime) -> QueueResult:
-    """Claim unsent alerts and enqueue one email per recipient address.
+    """Claim every unsent alert and enqueue one email per recipient address.
+
+    A few statements per batch of alerts (claim, drafts, notes) and one insert per
+    email, whatever the backlog: no query runs once per alert.
 
     Raises:
         NotifyError: when an email template fails (the caller's transaction rolls back).
     """
     result = QueueResult()
-    claimed = _claim(session, now)
-    if not claimed:
-        return result
-    units = {u.id: u for u in session.exec(select(Unit))}
-    drafts = _drafts(session, claimed)
+    units: dict[int | None, Unit] | None = None
+    items: dict[int, AlertItem] = {}
+    groups: dict[str, tuple[str, list[int]]] = {}
+    unaddressed: dict[str, list[int]] = {}
     stages = holders(session, settings)
-    items = {a.id: _item(session, settings, a, drafts, units, now, stages) for a in claimed}
-    groups: dict[str, tuple[str, list[Alert]]] = {}
-    for alert in claimed:
-        addresses = json.loads(alert.recipients)
-        if not addresses:
-            _mark_unaddressed(alert, drafts, units)
-            result.unaddressed.append(alert.id or 0)
-        for address in addresses:
-            groups.setdefault(address.lower(), (address, []))[1].append(alert)
-    for address, alerts in groups.values():
+    for batch in _claim(session, now):
+        units = units if units is not None else {u.id: u for u in session.exec(select(Unit))}
+        drafts, notes = _drafts(session, batch), _notes(session, batch)
+        for alert in batch:
+            items[alert.id or 0] = _item(settings, alert, drafts, units, notes, now, stages)
+            addresses = json.loads(alert.recipients)
+            for address in addresses:
+                groups.setdefault(address.lower(), (address, []))[1].append(alert.id or 0)
+            if not addresses:
+                reason = _mark_unaddressed(alert, drafts, units)
+                unaddressed.setdefault(reason, []).append(alert.id or 0)
+    _log_unaddressed(unaddressed)
+    result.unaddressed = sorted(i for ids in unaddressed.values() for i in ids)
+    for address, ids in groups.values():
         result.queued.append(_enqueue_group(session, settings, address,
-                                            [items[a.id] for a in alerts], now))
-    result.alerts = len(claimed) - len(result.unaddressed)
+                                            [items[i] for i in ids], now))
+    result.alerts = len(items) - len(result.unaddressed)
     return result
 
 
-def _claim(session: Session, now: datetime) -> list[Alert]:
-    """Unsent alerts, each taken by one conditional update so two runs never share one."""
-    alerts = list(session.exec(select(Alert).where(col(Alert.sent_at).is_(None))
-                               .order_by(col(Alert.id)).limit(1000)))
-    mine = []
-    for alert in alerts:
-        taken = session.execute(sa.update(Alert).where(col(Alert.id) == alert.id,
-                                                       col(Alert.sent_at).is_(None))
-                                .values(sent_at=now))
-        if taken.rowcount == 1:  # type: ignore[attr-defined]
-            session.refresh(alert)
-            mine.append(alert)
-    return mine
+def _claim(session: Session, now: datetime) -> Iterator[list[Alert]]:
+    """Every unsent alert, claimed a batch at a time so two runs never share one.
+
+    Each batch is one conditional UPDATE … WHERE id IN (the next unsent ids) AND
+    sent_at IS NULL … RETURNING: on PostgreSQL a second process blocks on the rows
+    this one claimed, re-checks ``sent_at IS NULL`` once we commit, and skips them;
+    on SQLite the transaction holds the write lock (BEGIN IMMEDIATE) from the start.
+    """
+    next_ids = (select(Alert.id).where(col(Alert.sent_at).is_(None))
+                .order_by(col(Alert.id)).limit(CLAIM_BATCH))
+    claim = (sa.update(Alert)
+             .where(col(Alert.id).in_(next_ids), col(Alert.sent_at).is_(None))
+             .values(sent_at=now).returning(Alert)
+             # The session holds no Alert before the claim, so there is nothing to
+             # synchronise; the default would re-evaluate the WHERE against every loaded
+             # object, which made claiming one at a time quadratic (issue 15).
+             .execution_options(synchronize_session=False))
+    while True:
+        batch = sorted(session.execute(claim).scalars(), key=lambda a: a.id or 0)
+        if batch:
+            yield batch
+        if len(batch) < CLAIM_BATCH:  # the backlog is drained (or another run has the rest)
+            return
 
 
 def _drafts(session: Session, alerts: Sequence[Alert]) -> dict[int, Draft]:
@@ -156,6 +173,32 @@ def _drafts(session: Session, alerts: Sequence[Alert]) -> dict[int, Draft]:
     if not ids:
         return {}
     return {d.id or 0: d for d in session.exec(select(Draft).where(col(Draft.id).in_(ids)))}
+
+
+# Alert kind -> the review action whose note the email quotes.
+NOTE_ACTIONS = {"changes_requested": "request_changes", "rejected": "reject"}
+
+
+def _notes(session: Session, alerts: Sequence[Alert]) -> dict[int, str]:
+    """Alert id -> the editor's note of the action that raised it (changes requested,
+    rejected): the latest such event of its draft at or before the alert, in one query."""
+    wanted = [a for a in alerts if a.kind in NOTE_ACTIONS and a.draft_id is not None]
+    if not wanted:
+        return {}
+    events = session.exec(select(DraftEvent).where(
+        col(DraftEvent.draft_id).in_({a.draft_id for a in wanted}),
+        col(DraftEvent.action).in_(set(NOTE_ACTIONS.values())))
+        .order_by(col(DraftEvent.at), col(DraftEvent.id))).all()
+    history: dict[tuple[int, str], list[DraftEvent]] = {}
+    for event in events:
+        history.setdefault((event.draft_id, event.action), []).append(event)
+    notes = {}
+    for alert in wanted:
+        earlier = [e for e in history.get((alert.draft_id or 0, NOTE_ACTIONS[alert.kind]), [])
+                   if e.at <= alert.created_at]
+        notes[alert.id or 0] = (earlier[-1].note if earlier
+                                else alert.detail.partition("': ")[2])
+    return notes
 
 
 def target_unit(alert: Alert, drafts: dict[int, Draft], units: dict[int | None, Unit]
@@ -172,16 +215,26 @@ def target_unit(alert: Alert, drafts: dict[int, Draft], units: dict[int | None, 
 
 
 def _mark_unaddressed(alert: Alert, drafts: dict[int, Draft],
-                      units: dict[int | None, Unit]) -> None:
+                      units: dict[int | None, Unit]) -> str:
+    """Note on the alert why it was not sent; returns the reason."""
     unit = target_unit(alert, drafts, units)
     reason = f"{NO_ADDRESS}（{unit.name}）" if unit is not None else NO_EDITORS
+    # The session flushes these changed rows as one executemany UPDATE at commit.
     alert.detail = f"{alert.detail}\n未发送：{reason}".strip()
-    log.warning("alert %s (%s) has no recipient address: %s", alert.id, alert.kind, reason)
+    return reason
 
 
-def _item(session: Session, settings: Settings, alert: Alert, drafts: dict[int, Draft],
-          units: dict[int | None, Unit], now: datetime, stages: Sequence[Holders]
-          ) -> AlertItem:
+def _log_unaddressed(unaddressed: dict[str, list[int]]) -> None:
+    # One line per reason: a backlog of thousands must not flood the log.
+    for reason, ids in unaddressed.items():
+        shown = ", ".join(map(str, ids[:10])) + (", …" if len(ids) > 10 else "")
+        log.warning("%d alert(s) have no recipient address: %s (alert %s)", len(ids), reason,
+                    shown)
+
+
+def _item(settings: Settings, alert: Alert, drafts: dict[int, Draft],
+          units: dict[int | None, Unit], notes: dict[int, str], now: datetime,
+          stages: Sequence[Holders]) -> AlertItem:
     label, advice = KINDS.get(alert.kind, (f"其他提醒（{alert.kind}）", "请查看详情。"))
     draft = drafts.get(alert.draft_id or 0)
     if draft is None:
@@ -195,7 +248,7 @@ def _item(session: Session, settings: Settings, alert: Alert, drafts: dict[int, 
         status=_status(draft, stages),
         deadline=draft.deadline.astimezone(settings.tz).strftime("%Y-%m-%d %H:%M"),
         hours=_hours(draft, now), link=f"{settings.notify.base_url}/drafts/{draft.id}",
-        note=_note(session, alert),
+        note=notes.get(alert.id or 0, ""),
         # Known kinds are fully described in Chinese; the recorded detail is for new kinds.
         detail="" if alert.kind in KINDS else alert.detail)
 
@@ -219,18 +272,6 @@ def _hours(draft: Draft, now: datetime) -> str:
         return ""
     left = hours_left(draft.deadline, now)
     return f"剩余 {left:.1f} 小时" if left > 0 else f"已超期 {-left:.1f} 小时"
-
-
-def _note(session: Session, alert: Alert) -> str:
-    """The editor's note of the action that raised a changes_requested/rejected alert."""
-    action = {"changes_requested": "request_changes", "rejected": "reject"}.get(alert.kind)
-    if action is None or alert.draft_id is None:
-        return ""
-    event = session.exec(select(DraftEvent).where(
-        DraftEvent.draft_id == alert.draft_id, DraftEvent.action == action,
-        col(DraftEvent.at) <= alert.created_at)
-        .order_by(col(DraftEvent.at).desc(), col(DraftEvent.id).desc())).first()
-    return event.note if event else alert.detail.partition("': ")[2]
 
 
 def _enqueue_group(session: Session, settings: Settings, address: str,

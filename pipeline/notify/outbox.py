@@ -2,8 +2,8 @@
 
 ``enqueue`` inserts a message unless one with the same key exists (the unique
 key is the "send once" guarantee, whoever tries). ``deliver`` claims one due
-row at a time with a conditional update (pending -> sending) and commits that
-claim, talks to the SMTP server outside any transaction, then commits the
+row at a time with one conditional UPDATE … RETURNING (pending -> sending) and
+commits that claim, talks to the SMTP server outside any transaction, then commits the
 result: sent, pending again with backoff, or failed.
 
 States: pending -> sending -> sent | pending (retry later) | failed.
@@ -153,18 +153,25 @@ def _deliver_all(store: Store, settings: Settings, now: datetime, send: Send,
 
 
 def _claim(store: Store, now: datetime, lease: timedelta) -> OutboxMessage | None:
-    """Take the next due message (pending -> sending) in its own committed transaction."""
+    """Take the next due message (pending -> sending) in its own committed transaction.
+
+    On PostgreSQL the SELECT locks the row and skips rows another sender has locked (FOR
+    UPDATE SKIP LOCKED), so two senders take different messages instead of one waiting
+    for the other and finding its row gone; SQLite has no row locks and needs none (BEGIN
+    IMMEDIATE serialises writers), so SQLAlchemy leaves the clause out there. The claim
+    itself is the lifecycle's conditional move.
+    """
     with store.session() as session:
-        for row in session.exec(select(OutboxMessage)
-                                .where(OutboxMessage.state == PENDING,
-                                       col(OutboxMessage.next_attempt_at) <= now)
-                                .order_by(col(OutboxMessage.next_attempt_at),
-                                          col(OutboxMessage.id)).limit(5)):
-            if lifecycle.try_move(session, lifecycle.OUTBOX, row, "claim", actor="outbox",
-                                  now=now, values={"attempts": row.attempts + 1,
-                                                   "next_attempt_at": now + lease}):
-                return row
-    return None  # nothing due, or another process took the few we looked at
+        row = session.exec(select(OutboxMessage)
+                           .where(OutboxMessage.state == PENDING,
+                                  col(OutboxMessage.next_attempt_at) <= now)
+                           .order_by(col(OutboxMessage.next_attempt_at), col(OutboxMessage.id))
+                           .limit(1).with_for_update(skip_locked=True)).first()
+        if row is not None and lifecycle.try_move(
+                session, lifecycle.OUTBOX, row, "claim", actor="outbox", now=now,
+                values={"attempts": row.attempts + 1, "next_attempt_at": now + lease}):
+            return row
+    return None  # nothing due
 
 
 def _attempt(store: Store, settings: Settings, row: OutboxMessage, now: datetime,

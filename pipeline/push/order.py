@@ -25,11 +25,17 @@ def set_push_order(session: Session, ordered: Sequence[int], now: datetime) -> l
     """
     approved = set(session.exec(select(Draft.id).where(Draft.status == DraftStatus.APPROVED)))
     ranked = [i for i in dict.fromkeys(ordered) if i in approved]
+    # Two statements for any number of stories: clear the ranks, then set every new rank
+    # with one CASE. "fetch" (RETURNING the ids) keeps the Draft objects the caller's
+    # session loaded (plan() in move_in_push) in step without evaluating each of them.
+    sync = {"synchronize_session": "fetch"}
     session.execute(sa.update(Draft).where(col(Draft.status) == DraftStatus.APPROVED)
-                    .values(push_rank=None))
-    for rank, draft_id in enumerate(ranked, start=1):
-        session.execute(sa.update(Draft).where(col(Draft.id) == draft_id)
-                        .values(push_rank=rank, updated_at=now))
+                    .values(push_rank=None).execution_options(**sync))
+    if ranked:
+        rank = sa.case({draft_id: r for r, draft_id in enumerate(ranked, start=1)},
+                       value=col(Draft.id))
+        session.execute(sa.update(Draft).where(col(Draft.id).in_(ranked))
+                        .values(push_rank=rank, updated_at=now).execution_options(**sync))
     return ranked
 
 
