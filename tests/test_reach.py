@@ -198,3 +198,75 @@ def test_hand_published_articles_are_matched_by_title_and_date(
         fetched = session.exec(select(ReachFetch).where(ReachFetch.kind == "articles")).one()
     store.close()
     assert fetched.through == date(2026, 6, 15)
+
+
+# --- where the figures show -------------------------------------------------------------------
+
+def two_days_of_figures(ws: Workspace, fake: FakeWeChat, tmp_path: Path) -> list[int]:
+    """Two stories of 雷锋街道 pushed 2026-06-15, fetched on 06-17: lead 300 then 600 reads,
+    the second 100 then 200."""
+    ids = published(ws, fake, tmp_path)
+    fetch(ws, fake, "2026-06-17T10:30+08:00")
+    return ids
+
+
+def test_stats_json(workspace: Workspace, wechat_api: FakeWeChat, tmp_path: Path,
+                    secret: None) -> None:
+    ids = two_days_of_figures(workspace, wechat_api, tmp_path)
+    data = workspace.run("stats", "--json", "--days", "7", now="2026-06-17T11:00+08:00").json()
+    assert [(a["id"], a["reads"], a["readers"], a["shares"], a["favorites"], a["likes"])
+            for a in data["articles"]] == [(ids[0], 600, 480, 60, 30, 24),
+                                           (ids[1], 200, 160, 20, 10, 8)]
+    assert data["articles"][0]["unit"] == "雷锋街道"
+    assert data["articles"][0]["published_at"].startswith("2026-06-15T20:")
+    assert data["account"][-1] == {"date": "2026-06-16", "followers": 1000 + 8 * 166,
+                                   "new": 10, "cancelled": 2}
+    other = workspace.run("stats", "--json", "--unit", "麓谷街道", now="2026-06-17T11:00+08:00")
+    assert other.json()["articles"] == []
+
+
+def test_digest_shows_reads_top_five_and_followers(
+        workspace: Workspace, wechat_api: FakeWeChat, tmp_path: Path, secret: None) -> None:
+    two_days_of_figures(workspace, wechat_api, tmp_path)
+    out = workspace.run("digest", "--date", "2026-06-16", now="2026-06-17T11:00+08:00").out
+    assert "昨日推送阅读：1. 600；2. 200" in out
+    assert "1. 雷锋街道禁毒讲座第1场（雷锋街道）阅读 600，点赞 24" in out
+    assert "2. 雷锋街道禁毒讲座第2场（雷锋街道）阅读 200，点赞 8" in out
+    assert "6月15日新增10人，取消2人，累计2320人" in out
+
+
+def test_bulletin_reads_per_unit_and_coverage_by_level(
+        workspace: Workspace, wechat_api: FakeWeChat, tmp_path: Path, secret: None) -> None:
+    two_days_of_figures(workspace, wechat_api, tmp_path)
+    assert workspace.run("bulletin", "--week", "2026-W25", now="2026-06-17T11:00+08:00").code == 0
+    md = (workspace.path / "published/bulletins/2026-W25.md").read_text("utf-8")
+    # two stories, 600 + 200 reads; each report names 湖南日报 (provincial) and an unknown site
+    assert "| 雷锋街道 | 2 | 800 | 400 | 0 | 2 | 0 |" in md
+    assert "| 麓谷街道 | 0 | — | — | 0 | 0 | 0 |" in md
+    assert "超期未发数 × (-3)\n" in md  # the default formula: reads are a column, not scored
+    assert "| 1 | 雷锋街道 | 14 |" in md  # 1 target met × 10 + 2 published × 2
+    workspace.configure("scoring", reads_per_story=0.01, provincial=1.0)
+    workspace.run("bulletin", "--week", "2026-W25", now="2026-06-17T11:00+08:00")
+    md = (workspace.path / "published/bulletins/2026-W25.md").read_text("utf-8")
+    assert "+ 篇均阅读 × 0.01 + 省级媒体报道数 × 1" in md
+    # 雷锋街道: 14 as before + reads per story 400 × 0.01 + 2 provincial × 1
+    assert "| 1 | 雷锋街道 | 20 |" in md
+
+
+def test_unknown_outlet_is_listed_and_classified_once(
+        workspace: Workspace, wechat_api: FakeWeChat, tmp_path: Path, secret: None) -> None:
+    two_days_of_figures(workspace, wechat_api, tmp_path)
+    unknown = workspace.run("media", "unknown", "--json").json()
+    assert [(u["key"], u["count"], u["units"]) for u in unknown] == [
+        ("news.example.cn", 2, ["雷锋街道"])]
+    result = workspace.run("media", "classify", "news.example.cn", "--level", "市",
+                           "--outlet", "示例新闻网", now="2026-06-17T11:00+08:00")
+    assert result.code == 0 and "示例新闻网 (city)" in result.out
+    assert workspace.run("media", "unknown", "--json").json() == []
+    again = workspace.run("media", "classify", "news.example.cn", "--level", "city")
+    assert again.code == 1 and "already classified" in again.err
+    bad = workspace.run("media", "classify", "某某报", "--level", "世界级")
+    assert bad.code == 1 and "'世界级' is not one of" in bad.err
+    workspace.run("bulletin", "--week", "2026-W25", now="2026-06-17T11:00+08:00")
+    md = (workspace.path / "published/bulletins/2026-W25.md").read_text("utf-8")
+    assert "| 雷锋街道 | 2 | 800 | 400 | 0 | 2 | 2 |" in md

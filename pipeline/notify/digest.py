@@ -24,6 +24,7 @@ from ..domain import DeadlineState, Level
 from ..errors import NotifyError
 from ..models import Alert, Draft, Publication, Push, Submission, Unit
 from ..push import PackedArticle, plan
+from ..reach.stats import DigestReach, digest_context, gather_digest_reach
 from ..store import Store
 from .alerts import KINDS, NO_ADDRESS, NO_EDITORS, STATUS_LABELS, target_unit
 from .outbox import DeliveryReport, deliver, enqueue, find
@@ -84,6 +85,7 @@ class DigestData:
     new_reports: tuple[NewReports, ...]
     unaddressed: tuple[Unaddressed, ...] = ()
     units_without_email: tuple[str, ...] = ()
+    reach: DigestReach | None = None     # read figures (WeChat modes only)
 
 
 @dataclass
@@ -131,12 +133,15 @@ def gather_digest(session: Session, settings: Settings, day: date,
         chosen, rest = plan(session, settings, push_time_on(day, settings))
         planned, left = _packed(chosen), _packed(rest)
     unaddressed, no_email = _unaddressed(session, settings, day)
+    pushed = _published(session, yesterday) if yesterday else ()
+    reach = gather_digest_reach(session, settings, day, [s.id for s in pushed]) \
+        if settings.wechat.enabled else None
     return DigestData(
         day=day, at=at, yesterday_state=yesterday.state if yesterday else None,
-        pushed=_published(session, yesterday) if yesterday else (), today_done=today_done,
+        pushed=pushed, today_done=today_done,
         planned=tuple(planned), left_over=tuple(left), waiting=_waiting(session, settings, at),
         new_reports=_new_reports(session, settings, day), unaddressed=unaddressed,
-        units_without_email=no_email)
+        units_without_email=no_email, reach=reach)
 
 
 def _push_row(session: Session, settings: Settings, day: date) -> Push | None:
@@ -250,7 +255,7 @@ def _context(data: DigestData, settings: Settings, now: datetime) -> dict[str, A
         "new_reports": _reports_by_level(data.new_reports),
         "new_total": sum(r.count for r in data.new_reports),
         "unaddressed": data.unaddressed, "units_without_email": data.units_without_email,
-        "base_url": base,
+        "base_url": base, **digest_context(data.reach),
     }
 
 

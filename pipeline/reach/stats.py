@@ -174,3 +174,52 @@ def reads_chart(daily: dict[date, int], account: Sequence[AccountDay], first: da
     if gained:
         series.append(Series("新增关注", gained))
     return line_chart(series, title="每日阅读与新增关注")
+
+
+# --- the digest's part ----------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class DigestReach:
+    pushed: dict[int, ArticleFigures]          # yesterday's push, by story id
+    top_week: tuple[ArticleFigures, ...]       # the last seven days' five most read
+    followers: AccountDay | None               # the newest day with account figures
+    as_of: date | None                         # the newest statistics day we hold
+
+
+def gather_digest_reach(session: Session, settings: Settings, day: date,
+                        pushed_ids: Sequence[int]) -> DigestReach:
+    """Reads so far of yesterday's push, the week's top five, followers gained."""
+    since, until = day_bounds(settings, day - timedelta(days=7), day - timedelta(days=1))
+    week = gather_articles(session, settings, since=since, until=until)
+    pushed = {a.id: a for a in gather_articles(session, settings, ids=list(pushed_ids))} \
+        if pushed_ids else {}
+    latest = session.exec(select(AccountStat).where(
+        AccountStat.account == settings.account.key, col(AccountStat.day) < day)
+        .order_by(col(AccountStat.day).desc())).first()
+    followers = AccountDay(latest.day, latest.followers, latest.new, latest.cancelled) \
+        if latest is not None else None
+    dates = [a.as_of for a in week if a.as_of is not None]
+    return DigestReach(pushed, tuple(top(week)), followers, max(dates) if dates else None)
+
+
+def digest_context(reach: DigestReach | None) -> dict[str, Any]:
+    """What the digest templates show (empty when WeChat is not used)."""
+    if reach is None:
+        return {"reach": None}
+    f = reach.followers
+    return {"reach": {
+        "reads": {i: a.reads for i, a in reach.pushed.items()},
+        "top": [{"id": a.id, "title": a.title, "unit": a.unit, "reads": a.reads,
+                 "likes": a.likes, "shares": a.shares} for a in reach.top_week],
+        "followers": None if f is None else {
+            "day": f"{f.day.month}月{f.day.day}日", "new": f.new, "cancelled": f.cancelled,
+            "total": f.followers},
+        "as_of": f"{reach.as_of.month}月{reach.as_of.day}日" if reach.as_of else "",
+    }}
+
+
+def story_figures(session: Session, settings: Settings, draft_id: int) -> ArticleFigures | None:
+    """A published story's latest figures (reads None until fetched); None when the story
+    is not published."""
+    found = gather_articles(session, settings, ids=[draft_id])
+    return found[0] if found else None

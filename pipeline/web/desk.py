@@ -17,6 +17,7 @@ from .. import review
 from ..drafts import read_markdown
 from ..errors import PipelineError, ReviewError
 from ..models import Unit
+from ..reach.stats import story_figures
 from ..render import rerender
 from ..units import all_units
 from ..views import detail
@@ -117,12 +118,13 @@ def draft_page(request: Request, user: str, draft_id: int, *, error: str = "",
         draft = review.get_draft(session, draft_id)
         photos = photos_of(session, draft)
         unit = session.get(Unit, draft.unit_id)
+        figures = story_figures(session, state.settings, draft_id)
     if markdown is None:
         markdown = read_markdown(state.settings, draft_id)
     return page(request, "draft.html", status, user=user, d=data, draft=draft, unit=unit,
                 photos=photos, markdown=markdown, error=error,
                 problems=problems if problems is not None else data["problems"],
-                editable=draft.status in review.EDITABLE)
+                editable=draft.status in review.EDITABLE, figures=figures)
 
 
 @router.get("/drafts/{draft_id}")
