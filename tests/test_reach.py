@@ -3,6 +3,7 @@ hand-published articles matched by title, and the figures in stats, digest and b
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime
 from pathlib import Path
 
@@ -270,3 +271,93 @@ def test_unknown_outlet_is_listed_and_classified_once(
     workspace.run("bulletin", "--week", "2026-W25", now="2026-06-17T11:00+08:00")
     md = (workspace.path / "published/bulletins/2026-W25.md").read_text("utf-8")
     assert "| 雷锋街道 | 2 | 800 | 400 | 0 | 2 | 2 |" in md
+
+
+# --- media classification, the chart and the desk page --------------------------------------
+
+@pytest.mark.parametrize(("item", "outlet", "level", "key"), [
+    ("https://www.rednet.cn/content/2026/06/26/xxxq-626.html", "红网", "provincial", "rednet.cn"),
+    ("http://hnrb.voc.com.cn/hnrb_epaper/html/2026-06/27/content.htm", "湖南日报", "provincial",
+     "hnrb.voc.com.cn"),
+    ("https://paper.people.com.cn/rmrb/html/2026-06/26/nw.htm", "人民网", "national",
+     "paper.people.com.cn"),
+    ("长沙晚报", "长沙晚报", "city", "长沙晚报"),
+    ("《湖南日报》7月1日第3版", "湖南日报", "provincial", "湖南日报7月1日第3版"),
+    ("https://mp.weixin.qq.com/s/XXxq-lugu-20260603", "微信公众号文章", "new_media",
+     "mp.weixin.qq.com"),
+    ("XX新区发布", None, None, "XX新区发布"),
+    ("https://news.example.cn/a/1", None, None, "news.example.cn"),
+])
+def test_media_classification(item: str, outlet: str | None, level: str | None,
+                              key: str) -> None:
+    from pipeline.reach.media import media_list
+
+    found = media_list(()).classify(item)
+    assert (found.outlet, found.level, found.key) == (outlet, level, key)
+
+
+def test_workspace_media_list_and_its_errors(workspace: Workspace) -> None:
+    from pipeline.reach.media import media_list
+
+    (workspace.path / "media.toml").write_text(
+        '[[outlets]]\nname = "XX新区发布"\nlevel = "区县"\naliases = ["XX新区融媒体中心"]\n'
+        'domains = ["xxxq.gov.cn"]\n', "utf-8")
+    media = media_list(workspace.settings.media.outlets)
+    assert media.classify("XX新区发布").level == "county"
+    assert media.classify("https://www.xxxq.gov.cn/n/1.html").outlet == "XX新区发布"
+    (workspace.path / "media.toml").write_text('[[outlets]]\nname = "某报"\nlevel = "世界"\n',
+                                               "utf-8")
+    result = workspace.run("queue")
+    assert result.code == 1
+    assert "media.toml: outlets[0].level: '世界' is not one of national" in result.err
+
+
+def test_line_chart_is_valid_svg() -> None:
+    import xml.etree.ElementTree as ET
+
+    from pipeline.reach.chart import Series, line_chart
+
+    svg = line_chart([Series("每日阅读", [(date(2026, 6, 15), 400), (date(2026, 6, 16), 400)]),
+                      Series("<新增>", [(date(2026, 6, 16), 10)])], title="a & b")
+    root = ET.fromstring(svg)
+    ns = "{http://www.w3.org/2000/svg}"
+    assert root.tag == f"{ns}svg"
+    lines = root.findall(f"{ns}polyline")
+    assert len(lines) == 2 and len(lines[0].get("points", "").split()) == 2
+    assert "&lt;新增&gt;" in svg and "a &amp; b" in svg
+    empty = ET.fromstring(line_chart([Series("每日阅读", [])]))
+    assert any(t.text == "暂无数据" for t in empty.iter(f"{ns}text"))
+
+
+def test_desk_reach_page_and_draft_figures(workspace: Workspace, wechat_api: FakeWeChat,
+                                           tmp_path: Path, secret: None) -> None:
+    import xml.etree.ElementTree as ET
+
+    from fastapi.testclient import TestClient
+
+    from tests.test_web import CSRF, login, make_desk
+
+    ids = two_days_of_figures(workspace, wechat_api, tmp_path)
+    store, app = make_desk(workspace, Clock(at("2026-06-17T11:00+08:00")))
+    with TestClient(app) as client:
+        assert login(client).status_code == 303
+        page = client.get("/reach")
+        assert page.status_code == 200
+        html = page.text
+        svg = html[html.index("<svg"):html.index("</svg>") + 6]
+        assert ET.fromstring(svg).findall("{http://www.w3.org/2000/svg}polyline")
+        assert "<script" not in html.split("</head>")[1]  # no charting script, no CDN
+        assert "<td>2026-06-16</td><td>400</td>" in html  # 300 + 100 new reads that day
+        assert "<td>2026-06-15</td><td>400</td>" in html
+        assert re.search(r"雷锋街道</td><td>2</td><td>2</td><td>800</td>\s*<td>400</td>", html)
+        assert "news.example.cn" in html
+        token = CSRF.search(html)
+        assert token
+        done = client.post("/reach/media", data={"csrf_token": token[1], "key": "news.example.cn",
+                                                 "level": "city", "outlet": "示例新闻网"},
+                           follow_redirects=True)
+        assert "已将“news.example.cn”归类为市媒体" in done.text
+        assert "所有报送的媒体均已归类" in done.text
+        draft = client.get(f"/drafts/{ids[0]}").text
+        assert "<dt>阅读次数</dt><dd>600</dd>" in draft and "<dt>点赞</dt><dd>24</dd>" in draft
+    store.close()
