@@ -361,3 +361,32 @@ def test_desk_reach_page_and_draft_figures(workspace: Workspace, wechat_api: Fak
         draft = client.get(f"/drafts/{ids[0]}").text
         assert "<dt>阅读次数</dt><dd>600</dd>" in draft and "<dt>点赞</dt><dd>24</dd>" in draft
     store.close()
+
+
+def test_fake_analytics_dates_spans_and_errors(wechat_api: FakeWeChat) -> None:
+    from pipeline.errors import WeChatAPIError
+    from pipeline.wechat.client import MemoryTokenCache, WeChatClient
+
+    wechat_api.clock = FakeClock(at("2026-06-17T09:00+08:00"))
+    client = WeChatClient(wechat_api.base_url, "wxTESTAPPID", "test-secret",
+                          tokens=MemoryTokenCache(), sleep=lambda _s: None)
+
+    def code(name: str, begin: str, end: str) -> int | None:
+        try:
+            client.datacube(name, begin, end)
+        except WeChatAPIError as err:
+            return err.errcode
+        return 0
+
+    assert code("getusersummary", "2026/06/10", "2026-06-11") == 61500
+    assert code("getusersummary", "2026-06-08", "2026-06-15") == 61501   # 8 days > 7
+    assert code("getusersummary", "2026-06-09", "2026-06-15") == 0
+    assert code("getarticletotaldetail", "2026-06-14", "2026-06-15") == 61501  # span 1
+    assert code("getusercumulate", "2026-06-17", "2026-06-17") == 61501  # today
+    assert code("getusercumulate", "2014-11-30", "2014-11-30") == 61501  # before any data
+    assert code("getusercumulate", "2026-06-16", "2026-06-16") == 0      # ready after 08:00
+    wechat_api.quotas["/datacube/getusercumulate"] = 2
+    assert code("getusercumulate", "2026-06-15", "2026-06-15") == 45009
+    wechat_api.verified = False
+    assert code("getusersummary", "2026-06-15", "2026-06-15") == 48001
+    client.close()
