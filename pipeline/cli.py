@@ -20,6 +20,7 @@ from .clock import Clock
 from .config import Settings, load_settings
 from .errors import PipelineError
 from .notify.options import register as register_notify_commands
+from .reach.options import register as register_reach_commands
 from .store import Store, open_store
 from .units import sync_units
 from .web.options import add_serve as add_web_serve
@@ -154,6 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
     i.set_defaults(func=c.cmd_units_import)
     i.add_argument("file")
     register_notify_commands(sub)
+    register_reach_commands(sub)
     register_web_commands(sub)
     return parser
 

@@ -327,6 +327,11 @@ def cmd_wechat_check(ctx: Context) -> int:
     check_account(settings, ctx.store)
     print(f"WeChat account {settings.wechat.appid} at {settings.wechat.base_url}: "
           f"credentials and IP whitelist OK (mode {settings.wechat.mode})")
+    from .reach.fetch import refusal
+
+    refused = refusal(ctx.store, settings)
+    if refused:  # an unverified account: said here once, not as a daily error
+        print(f"analytics: {refused}")
     return 0
 
 

@@ -283,6 +283,7 @@ class WeChatJob(SQLModel, table=True):
     clientmsgid: str | None = None              # mass send dedupe key, from (account, date)
     publish_id: str | None = None               # freepublish job
     msg_id: str | None = None                   # mass send message
+    msg_data_id: str | None = None              # the articles' id in WeChat's analytics
     article_id: str | None = None
     urls: str = Field(default="[]", sa_type=sa.Text)  # JSON list, article order
     retry_at: datetime | None = _utc_field(default=None)
@@ -343,3 +344,83 @@ class WeChatEvent(SQLModel, table=True):
     urls: str = Field(default="[]", sa_type=sa.Text)
     received_at: datetime = _utc_field()
     payload: str = Field(default="", sa_type=sa.Text)
+
+
+# --- Reach (issue 12): read figures from WeChat's analytics and reported coverage -------------
+
+
+class ArticleStat(SQLModel, table=True):
+    """One published story's figures as of one day (WeChat's cumulative counts to
+    ``stat_date``); one row per story per day, the unique key is the guard."""
+
+    __table_args__ = (sa.UniqueConstraint("draft_id", "stat_date", name="uq_articlestat_day"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    draft_id: int = Field(foreign_key="draft.id", index=True)
+    stat_date: date = Field(index=True)
+    reads: int = 0                              # 阅读次数
+    readers: int = 0                            # 阅读人数
+    shares: int = 0
+    favorites: int = 0
+    likes: int | None = None                    # 点赞, where the API gives it
+    zaikan: int | None = None                   # 在看, where the API gives it
+    msgid: str = Field(default="", max_length=64)  # "<msg_data_id>_<index>" at WeChat
+    matched_by: str = Field(default="msgid", max_length=20)  # msgid or title (hand-published)
+    source: str = Field(default="", max_length=40)  # the datacube endpoint that gave it
+    fetched_at: datetime = _utc_field()
+
+
+class AccountStat(SQLModel, table=True):
+    """The account's followers on one day (gained, lost, cumulative)."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    account: str = Field(max_length=100)
+    day: date
+    followers: int | None = None
+    new: int | None = None
+    cancelled: int | None = None
+    fetched_at: datetime = _utc_field()
+
+    __table_args__ = (sa.UniqueConstraint("account", "day", name="uq_accountstat_day"),)
+
+
+class ReachFetch(SQLModel, table=True):
+    """What the analytics job has fetched: one row per (kind, day); ``through`` is the last
+    statistics day covered, so a re-run the same day finds nothing owed."""
+
+    __table_args__ = (sa.UniqueConstraint("account", "kind", "day", name="uq_reachfetch"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    account: str = Field(max_length=100)
+    kind: str = Field(max_length=20)            # articles (day = publish date) or users
+    day: date
+    through: date | None = None                 # statistics fetched up to this day
+    retry_at: datetime | None = _utc_field(default=None)  # not ready: look again then
+    attempts: int = 0
+    note: str = Field(default="", sa_type=sa.Text)
+    updated_at: datetime = _utc_field()
+
+
+class ReachState(SQLModel, table=True):
+    """Per account: the call budget of the quota day, the API family that answers, and a
+    refusal (unverified account) recorded once instead of failing every day."""
+
+    account: str = Field(primary_key=True, max_length=100)
+    quota_day: date | None = None
+    calls: int = 0
+    paused_until: datetime | None = _utc_field(default=None)  # quota used up
+    family: str = Field(default="", max_length=20)  # "new" or "legacy" once known
+    refused: str = Field(default="", sa_type=sa.Text)  # the refusal sentence, once
+    refused_at: datetime | None = _utc_field(default=None)
+    updated_at: datetime = _utc_field()
+
+
+class MediaOutlet(SQLModel, table=True):
+    """An outlet an editor classified once (added to the workspace's media list)."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(unique=True, max_length=200)  # as reported (or a link's host)
+    outlet: str = Field(max_length=200)
+    level: str = Field(max_length=20)           # national, provincial, city, county, new_media
+    created_by: str = ""
+    created_at: datetime = _utc_field()

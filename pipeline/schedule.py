@@ -32,6 +32,7 @@ from .errors import PipelineError, ScheduleError
 from .models import SchedulerLease
 from .notify.commands import notify_tick
 from .push import catch_up
+from .reach import reach_tick
 from .store import Store
 from .sweep import sweep
 
@@ -122,6 +123,7 @@ def tick(store: Store, settings: Settings, clock: Clock, takeover: bool = False)
             result = sweep(session, settings, now)
         log.debug("sweep: %d due soon, %d overdue", len(result.due_soon), len(result.overdue))
         notify_tick(store, settings, now)  # alerts, the digest and the bulletin when due
+        reach_tick(store, settings, now)   # WeChat's read figures, once a day after 10:00
     except PipelineError as exc:
         log.error("scheduled run failed: %s", exc)
     except sa.exc.OperationalError as exc:

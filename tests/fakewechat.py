@@ -41,6 +41,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
+from datetime import time as dt_time
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -60,6 +61,15 @@ FAKE_CHOICES = """
 - freepublish/batchget lists finished items only, unless batchget_includes_publishing.
 - unknown publish_id -> 53502; unknown msg_id on mass/get -> 40007.
 - lengths are counted in Python characters (code points).
+- analytics (datacube): getarticletotaldetail answers one publish day (begin = end), each
+  article with msgid "<msg_data_id>_<idx>", title, ref_date, publish_type and
+  detail_list[{stat_date, read_user, read_count, share_user, share_count, collection_user,
+  like_user, zaikan_user}], cumulative to stat_date, up to 30 days after publishing;
+  getarticletotal (legacy, span 1) lists mass-sent articles only, details for 7 days.
+  Figures come from ``article_reads`` (cumulative reads by days since publishing).
+- data for yesterday is not ready before ``analytics_ready`` (08:00) -> 61503, also for
+  the days in ``not_ready_days``; analytics_family = "legacy" makes the newer endpoints
+  unknown paths (HTTP 404).
 - a request body with a \\uXXXX escape of a non-ASCII character -> 40033 (legacy code),
   switch off with reject_escaped_unicode = False.
 """
@@ -83,7 +93,15 @@ DEFAULT_QUOTAS: dict[str, int | None] = {
     "/cgi-bin/freepublish/delete": 10,
     "/cgi-bin/message/mass/sendall": 100,
     "/cgi-bin/message/mass/get": None,
+    # analytics: no documented daily limit; tests set one to play "quota used up"
+    "/datacube/getarticletotaldetail": None,
+    "/datacube/getarticletotal": None,
+    "/datacube/getusersummary": None,
+    "/datacube/getusercumulate": None,
 }
+ANALYTICS_START = date(2014, 12, 1)  # WeChat has no data before this day
+SPANS = {"getarticletotaldetail": 1, "getarticletotal": 1, "getusersummary": 7,
+         "getusercumulate": 7}
 
 FAULTS = frozenset({
     "errcode", "http_status", "latency", "process_then_drop", "drop_before",
@@ -137,6 +155,9 @@ ERRMSG: dict[int, str] = {
     53504: "draft must be used in the web console",
     53505: "save the draft manually in the web console first",
     53600: "invalid article_id",
+    61500: "date format error",
+    61501: "date range error",
+    61503: "data not ready",
     88000: "without comment privilege",
 }
 
@@ -175,9 +196,10 @@ class FakeClock:
 
 
 def endpoint_path(endpoint: str) -> str:
-    """'draft/add', 'cgi-bin/draft/add' and '/cgi-bin/draft/add' name the same path."""
+    """'draft/add', 'cgi-bin/draft/add' and '/cgi-bin/draft/add' name the same path;
+    analytics live under /datacube/ ('datacube/getusersummary')."""
     name = endpoint.strip("/")
-    return "/" + (name if name.startswith("cgi-bin/") else "cgi-bin/" + name)
+    return "/" + (name if name.startswith(("cgi-bin/", "datacube/")) else "cgi-bin/" + name)
 
 
 # --------------------------------------------------------------------------- ledger
@@ -520,6 +542,10 @@ class FakeWeChat:
         self.ids_as_strings = False
         self.batchget_includes_publishing = False
         self.reject_escaped_unicode = True
+        self.analytics_family = "new"
+        self.analytics_ready = dt_time(8, 0)
+        self.not_ready_days: set[date] = set()
+        self.article_reads: Callable[[PublishedArticle, int], int] = default_reads
         self.ledger = Ledger()
         self._lock = threading.RLock()
         self._stop = threading.Event()
@@ -567,6 +593,10 @@ class FakeWeChat:
             "/cgi-bin/freepublish/delete": ("POST", True, self._fp_delete),
             "/cgi-bin/message/mass/sendall": ("POST", True, self._mass_sendall),
             "/cgi-bin/message/mass/get": ("POST", True, self._mass_get),
+            "/datacube/getarticletotaldetail": ("POST", True, self._dc_totaldetail),
+            "/datacube/getarticletotal": ("POST", True, self._dc_total),
+            "/datacube/getusersummary": ("POST", True, self._dc_usersummary),
+            "/datacube/getusercumulate": ("POST", True, self._dc_usercumulate),
         }
 
     # ----------------------------------------------------------------- lifecycle
@@ -780,6 +810,8 @@ class FakeWeChat:
 
     def _process(self, req: _Request) -> _Reply:
         route = self._routes.get(req.path)
+        if self.analytics_family == "legacy" and req.path == "/datacube/getarticletotaldetail":
+            route = None
         if route is None:
             return _Reply({"_raw": "404 page not found"}, "text/plain", 404)
         method, needs_token, handler = route
@@ -796,7 +828,7 @@ class FakeWeChat:
         if needs_token and (code := self._check_token(req.query.get("access_token"))):
             return _error(code)
         if not self.verified and req.path.startswith(
-                ("/cgi-bin/freepublish/", "/cgi-bin/message/mass/")):
+                ("/cgi-bin/freepublish/", "/cgi-bin/message/mass/", "/datacube/")):
             return _error(48001)
         if self._over_quota(req.path):
             return _error(45009)
@@ -1289,6 +1321,126 @@ class FakeWeChat:
                 rec.polls += 1
         return _Reply({"msg_id": self._wire_id(rec.msg_id), "msg_status": rec.status})
 
+    # ----------------------------------------------------------------- by hand
+
+    def send_by_hand(self, media_id: str) -> MassSendRecord:
+        """An editor sends a draft from the WeChat console (no API call, no clientmsgid)."""
+        with self._lock:
+            draft = self._remove_draft(media_id, "console")
+            rec = MassSendRecord(self._new_id(), self._new_id(), media_id, None, True,
+                                 draft.articles, self.clock(), status="SEND_SUCCESS")
+            self._mass[rec.msg_id] = rec
+            self.ledger.mass_sends.append(rec)
+            return rec
+
+    # ----------------------------------------------------------------- analytics
+
+    def _dc_dates(self, req: _Request) -> tuple[date, date] | _Reply:
+        """begin/end checked as WeChat does: 61500 format, 61501 range, 61503 not ready."""
+        name = req.path.rsplit("/", 1)[-1]
+        try:
+            begin = date.fromisoformat(str(req.body.get("begin_date")))
+            end = date.fromisoformat(str(req.body.get("end_date")))
+        except ValueError:
+            return _error(61500)
+        now = self.clock()
+        today = now.astimezone(SHANGHAI).date()
+        if begin > end or end >= today or begin < ANALYTICS_START or \
+                (end - begin).days + 1 > SPANS[name]:
+            return _error(61501)
+        late = end == today - timedelta(days=1) and now.time() < self.analytics_ready
+        if late or any(begin <= d <= end for d in self.not_ready_days):
+            return _error(61503)
+        return begin, end
+
+    def _ready(self, day: date) -> bool:
+        return day not in self.not_ready_days
+
+    def article_figures(self, article: PublishedArticle, day: date) -> dict[str, int]:
+        """An article's cumulative figures on ``day`` (the test's hand computation uses this
+        too): reads from ``article_reads``, the rest fixed fractions of them."""
+        reads = self.article_reads(article, (day - article.time.astimezone(SHANGHAI).date()).days)
+        return {"read_count": reads, "read_user": reads * 4 // 5, "share_count": reads // 10,
+                "share_user": reads // 12, "collection_user": reads // 20,
+                "like_user": reads // 25, "zaikan_user": reads // 50}
+
+    def _day_articles(self, day: date, kinds: tuple[str, ...]) -> list[tuple[
+            PublishedArticle, int]]:
+        out = []
+        for a in self.ledger.published_articles():
+            if a.kind not in kinds or a.time.astimezone(SHANGHAI).date() != day:
+                continue
+            if a.kind == "freepublish" and a.status != 0:
+                continue
+            data_id = (self._publishes[a.ident].msg_data_id if a.kind == "freepublish"
+                       else self._mass[a.ident].msg_data_id)
+            out.append((a, data_id))
+        return out
+
+    def _stat_days(self, start: date, days: int) -> list[date]:
+        yesterday = self.clock().astimezone(SHANGHAI).date() - timedelta(days=1)
+        last = min(yesterday, start + timedelta(days=days - 1))
+        return [start + timedelta(days=i) for i in range((last - start).days + 1)
+                if self._ready(start + timedelta(days=i))]
+
+    def _dc_totaldetail(self, req: _Request) -> _Reply:
+        dates = self._dc_dates(req)
+        if isinstance(dates, _Reply):
+            return dates
+        items = []
+        for a, data_id in self._day_articles(dates[0], ("freepublish", "mass_send")):
+            details = [{"stat_date": d.isoformat(), **self.article_figures(a, d)}
+                       for d in self._stat_days(dates[0], 30)]
+            items.append({"ref_date": dates[0].isoformat(), "msgid": f"{data_id}_{a.idx}",
+                          "title": a.title, "publish_type": 0 if a.kind == "mass_send" else 1,
+                          "detail_list": details})
+        return _Reply({"list": items})
+
+    def _dc_total(self, req: _Request) -> _Reply:
+        dates = self._dc_dates(req)
+        if isinstance(dates, _Reply):
+            return dates
+        items = []
+        for a, data_id in self._day_articles(dates[0], ("mass_send",)):
+            details = []
+            for d in self._stat_days(dates[0], 7):
+                f = self.article_figures(a, d)
+                details.append({"stat_date": d.isoformat(), "target_user": 1000,
+                                "int_page_read_user": f["read_user"],
+                                "int_page_read_count": f["read_count"],
+                                "ori_page_read_user": 0, "ori_page_read_count": 0,
+                                "share_user": f["share_user"], "share_count": f["share_count"],
+                                "add_to_fav_user": f["collection_user"],
+                                "add_to_fav_count": f["collection_user"]})
+            items.append({"ref_date": dates[0].isoformat(), "msgid": f"{data_id}_{a.idx}",
+                          "title": a.title, "details": details})
+        return _Reply({"list": items})
+
+    @staticmethod
+    def followers(day: date) -> tuple[int, int, int]:
+        """(gained, lost, cumulative) followers on ``day``: 10 in, 2 out, every day."""
+        return 10, 2, 1000 + 8 * (day - date(2026, 1, 1)).days
+
+    def _span_days(self, dates: tuple[date, date]) -> list[date]:
+        return [dates[0] + timedelta(days=i) for i in range((dates[1] - dates[0]).days + 1)]
+
+    def _dc_usersummary(self, req: _Request) -> _Reply:
+        dates = self._dc_dates(req)
+        if isinstance(dates, _Reply):
+            return dates
+        return _Reply({"list": [{"ref_date": d.isoformat(), "user_source": 0,
+                                 "new_user": self.followers(d)[0],
+                                 "cancel_user": self.followers(d)[1]}
+                                for d in self._span_days(dates)]})
+
+    def _dc_usercumulate(self, req: _Request) -> _Reply:
+        dates = self._dc_dates(req)
+        if isinstance(dates, _Reply):
+            return dates
+        return _Reply({"list": [{"ref_date": d.isoformat(), "user_source": 0,
+                                 "cumulate_user": self.followers(d)[2]}
+                                for d in self._span_days(dates)]})
+
     # ----------------------------------------------------------------- pushes
 
     def _make_pushes(self, pub: PublishRecord) -> list[_Push]:
@@ -1353,6 +1505,13 @@ class FakeWeChat:
                 self.tick()
             except Exception:  # noqa: BLE001 - a test clock may raise; keep ticking
                 continue
+
+
+def default_reads(article: PublishedArticle, days: int) -> int:
+    """Cumulative reads ``days`` after publishing: the lead article is read more, and each
+    day brings fewer new readers than the one before."""
+    base = (100 if article.idx == 1 else 40) + article.ident % 7
+    return sum(base // (j + 1) for j in range(days + 1))
 
 
 # --------------------------------------------------------------------------- fixture, CLI

@@ -10,13 +10,17 @@ from .loader import load_settings, parse_settings
 from .settings import (
     DEFAULT_ACTIVITY_TYPES,
     EMAIL_RE,
+    MEDIA_LEVELS,
     AccountSettings,
     ActivityType,
     Campaign,
     DeadlineSettings,
     Limits,
+    MediaSettings,
     NotifySettings,
+    OutletSpec,
     Paths,
+    ReachSettings,
     ScheduleSettings,
     ScoringSettings,
     Settings,
@@ -24,12 +28,14 @@ from .settings import (
     Target,
     UnitSpec,
     WeChatSettings,
+    parse_media_level,
 )
 from .tree import check_unit_tree, parent_problem, parse_target
 
 __all__ = [
-    "DEFAULT_ACTIVITY_TYPES", "EMAIL_RE", "AccountSettings", "ActivityType", "Campaign",
-    "DeadlineSettings", "Limits", "NotifySettings", "Paths", "ScheduleSettings",
-    "ScoringSettings", "Settings", "SmtpSettings", "Target", "UnitSpec", "WeChatSettings",
-    "check_unit_tree", "load_settings", "parent_problem", "parse_settings", "parse_target",
+    "DEFAULT_ACTIVITY_TYPES", "EMAIL_RE", "MEDIA_LEVELS", "AccountSettings", "ActivityType",
+    "Campaign", "DeadlineSettings", "Limits", "MediaSettings", "NotifySettings", "OutletSpec",
+    "Paths", "ReachSettings", "ScheduleSettings", "ScoringSettings", "Settings",
+    "SmtpSettings", "Target", "UnitSpec", "WeChatSettings", "check_unit_tree", "load_settings",
+    "parent_problem", "parse_media_level", "parse_settings", "parse_target",
 ]

@@ -24,8 +24,11 @@ from .settings import (
     AccountSettings,
     DeadlineSettings,
     Limits,
+    MediaSettings,
     NotifySettings,
+    OutletSpec,
     Paths,
+    ReachSettings,
     ReviewSettings,
     ReviewStage,
     ScheduleSettings,
@@ -33,6 +36,7 @@ from .settings import (
     Settings,
     SmtpSettings,
     WeChatSettings,
+    parse_media_level,
 )
 from .tree import read_activity_types, read_campaign, read_units
 
@@ -83,6 +87,8 @@ def parse_settings(raw: Mapping[str, Any], root: Path, source: str = "config.tom
     notify = _notify(top.sub("notify"))
     scoring = _scoring(top.sub("scoring"))
     review = _review(top.sub("review"))
+    reach = _reach(top.sub("reach"))
+    media = _media(top.sub("media"), root, problems)
     report_unknown(top)
     if problems:
         raise ConfigError(problems, source)
@@ -90,7 +96,7 @@ def parse_settings(raw: Mapping[str, Any], root: Path, source: str = "config.tom
     return Settings(root=root, account=account, schedule=schedule, deadline=deadline,
                     limits=limits, paths=paths, activity_types=types, units=units,
                     campaign=campaign, database_url=url, wechat=wechat, smtp=smtp,
-                    notify=notify, scoring=scoring, review=review)
+                    notify=notify, scoring=scoring, review=review, reach=reach, media=media)
 
 
 def _account(r: Reader) -> AccountSettings:
@@ -262,6 +268,22 @@ def _review(r: Reader) -> ReviewSettings:
     return result
 
 
+def _reach(r: Reader) -> ReachSettings:
+    d = ReachSettings()
+    result = ReachSettings(
+        enabled=r.get("enabled", bool, d.enabled),
+        fetch_after=_clock_time(r, "fetch_after", d.fetch_after),
+        max_calls=r.get("max_calls", int, d.max_calls, positive),
+        article_days=r.get("article_days", int, d.article_days,
+                           lambda v: None if 1 <= v <= 30 else "must be 1 to 30 (WeChat keeps "
+                           "a story's daily figures for 30 days)"),
+        backfill_days=r.get("backfill_days", int, d.backfill_days,
+                            lambda v: None if 1 <= v <= 60 else "must be 1 to 60"),
+        retry_minutes=r.get("retry_minutes", int, d.retry_minutes, positive))
+    report_unknown(r)
+    return result
+
+
 def _stages(r: Reader, raw: object) -> tuple[ReviewStage, ...]:
     if not isinstance(raw, list) or not raw:
         r.problem("stages", "expected one or more [[review.stages]] tables, each with a name "
@@ -282,3 +304,58 @@ def _stages(r: Reader, raw: object) -> tuple[ReviewStage, ...]:
             s.problem("name", f"the stage {name!r} is listed twice")
         stages.append(ReviewStage(name, tuple(e.strip() for e in editors)))
     return tuple(stages)
+
+
+def _media(r: Reader, root: Path, problems: list[str]) -> MediaSettings:
+    """The workspace's outlet list: ``[[media.outlets]]`` plus the file named by
+    ``media.file`` (default media.toml; a missing file is fine)."""
+    name = r.get("file", str, MediaSettings.file, non_empty)
+    outlets = read_outlets(r.get("outlets", list, []), "media.outlets", problems)
+    path = root / name
+    if path.is_file():
+        try:
+            raw = tomllib.loads(path.read_bytes().decode("utf-8"))
+        except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+            problems.append(f"{name}: not valid UTF-8 TOML: {exc}")
+            raw = {}
+        listed = raw.get("outlets", [])
+        outlets += read_outlets(listed if isinstance(listed, list) else [listed],
+                                f"{name}: outlets", problems)
+        for key in raw:
+            if key != "outlets":
+                problems.append(f"{name}: {key}: unknown key (the file holds [[outlets]])")
+    report_unknown(r)
+    return MediaSettings(file=name, outlets=tuple(outlets))
+
+
+def read_outlets(items: list[Any], where: str, problems: list[str]) -> list[OutletSpec]:
+    """Outlet entries ``{name, level, domains = [...], aliases = [...]}``, each problem
+    reported with its place."""
+    found = []
+    for i, item in enumerate(items):
+        at = f"{where}[{i}]"
+        if not isinstance(item, dict):
+            problems.append(f"{at}: expected a table with name, level and domains")
+            continue
+        name, level = item.get("name"), item.get("level")
+        domains, aliases = item.get("domains", []), item.get("aliases", [])
+        bad = [k for k in item if k not in ("name", "level", "domains", "aliases")]
+        problems += [f"{at}.{k}: unknown key" for k in bad]
+        key = parse_media_level(level) if isinstance(level, str) else None
+        if not isinstance(name, str) or not name.strip():
+            problems.append(f"{at}.name: must be the outlet's name, got {name!r}")
+        elif key is None:
+            problems.append(f"{at}.level: {level!r} is not one of national (中央/国家), "
+                            "provincial (省), city (市), county (区县), new_media (新媒体/自媒体)")
+        elif not _texts(domains) or not _texts(aliases):
+            problems.append(f"{at}: domains and aliases must be lists of text")
+        else:
+            found.append(OutletSpec(name.strip(), key,
+                                    tuple(d.strip().lower().removeprefix("www.")
+                                          for d in domains),
+                                    tuple(a.strip() for a in aliases)))
+    return found
+
+
+def _texts(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(v, str) and v.strip() for v in value)

@@ -140,6 +140,56 @@ class ScoringSettings:
     published: float = 2.0               # per published story
     late: float = -1.0                   # per story published late
     missed: float = -3.0                 # per story still unpublished past its deadline
+    reads_per_story: float = 0.0         # per read per published story (0: shown, not scored)
+    national: float = 0.0                # per item of coverage by national media (中央/国家)
+    provincial: float = 0.0              # per item of coverage by provincial media (省)
+    city: float = 0.0                    # per item of coverage by city media (市)
+
+
+@dataclass(frozen=True)
+class ReachSettings:
+    """The daily analytics fetch (read figures from WeChat) and its limits."""
+
+    enabled: bool = True                 # fetch when wechat.mode is not "folder"
+    fetch_after: time = time(10, 0)      # local time; WeChat's figures are ready after ~10:00
+    max_calls: int = 100                 # analytics calls a quota day we allow ourselves
+    article_days: int = 30               # days after publishing a story's figures are followed
+    backfill_days: int = 14              # account totals fetched this far back on a first run
+    retry_minutes: int = 60              # figures not ready yet: look again after this
+
+
+MEDIA_LEVELS: dict[str, str] = {
+    "national": "中央/国家", "provincial": "省", "city": "市", "county": "区县",
+    "new_media": "新媒体/自媒体",
+}
+MEDIA_LEVEL_ALIASES: dict[str, str] = {
+    "中央": "national", "国家": "national", "中央/国家": "national", "央媒": "national",
+    "省": "provincial", "省级": "provincial", "市": "city", "市级": "city",
+    "区县": "county", "区": "county", "县": "county", "区县级": "county",
+    "新媒体": "new_media", "自媒体": "new_media", "新媒体/自媒体": "new_media",
+}
+
+
+def parse_media_level(text: str) -> str | None:
+    """The media level key named by ``text`` (English key or Chinese label), else None."""
+    value = text.strip()
+    return value.lower() if value.lower() in MEDIA_LEVELS else MEDIA_LEVEL_ALIASES.get(value)
+
+
+@dataclass(frozen=True)
+class OutletSpec:
+    """One news outlet: its name, the web domains it publishes on, and its level."""
+
+    name: str
+    level: str
+    domains: tuple[str, ...] = ()
+    aliases: tuple[str, ...] = ()        # other names reporters write for it
+
+
+@dataclass(frozen=True)
+class MediaSettings:
+    file: str = "media.toml"             # the workspace's outlet list (optional)
+    outlets: tuple[OutletSpec, ...] = ()  # from the file and [[media.outlets]]
 
 
 @dataclass(frozen=True)
@@ -181,6 +231,8 @@ class Settings:
     notify: NotifySettings = field(default_factory=NotifySettings)
     scoring: ScoringSettings = field(default_factory=ScoringSettings)
     review: ReviewSettings = field(default_factory=ReviewSettings)
+    reach: ReachSettings = field(default_factory=ReachSettings)
+    media: MediaSettings = field(default_factory=MediaSettings)
 
     @property
     def tz(self) -> ZoneInfo:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,8 @@ from ..config import ScoringSettings, Settings, Target
 from ..domain import DraftStatus, Level
 from ..errors import NotifyError
 from ..models import Draft, Submission
+from ..reach.coverage import COVERAGE_LEVELS, coverage_by_unit
+from ..reach.stats import gather_articles, unit_reach
 from ..store import Store
 from ..units import all_units, tree_order
 from ..writer import GuardedWriter
@@ -95,6 +97,14 @@ class UnitWeek:
     late: int = 0
     missed: int = 0
     done: Mapping[str, int] = field(default_factory=dict)   # campaign progress per type
+    # reach (issue 12): WeChat reads of the week's published stories, coverage by level
+    measured: int = 0                        # published stories with read figures
+    reads: int = 0
+    coverage: Mapping[str, int] = field(default_factory=dict)  # national/provincial/city
+
+    @property
+    def reads_per_story(self) -> float | None:
+        return self.reads / self.measured if self.measured else None
 
     @property
     def on_time(self) -> int:
@@ -170,10 +180,34 @@ def gather_bulletin(session: Session, settings: Settings, week: IsoWeek) -> Bull
                       late.get(u.id or 0, 0), missed.get(u.id or 0, 0),
                       progress.get(u.id or 0, {}))
              for u in tree_order(everyone)]
+    units = _with_reach(session, settings, units, start, end)
     campaign = settings.campaign
     return BulletinData(week, tuple(units), campaign.targets if campaign else {},
                         {k: t.label for k, t in settings.activity_types.items()},
                         campaign.name if campaign else None, until)
+
+
+def _with_reach(session: Session, settings: Settings, units: list[UnitWeek], start: datetime,
+                end: datetime) -> list[UnitWeek]:
+    """Add each unit's reads (stories published in the week, figures so far) and the
+    coverage its reports of the week carried, counted by media level."""
+    stories = [a for a in gather_articles(session, settings, since=start, until=end)
+               if not _is_roundup(session, a.id)]
+    reach = unit_reach(stories)
+    coverage = coverage_by_unit(session, settings, start, end)
+    ids = {u.name: u.id for u in all_units(session)}
+    out = []
+    for unit in units:
+        r = reach.get(unit.name)
+        levels: Mapping[str, int] = coverage.get(ids.get(unit.name) or 0, {})
+        out.append(replace(unit, measured=r.measured if r else 0, reads=r.reads if r else 0,
+                           coverage={k: levels.get(k, 0) for k in COVERAGE_LEVELS}))
+    return out
+
+
+def _is_roundup(session: Session, draft_id: int) -> bool:
+    draft = session.get(Draft, draft_id)
+    return draft is not None and draft.activity_type == ROUNDUP
 
 
 def _counts(session: Session, query: Any) -> dict[int, int]:
@@ -206,7 +240,10 @@ def _progress(session: Session, settings: Settings, end: datetime
 def score(unit: UnitWeek, targets: Mapping[str, Target], weights: ScoringSettings) -> float:
     """The ranking score; ``formula`` prints the same arithmetic for the readers."""
     return (targets_met(unit, targets) * weights.target_met + unit.published * weights.published
-            + unit.late * weights.late + unit.missed * weights.missed)
+            + unit.late * weights.late + unit.missed * weights.missed
+            + (unit.reads_per_story or 0) * weights.reads_per_story
+            + sum(unit.coverage.get(k, 0) * float(getattr(weights, k))
+                  for k in COVERAGE_LEVELS))
 
 
 def targets_met(unit: UnitWeek, targets: Mapping[str, Target]) -> int:
@@ -216,7 +253,15 @@ def targets_met(unit: UnitWeek, targets: Mapping[str, Target]) -> int:
 def formula(weights: ScoringSettings) -> str:
     return (f"得分 = 达标项数 × {_num(weights.target_met)} + 发布稿件数 × "
             f"{_num(weights.published)} + 超期发布数 × {_num(weights.late)} + 超期未发数 × "
-            f"{_num(weights.missed)}")
+            f"{_num(weights.missed)}" + _reach_terms(weights))
+
+
+def _reach_terms(weights: ScoringSettings) -> str:
+    """The reach terms, printed only when they weigh something (default: they do not, and
+    reads per story is an informative column)."""
+    terms = [(weights.reads_per_story, "篇均阅读"), (weights.national, "国家级媒体报道数"),
+             (weights.provincial, "省级媒体报道数"), (weights.city, "市级媒体报道数")]
+    return "".join(f" + {label} × {_num(w)}" for w, label in terms if w)
 
 
 def _num(value: float) -> str:
@@ -251,7 +296,8 @@ def _context(data: BulletinData, settings: Settings) -> dict[str, Any]:
         "progress_until": data.progress_until.isoformat() if data.progress_until else "",
         "groups": groups, "silent": [s for s in silent if s["names"]],
         "totals": _totals(data.units), "formula": formula(settings.scoring),
-        "bar_px": BAR_PX,
+        "bar_px": BAR_PX, "reach_shown": any(u.measured or any(u.coverage.values())
+                                             for u in data.units),
     }
 
 
@@ -276,8 +322,12 @@ def _group(label: str, levels: Sequence[Level], data: BulletinData, settings: Se
 
 
 def _figures(unit: UnitWeek) -> dict[str, Any]:
+    per_story = unit.reads_per_story
     return {"submitted": unit.submitted, "published": unit.published, "late": unit.late,
-            "missed": unit.missed, "on_time_rate": _rate(unit.on_time, unit.published)}
+            "missed": unit.missed, "on_time_rate": _rate(unit.on_time, unit.published),
+            "reads": unit.reads if unit.measured else "—",
+            "reads_per_story": f"{per_story:.0f}" if per_story is not None else "—",
+            "coverage": [unit.coverage.get(k, 0) for k in COVERAGE_LEVELS]}
 
 
 def _totals(units: Sequence[UnitWeek]) -> dict[str, Any]:

@@ -24,6 +24,7 @@ from ..domain import DeadlineState, Level
 from ..errors import NotifyError
 from ..models import Alert, Draft, Publication, Push, Submission, Unit
 from ..push import PackedArticle, plan
+from ..reach.stats import DigestReach, digest_context, gather_digest_reach
 from ..review import holders
 from ..store import Store
 from .alerts import KINDS, NO_ADDRESS, NO_EDITORS, STATUS_LABELS, target_unit
@@ -97,6 +98,7 @@ class DigestData:
     unaddressed: tuple[Unaddressed, ...] = ()
     units_without_email: tuple[str, ...] = ()
     stages: tuple[StageWaiting, ...] = ()
+    reach: DigestReach | None = None     # read figures (WeChat modes only)
 
 
 @dataclass
@@ -145,13 +147,16 @@ def gather_digest(session: Session, settings: Settings, day: date,
         planned, left = _packed(chosen), _packed(rest)
     unaddressed, no_email = _unaddressed(session, settings, day)
     waiting = _waiting(session, settings, at)
+    pushed = _published(session, yesterday) if yesterday else ()
+    reach = gather_digest_reach(session, settings, day, [s.id for s in pushed]) \
+        if settings.wechat.enabled else None
     return DigestData(
         day=day, at=at, yesterday_state=yesterday.state if yesterday else None,
-        pushed=_published(session, yesterday) if yesterday else (), today_done=today_done,
+        pushed=pushed, today_done=today_done,
         planned=tuple(planned), left_over=tuple(left), waiting=waiting,
         stages=_stages(session, settings, waiting),
         new_reports=_new_reports(session, settings, day), unaddressed=unaddressed,
-        units_without_email=no_email)
+        units_without_email=no_email, reach=reach)
 
 
 def _push_row(session: Session, settings: Settings, day: date) -> Push | None:
@@ -275,7 +280,7 @@ def _context(data: DigestData, settings: Settings, now: datetime) -> dict[str, A
         "new_reports": _reports_by_level(data.new_reports),
         "new_total": sum(r.count for r in data.new_reports),
         "unaddressed": data.unaddressed, "units_without_email": data.units_without_email,
-        "base_url": base,
+        "base_url": base, **digest_context(data.reach),
         "stages": [{"stage": s.stage, "holders": "、".join(s.holders) or "任一编辑",
                     "count": s.count, "overdue": s.overdue} for s in data.stages],
     }

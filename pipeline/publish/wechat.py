@@ -153,6 +153,7 @@ class JobRunner:
         # in-flight state is a crashed one right away; otherwise wait for the lease.
         self.takeover = takeover
         self.uploader = MediaUploader(client, settings.wechat.appid, self._session, now)
+        self._receipt: dict[str, Any] = {}  # the last send's msg_data_id (for reach stats)
 
     def _session(self) -> Session:
         return Session(self.store.engine, expire_on_commit=False)
@@ -350,12 +351,16 @@ class JobRunner:
 
     def _send(self, job: WeChatJob) -> str:
         assert job.media_id is not None
+        self._receipt = {}
         if job.mode == "masssend":
-            return str(self.client.mass_sendall(job.media_id, job.clientmsgid or ""))
-        return str(self.client.freepublish_submit(job.media_id))
+            return str(self.client.mass_sendall(job.media_id, job.clientmsgid or "",
+                                                receipt=self._receipt))
+        return str(self.client.freepublish_submit(job.media_id, receipt=self._receipt))
 
     def _submitted_now(self, job: WeChatJob, expected: str, ref: str) -> bool:
         values = {"msg_id": ref} if job.mode == "masssend" else {"publish_id": ref}
+        if self._receipt.get("msg_data_id"):
+            values["msg_data_id"] = self._receipt["msg_data_id"]
         self.note(job, "submit", "ok", ref)
         return self.move(job, expected, SUBMITTED, checks=0, polls=0, retry_at=None, **values)
 

@@ -20,7 +20,17 @@ from .. import __version__
 from ..clock import Clock
 from ..config import Settings
 from ..store import Store
-from . import api, desk, desk_admin, desk_plan, desk_review, errors, reporter, wechat_push
+from . import (
+    api,
+    desk,
+    desk_admin,
+    desk_plan,
+    desk_reach,
+    desk_review,
+    errors,
+    reporter,
+    wechat_push,
+)
 from .middleware import BodyLimit, SecurityHeaders
 from .state import HERE, WebState, make_environment
 
@@ -51,7 +61,7 @@ def create_app(settings: Settings, store: Store, clock: Clock, *, secret: str | 
     key = _secret(secret)
     app.state.web = WebState(settings, store, clock, make_environment(settings), key)
     for router in (desk.router, desk_plan.router, desk_review.router, desk_admin.router,
-                   reporter.router, api.router, wechat_push.router):
+                   desk_reach.router, reporter.router, api.router, wechat_push.router):
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     errors.install(app)

@@ -17,6 +17,7 @@ from .. import review
 from ..drafts import read_markdown
 from ..errors import PipelineError, ReviewError
 from ..models import Unit
+from ..reach.stats import story_figures
 from ..render import rerender
 from ..units import all_units
 from ..views import detail
@@ -122,13 +123,14 @@ def draft_page(request: Request, user: str, draft_id: int, *, error: str = "",
         unit = session.get(Unit, draft.unit_id)
         may_sign = data["stage"] is not None and (not data["stage_signers"]
                                                   or user in data["stage_signers"])
+        figures = story_figures(session, state.settings, draft_id)
     if markdown is None:
         markdown = read_markdown(state.settings, draft_id)
     return page(request, "draft.html", status, user=user, d=data, draft=draft, unit=unit,
                 photos=photos, markdown=markdown, error=error, may_sign=may_sign,
                 stages=[s.name for s in state.settings.review.stages],
                 problems=problems if problems is not None else data["problems"],
-                editable=draft.status in review.EDITABLE)
+                editable=draft.status in review.EDITABLE, figures=figures)
 
 
 @router.get("/drafts/{draft_id}")

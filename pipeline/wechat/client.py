@@ -149,6 +149,17 @@ def _publish_status(data: dict[str, Any], publish_id: int) -> PublishStatus:
                          tuple(str(i.get("article_url", "")) for i in items), tuple(fail), data)
 
 
+def _path(endpoint: str) -> str:
+    """Analytics live under /datacube/, everything else under /cgi-bin/."""
+    return endpoint if endpoint.startswith("datacube/") else f"cgi-bin/{endpoint}"
+
+
+def _keep_data_id(answer: Mapping[str, Any], receipt: dict[str, Any] | None) -> None:
+    data_id = as_int(answer.get("msg_data_id"))
+    if receipt is not None and data_id is not None:
+        receipt["msg_data_id"] = str(data_id)
+
+
 # --------------------------------------------------------------------------- client
 
 
@@ -252,7 +263,7 @@ class WeChatClient:
             headers["Content-Type"] = "application/json; charset=utf-8"
         try:
             answer = self._session.request(
-                method, f"{self._base_url}/cgi-bin/{endpoint}", params=query, data=data,
+                method, f"{self._base_url}/{_path(endpoint)}", params=query, data=data,
                 files=files, headers=headers, timeout=self._timeout)
         except requests.RequestException as exc:
             raise transport_error(exc, endpoint) from exc
@@ -345,9 +356,14 @@ class WeChatClient:
 
     # ----------------------------------------------------------------- free publish
 
-    def freepublish_submit(self, media_id: str) -> int:
-        """Start publishing a draft; returns the publish_id (the result comes later)."""
+    def freepublish_submit(self, media_id: str, receipt: dict[str, Any] | None = None) -> int:
+        """Start publishing a draft; returns the publish_id (the result comes later).
+
+        ``receipt``, when given, receives the answer's ``msg_data_id`` (the articles' id
+        in WeChat's analytics).
+        """
         answer = self._json("freepublish/submit", {"media_id": media_id})
+        _keep_data_id(answer, receipt)
         return self._id(answer, "publish_id", "freepublish/submit")
 
     def freepublish_get(self, publish_id: int) -> PublishStatus:
@@ -372,7 +388,8 @@ class WeChatClient:
     # ----------------------------------------------------------------- mass send
 
     def mass_sendall(self, media_id: str, clientmsgid: str, *, is_to_all: bool = True,
-                     tag_id: int | None = None, send_ignore_reprint: bool = False) -> int:
+                     tag_id: int | None = None, send_ignore_reprint: bool = False,
+                     receipt: dict[str, Any] | None = None) -> int:
         """Send a draft to followers; returns the msg_id.
 
         A reused clientmsgid (45065) means an earlier attempt was sent: its msg_id is
@@ -386,6 +403,7 @@ class WeChatClient:
         answer = self._call("POST", "message/mass/sendall", body=body, pass_codes=(45065,))
         if as_int(answer.get("errcode")) == 45065 and as_int(answer.get("msg_id")) is None:
             raise api_error(answer, "message/mass/sendall")
+        _keep_data_id(answer, receipt)
         return self._id(answer, "msg_id", "message/mass/sendall")
 
     def mass_get(self, msg_id: int) -> MassStatus:
@@ -393,6 +411,13 @@ class WeChatClient:
         status = answer.get("msg_status")
         return MassStatus(as_int(answer.get("msg_id")) or msg_id,
                           status if isinstance(status, str) else "")
+
+    # ----------------------------------------------------------------- analytics
+
+    def datacube(self, name: str, begin: str, end: str) -> dict[str, Any]:
+        """One analytics query (``getarticletotal``, ``getusersummary`` ...) for the dates
+        ``begin``..``end`` (YYYY-MM-DD, end at most yesterday); the whole answer."""
+        return self._json(f"datacube/{name}", {"begin_date": begin, "end_date": end})
 
     # ----------------------------------------------------------------- health
 

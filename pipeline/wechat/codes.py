@@ -22,7 +22,11 @@ TOKEN_ENDPOINTS = frozenset({"stable_token", "token"})
 READ_ENDPOINTS = frozenset({
     "stable_token", "token", "draft/get", "draft/count", "draft/batchget", "freepublish/get",
     "freepublish/batchget", "freepublish/getarticle", "message/mass/get",
+    *(f"datacube/{name}" for name in (
+        "getarticletotaldetail", "getarticleread", "getbizsummary", "getarticlesummary",
+        "getarticletotal", "getusersummary", "getusercumulate")),
 })
+NOT_READY = 61503  # analytics: the day's figures are not ready yet (look again later)
 
 _KINDS: dict[int, ErrorKind] = {
     45011: ErrorKind.RETRY, 45066: ErrorKind.RETRY, 53501: ErrorKind.RETRY,
@@ -114,6 +118,11 @@ _MESSAGES: dict[int, str] = {
     53505: "This draft must be saved once by hand in the WeChat web console before it can "
            "be published ({code}).",
     53600: "WeChat does not know this article_id ({code}).",
+    61500: "WeChat refused the dates of {endpoint} ({code}); this is a bug in the pipeline.",
+    61501: "WeChat refused the date range of {endpoint} ({code}): too long, today, or too "
+           "old.",
+    61503: "WeChat has not finished the figures asked from {endpoint} yet ({code}); they are "
+           "fetched again later.",
 }
 
 _CONSEQUENCE = {
