@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import review, views
 from .config import Settings, UnitSpec
+from .deadlines import deadline_text
 from .domain import parse_level
 from .drafts import SubmitOutcome, read_markdown
 from .errors import PipelineError
@@ -42,6 +43,13 @@ def _when(moment: datetime | str | None, settings: Settings) -> str:
     if isinstance(moment, str):
         moment = datetime.fromisoformat(moment)
     return moment.astimezone(settings.tz).strftime("%Y-%m-%d %H:%M")
+
+
+def _deadline(moment: datetime | str, ctx: Context) -> str:
+    """A deadline as people say it (6月17日24时前, 已超期2天3小时): one wording everywhere."""
+    if isinstance(moment, str):
+        moment = datetime.fromisoformat(moment)
+    return deadline_text(moment, ctx.now(), ctx.settings.tz)
 
 
 def cmd_init(ctx: Context) -> int:
@@ -88,7 +96,7 @@ def _print_submit(ctx: Context, outcome: SubmitOutcome) -> None:
         return
     for a in outcome.accepted:
         extra = f"  ({len(a.problems)} WeChat problem(s) to fix)" if a.problems else ""
-        print(f"accepted  #{a.id}  {a.unit}  {a.title}  deadline {_when(a.deadline, settings)}"
+        print(f"accepted  #{a.id}  {a.unit}  {a.title}  deadline {_deadline(a.deadline, ctx)}"
               f"{extra}")
     for d in outcome.duplicates:
         print(f"duplicate {_where(d.source, d.row)}: already submitted as #{d.id} ({d.title}); "
@@ -116,7 +124,7 @@ def cmd_queue(ctx: Context) -> int:
         print("the queue is empty")
         return 0
     for r in rows:
-        print(f"#{r['id']:<6} {r['deadline_state']:<17} {r['hours_left']:>7.1f} h  "
+        print(f"#{r['id']:<6} {r['deadline_state']:<17} {_deadline(r['deadline'], ctx):<14} "
               f"{r['status']:<17} {r['unit']}  {r['title']}")
         if r.get("attention"):
             print(f"        ! {r['attention']}")
@@ -134,14 +142,17 @@ def cmd_show(ctx: Context) -> int:
     settings = ctx.settings
     print(f"#{data['id']}  {data['title']}")
     print(f"unit: {data['unit']} ({data['level']})   type: {data['activity_label']}")
-    # Hours left mean nothing once a story is out; its state says on time or late.
-    left = ("" if data["published_at"] else f", {data['hours_left']} h left")
-    print(f"status: {data['status']}   deadline: {_when(data['deadline'], settings)} "
-          f"({data['deadline_state']}{left})" + ("   LATE" if data["late"] else ""))
+    # Time left means nothing once a story is out; its state says on time or late.
+    closed = data["published_at"] or data["status"] == "rejected"
+    when = _when(data["deadline"], settings) if closed else _deadline(data["deadline"], ctx)
+    print(f"status: {data['status']}   deadline: {when} "
+          f"({data['deadline_state']})" + ("   LATE" if data["late"] else ""))
     _print_report(data["report"], settings)
     print(f"markdown: {data['files']['markdown']}\nhtml:     {data['files']['html']}")
     for problem in data["problems"]:
         print(f"problem: {problem}")
+    for note in data["notes"]:
+        print(f"note: {note}")
     print("history:")
     for e in data["history"]:
         note = f" - {e['note']}" if e["note"] else ""
@@ -164,7 +175,8 @@ def _print_report(report: dict[str, Any], settings: Settings) -> None:
     fields = [
         ("time", f"{_when(report['start'], settings)} to {_when(report['end'], settings)}"),
         ("place", report["place"]), ("form", report["form"]),
-        ("people", report["participants"]), ("contact", report["contact"]),
+        ("people", _people(report)), ("contact", report["contact"]),
+        ("notes", report["notes"]),
         ("source", f"{source}, received {_when(report['received_at'], settings)}"),
     ]
     for label, value in fields:
@@ -174,6 +186,13 @@ def _print_report(report: dict[str, Any], settings: Settings) -> None:
         print(f"link:     {link}")
     for photo in report["photos"]:
         print(f"photo:    {photo['name']} ({photo['original']}, {photo['size']} bytes)")
+
+
+def _people(report: dict[str, Any]) -> str:
+    text, count = str(report["participants_text"]), report["participants"]
+    if count is None or text == str(count):
+        return text
+    return f"{text} (counted as {count} {report['participants_unit']})"
 
 
 def _transition(action: str) -> Callable[[Context], int]:
@@ -220,7 +239,7 @@ def cmd_push(ctx: Context) -> int:
     if ctx.args.json:
         _out(_push_json(report, ctx.settings))
         return 0
-    _print_push(report, ctx.settings)
+    _print_push(report, ctx.settings, ctx.now())
     return 0
 
 
@@ -237,7 +256,7 @@ def _push_json(report: PushReport, settings: Settings) -> dict[str, Any]:
             "manifest": report.manifest, "message": report.message}
 
 
-def _print_push(report: PushReport, settings: Settings) -> None:
+def _print_push(report: PushReport, settings: Settings, now: datetime) -> None:
     for day in report.missed_days:
         print(f"missed: no push went out on {day} (recorded)")
     if report.already_done:
@@ -256,7 +275,7 @@ def _print_push(report: PushReport, settings: Settings) -> None:
     for a in report.left_over:
         warn = " - will be LATE" if a.late else ""
         print(f"does not fit: #{a.candidate.id}  {a.candidate.title}  deadline "
-              f"{_when(a.candidate.deadline, settings)}{warn}")
+              f"{deadline_text(a.candidate.deadline, now, settings.tz)}{warn}")
     if report.manifest:
         print(f"manifest: {settings.paths.published / report.manifest}")
 
@@ -334,8 +353,8 @@ def cmd_check(ctx: Context) -> int:
         for f in flags:
             who = ", ".join(f.notify) or "editors"
             mark = "" if f.new else " (already recorded)"
-            print(f"{label:<10} #{f.id}  {f.hours_left:+.1f} h  {f.unit}  {f.title}  -> {who}"
-                  f"{mark}")
+            print(f"{label:<10} #{f.id}  {_deadline(f.deadline, ctx)}  {f.unit}  {f.title}  "
+                  f"-> {who}{mark}")
     print(f"{len(result.due_soon)} due soon, {len(result.overdue)} overdue, "
           f"{len(result.escalated)} escalated")
     print(f"alerts: {delivery.summary()}")

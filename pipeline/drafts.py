@@ -179,7 +179,9 @@ class DraftMaker:
                 "unit_id": unit.id, "activity_type": activity_type, "title": title,
                 "start_at": at, "end_at": at, "place": "", "form": "", "body": markdown,
                 "links": "[]", "photos": "[]", "contact": "", "extra": "{}",
-                "source": actor, "dedupe_key": key, "received_at": now})
+                "source": actor, "dedupe_key": key, "received_at": now,
+                "participants_text": "", "participants_unit": "", "timed": True,
+                "notes": ""})
             draft_id = self._insert_draft(session, sub_id, unit, article, activity_type,
                                           deadline, None, now, actor, actor)
             try:
@@ -201,6 +203,7 @@ class DraftMaker:
             "activity_type": activity_type, "status": DraftStatus.DRAFTED,
             "deadline": deadline, "cover": cover,
             "problems": json.dumps(list(article.problems), ensure_ascii=False),
+            "notes": json.dumps(list(article.notes), ensure_ascii=False),
             "created_at": now, "updated_at": now, "late": False, "version": 1})
         _insert(session, DraftEvent, {
             "draft_id": draft_id, "at": now, "actor": actor, "action": "submitted",
@@ -247,7 +250,9 @@ def _submission(report: Report, unit: Unit, now: datetime, key: str | None
         "photos": json.dumps(photos, ensure_ascii=False), "contact": report.contact,
         "extra": json.dumps(report.extra, ensure_ascii=False), "source": report.source,
         "source_row": report.row, "dedupe_key": report.dedupe_key, "idempotency_key": key,
-        "received_at": now}
+        "received_at": now, "participants_text": report.participants_text,
+        "participants_unit": report.participants_unit, "timed": report.timed,
+        "notes": report.notes}
 
 
 def _existing_draft(session: Session, report: Report, key: str | None) -> int | None:

@@ -132,6 +132,7 @@ def detail(session: Session, settings: Settings, draft_id: int, now: datetime
     data = summary(draft, unit, settings, now)
     data.update({
         "author": draft.author, "digest": draft.digest, "cover": draft.cover,
+        "notes": json.loads(draft.notes),
         "published_at": iso(draft.published_at, settings),
         "files": {"markdown": str(md_path), "html": str(html_path)},
         "report": _report(submission, settings),
@@ -169,9 +170,11 @@ def _publication(session: Session, pub: Publication, settings: Settings) -> dict
 def _report(sub: Submission, settings: Settings) -> dict[str, Any]:
     return {"activity_type": sub.activity_type, "title": sub.title,
             "start": iso(sub.start_at, settings), "end": iso(sub.end_at, settings),
-            "place": sub.place, "form": sub.form, "participants": sub.participants,
+            "timed": sub.timed, "place": sub.place, "form": sub.form,
+            "participants": sub.participants, "participants_unit": sub.participants_unit,
+            "participants_text": sub.participants_text,
             "body": sub.body, "links": json.loads(sub.links),
-            "photos": json.loads(sub.photos), "contact": sub.contact,
+            "photos": json.loads(sub.photos), "contact": sub.contact, "notes": sub.notes,
             "source": sub.source, "row": sub.source_row,
             "received_at": iso(sub.received_at, settings)}
 

@@ -20,9 +20,9 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from ..config import Settings
-from ..deadlines import hours_left
+from ..deadlines import deadline_text, duration_text
 from ..errors import NotifyError
-from ..models import Alert, Draft, DraftEvent, Unit
+from ..models import Alert, Draft, DraftEvent, Submission, Unit
 from ..store import Store
 from .outbox import DeliveryReport, deliver, enqueue
 from .templates import render_html, render_template
@@ -69,6 +69,7 @@ class AlertItem:
     link: str
     note: str            # the editor's note (changes requested, rejected)
     detail: str          # for kinds without a draft: the recorded detail
+    contact: str = ""    # the report's contact person, for the editors; never published
 
 
 @dataclass
@@ -190,11 +191,16 @@ def _item(session: Session, settings: Settings, alert: Alert, drafts: dict[int, 
         id=alert.id or 0, kind=alert.kind, label=label, advice=advice, title=draft.title,
         unit=unit.name if unit else "",
         status=STATUS_LABELS.get(str(draft.status), str(draft.status)),
-        deadline=draft.deadline.astimezone(settings.tz).strftime("%Y-%m-%d %H:%M"),
+        deadline=_deadline(draft, settings, now),
         hours=_hours(draft, now), link=f"{settings.notify.base_url}/drafts/{draft.id}",
-        note=_note(session, alert),
+        note=_note(session, alert), contact=_contact(session, draft),
         # Known kinds are fully described in Chinese; the recorded detail is for new kinds.
         detail="" if alert.kind in KINDS else alert.detail)
+
+
+def _contact(session: Session, draft: Draft) -> str:
+    submission = session.get(Submission, draft.submission_id)
+    return submission.contact if submission is not None else ""
 
 
 def _no_draft_title(alert: Alert) -> str:
@@ -203,11 +209,17 @@ def _no_draft_title(alert: Alert) -> str:
     return KINDS.get(alert.kind, (alert.kind, ""))[0]
 
 
-def _hours(draft: Draft, now: datetime) -> str:
+def _deadline(draft: Draft, settings: Settings, now: datetime) -> str:
     if draft.published_at is not None:
+        return draft.deadline.astimezone(settings.tz).strftime("%Y-%m-%d %H:%M")
+    return deadline_text(draft.deadline, now, settings.tz)
+
+
+def _hours(draft: Draft, now: datetime) -> str:
+    """The time left, for a deadline that is not past yet (past: the deadline says it)."""
+    if draft.published_at is not None or now >= draft.deadline:
         return ""
-    left = hours_left(draft.deadline, now)
-    return f"剩余 {left:.1f} 小时" if left > 0 else f"已超期 {-left:.1f} 小时"
+    return "还剩" + duration_text(now, draft.deadline)
 
 
 def _note(session: Session, alert: Alert) -> str:

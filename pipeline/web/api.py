@@ -80,12 +80,14 @@ class ReportIn(Strict):
     end: str | None = Field(None, max_length=100)
     place: str = Field(max_length=500)
     form: str = Field(max_length=200)
-    participants: int | None = None
+    participants: int | str | None = Field(
+        None, description="as written: 120, 约260人, 志愿者18人，群众约200人, 4户")
     body: str = Field(max_length=50_000)
     links: list[str] = Field(default_factory=list, max_length=50)
     photos: list[str] = Field(default_factory=list, max_length=50,
                               description="JPEG or PNG files, base64-encoded")
-    contact: str = Field("", max_length=200)
+    contact: str = Field("", max_length=200, description="for the editors; never published")
+    notes: str = Field("", max_length=5000, description="for the editors; never published")
 
 
 class ResubmitIn(Strict):

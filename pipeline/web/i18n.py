@@ -71,8 +71,8 @@ _REJECTION_RULES: tuple[Rule, ...] = (
           lambda m: f"开始时间 {m[1]} 在将来；只能报送已经举行的活动"),
     _rule(r"ends at (\S+ \S+), before it starts at (\S+ \S+)",
           lambda m: f"结束时间 {m[1]} 早于开始时间 {m[2]}"),
-    _rule(r"is not a number of people",
-          lambda m: "请填写人数（0 或正整数），例如 120"),
+    _rule(r"is (\d+) characters long; write the number of people in at most (\d+)",
+          lambda m: f"参与人数有 {m[1]} 个字，最多 {m[2]} 个字，如：约260人"),
     _rule(r"uses '([^']*):'; only http",
           lambda m: f"链接使用了「{m[1]}:」，只能填写 http:// 或 https:// 网址，"
                     "或媒体名称（如 湖南日报）"),
@@ -127,6 +127,14 @@ _PROBLEM_RULES: tuple[Rule, ...] = (
 )
 
 
+# How the template wrote the article (pipeline.render.templates.lead_note).
+_NOTE_RULES: tuple[Rule, ...] = (
+    _rule(r"lead sentence was left out: .* the date \((.+?)\) and the place \((.+?)\)",
+          lambda m: f"未写导语：报送正文第一句已写明时间（{m[1]}）和地点（{m[2]}），"
+                    "避免重复。如需导语，请在正文中补写。"),
+)
+
+
 def _translate(message: str, rules: tuple[Rule, ...], lead: str) -> str:
     for pattern, render in rules:
         found = pattern.search(message)
@@ -148,6 +156,11 @@ def review_message(message: str) -> str:
 def problem_message(message: str) -> str:
     """A WeChat rule violation in Chinese."""
     return _translate(message, _PROBLEM_RULES, "不符合微信要求")
+
+
+def render_note(message: str) -> str:
+    """A note on how the article was written, in Chinese."""
+    return _translate(message, _NOTE_RULES, "说明")
 
 
 def review_status(message: str) -> int:
