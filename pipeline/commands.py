@@ -23,6 +23,7 @@ from .deadlines import deadline_text
 from .domain import parse_level
 from .drafts import SubmitOutcome, read_markdown
 from .errors import PipelineError
+from .proofread import count_line
 from .sweep import Flagged, sweep
 from .units import add_unit, import_units, unit_names
 
@@ -87,7 +88,8 @@ def _print_submit(ctx: Context, outcome: SubmitOutcome) -> None:
         _out({"accepted": [{"id": a.id, "unit": a.unit, "title": a.title,
                             "activity_type": a.activity_type,
                             "deadline": views.iso(a.deadline, settings), "source": a.source,
-                            "row": a.row, "problems": list(a.problems)}
+                            "row": a.row, "problems": list(a.problems),
+                            "findings": a.findings, "proofread_error": a.proofread_error}
                            for a in outcome.accepted],
               "rejected": [{"source": r.source, "row": r.row, "field": r.field,
                             "message": r.message} for r in outcome.rejected],
@@ -96,8 +98,10 @@ def _print_submit(ctx: Context, outcome: SubmitOutcome) -> None:
         return
     for a in outcome.accepted:
         extra = f"  ({len(a.problems)} WeChat problem(s) to fix)" if a.problems else ""
+        checked = (f"  (proofreading did not run: {a.proofread_error})" if a.proofread_error
+                   else f"  ({count_line(a.findings)})" if a.findings else "")
         print(f"accepted  #{a.id}  {a.unit}  {a.title}  deadline {_deadline(a.deadline, ctx)}"
-              f"{extra}")
+              f"{extra}{checked}")
     for d in outcome.duplicates:
         print(f"duplicate {_where(d.source, d.row)}: already submitted as #{d.id} ({d.title}); "
               "no new draft")
@@ -153,6 +157,7 @@ def cmd_show(ctx: Context) -> int:
         print(f"problem: {problem}")
     for note in data["notes"]:
         print(f"note: {note}")
+    _print_findings(data["findings"], data["proofread"])
     print("history:")
     for e in data["history"]:
         note = f" - {e['note']}" if e["note"] else ""
@@ -188,6 +193,35 @@ def _print_report(report: dict[str, Any], settings: Settings) -> None:
         print(f"photo:    {photo['name']} ({photo['original']}, {photo['size']} bytes)")
 
 
+def _print_findings(findings: list[dict[str, Any]], run: dict[str, Any]) -> None:
+    if run["error"]:
+        print(f"proofreading did not run: {run['error']}")
+        return
+    print(f"proofreading: {count_line(len(findings))}")
+    for f in findings:
+        where = "title" if f["start"] is None else f"{f['start']}-{f['end']}"
+        print(f"  {f['kind']:<8} {where:<9} {f['text']!r}: {f['message']}")
+
+
+def cmd_proofread(ctx: Context) -> int:
+    """Proofread a draft's current text again (the lists may have changed) and print it."""
+    from .proofread import proofread_draft
+
+    settings = ctx.settings
+    with ctx.store.session() as session:
+        draft = review.get_draft(session, ctx.args.id)
+        proofread_draft(session, settings, ctx.args.id, read_markdown(settings, ctx.args.id),
+                        draft.title, ctx.now())
+    with ctx.store.session() as session:
+        data = views.detail(session, settings, ctx.args.id, ctx.now())
+    if ctx.args.json:
+        _out({"id": data["id"], "findings": data["findings"], "proofread": data["proofread"]})
+    else:
+        print(f"#{data['id']}  {data['title']}")
+        _print_findings(data["findings"], data["proofread"])
+    return 1 if data["proofread"]["error"] else 0
+
+
 def _people(report: dict[str, Any]) -> str:
     text, count = str(report["participants_text"]), report["participants"]
     if count is None or text == str(count):
@@ -199,8 +233,9 @@ def _transition(action: str) -> Callable[[Context], int]:
     def command(ctx: Context) -> int:
         actor = getattr(ctx.args, "by", None) or os.environ.get("USER") or "editor"
         with ctx.store.session() as session:
-            outcome = review.transition(session, ctx.args.id, action, actor=actor,
-                                        note=ctx.args.note or "", now=ctx.now())
+            outcome = review.transition(
+                session, ctx.args.id, action, actor=actor, note=ctx.args.note or "",
+                now=ctx.now(), confirm_findings=getattr(ctx.args, "confirm_findings", False))
         print(f"draft {outcome.draft_id}: {outcome.from_status.value} -> "
               f"{outcome.to_status.value}")
         return 0

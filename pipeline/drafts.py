@@ -25,6 +25,7 @@ from .deadlines import deadline_for
 from .domain import DraftStatus, Photo, Report
 from .errors import PipelineError
 from .models import Draft, DraftEvent, Submission, Unit
+from .proofread import proofread_draft
 from .writer import GuardedWriter
 
 if TYPE_CHECKING:  # the render stage is imported only by the commands that render
@@ -46,6 +47,8 @@ class Accepted:
     source: str
     row: int | None
     problems: tuple[str, ...]
+    findings: int = 0          # open proofreading findings
+    proofread_error: str = ""  # why proofreading did not run
 
 
 @dataclass(frozen=True)
@@ -157,8 +160,11 @@ class DraftMaker:
             except BaseException:
                 self.writer.remove_tree(draft_dir(draft_id))
                 raise
+            checked = proofread_draft(session, self.settings, draft_id, article.markdown,
+                                      article.title, now)
         return Accepted(draft_id, report.unit, report.title, report.activity_type, deadline,
-                        report.source, report.row, article.problems)
+                        report.source, report.row, article.problems, checked.findings,
+                        checked.error)
 
     def store_article(self, session: Session, unit: Unit, *, title: str, markdown: str,
                       activity_type: str, key: str, at: datetime, now: datetime,
@@ -190,8 +196,10 @@ class DraftMaker:
             except BaseException:
                 self.writer.remove_tree(draft_dir(draft_id))
                 raise
+            checked = proofread_draft(session, self.settings, draft_id, article.markdown,
+                                      title, now)
         return Accepted(draft_id, unit.name, title, activity_type, deadline, actor, None,
-                        article.problems)
+                        article.problems, checked.findings, checked.error)
 
     @staticmethod
     def _insert_draft(session: Session, sub_id: int, unit: Unit, article: RenderedArticle,

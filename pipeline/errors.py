@@ -59,6 +59,10 @@ class ReviewError(PipelineError):
     """An editor action is not allowed in the draft's current state."""
 
 
+class ProofreadError(PipelineError):
+    """A proofreading word list is missing or does not parse (names the file and line)."""
+
+
 class StoreError(PipelineError):
     """The database cannot be opened, migrated or written."""
 

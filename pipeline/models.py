@@ -319,11 +319,13 @@ class Finding(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     draft_id: int = Field(foreign_key="draft.id", index=True)
     kind: str = Field(max_length=20)           # typo, banned, caution, name, privacy, format
+    rule: str = Field(default="", max_length=20)  # which check: list, delete, mobile, ...
     text: str = ""
     offset_start: int | None = None
     offset_end: int | None = None
     suggestion: str = ""
     message: str = Field(default="", sa_type=sa.Text)
+    detail: str = Field(default="", sa_type=sa.Text)   # the word list's own note (Chinese)
     state: str = Field(default="open", max_length=20)  # open, applied, dismissed, confirmed
     note: str = Field(default="", sa_type=sa.Text)     # dismissal reason, confirmation
     actor: str = ""

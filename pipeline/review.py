@@ -20,6 +20,7 @@ from .config import Settings
 from .domain import DraftStatus
 from .errors import PipelineError, ReviewError
 from .models import Draft, DraftEvent, Submission, Unit
+from .proofread import proofread_draft, require_confirmation
 
 S = DraftStatus
 
@@ -57,11 +58,15 @@ def get_draft(session: Session, draft_id: int) -> Draft:
 
 
 def transition(session: Session, draft_id: int, action: str, *, actor: str, note: str,
-               now: datetime) -> Outcome:
+               now: datetime, confirm_findings: bool = False) -> Outcome:
     """Apply an editor action, or refuse it with a sentence saying why.
 
+    ``confirm_findings``: the approver confirms the open privacy/banned proofreading
+    findings (see ``proofread.require_confirmation``).
+
     Raises:
-        ReviewError: unknown draft, illegal transition, missing note, or a lost race.
+        ReviewError: unknown draft, illegal transition, missing note, unconfirmed
+            privacy/banned findings, or a lost race.
     """
     allowed, target, needs_note = TRANSITIONS[action]
     draft = get_draft(session, draft_id)
@@ -78,6 +83,8 @@ def transition(session: Session, draft_id: int, action: str, *, actor: str, note
         if problems:
             raise ReviewError(f"Draft {draft_id} cannot be approved until it is fixed: "
                               + "; ".join(problems) + ".")
+        # issue 9: the lead moves this to the final review stage at merge
+        require_confirmation(session, draft_id, confirm_findings, actor=actor, now=now)
     _update(session, draft, target, now)
     session.add(DraftEvent(draft_id=draft_id, at=now, actor=actor, action=action,
                            from_status=current, to_status=target, note=note.strip()))
@@ -107,8 +114,9 @@ def _update(session: Session, draft: Draft, target: DraftStatus, now: datetime) 
 
 
 def edit(session: Session, settings: Settings, draft_id: int, markdown: str, *, actor: str,
-         now: datetime) -> list[str]:
-    """Replace a draft's Markdown, re-render it, and return the remaining WeChat problems.
+         now: datetime, note: str = "") -> list[str]:
+    """Replace a draft's Markdown, re-render and proofread it, and return the remaining
+    WeChat problems. ``note`` says why (an applied proofreading suggestion).
 
     Raises:
         ReviewError: when the draft can no longer be edited.
@@ -124,8 +132,10 @@ def edit(session: Session, settings: Settings, draft_id: int, markdown: str, *, 
     session.add(draft)
     session.add(DraftEvent(draft_id=draft_id, at=now, actor=actor, action="edit",
                            from_status=draft.status, to_status=draft.status,
-                           note=f"{len(article.problems)} problem(s) left"
-                           if article.problems else ""))
+                           note="; ".join(filter(None, [note, f"{len(article.problems)} "
+                                                        "problem(s) left"
+                                                        if article.problems else ""]))))
+    proofread_draft(session, settings, draft_id, article.markdown, draft.title, now)
     return list(article.problems)
 
 

@@ -19,6 +19,7 @@ from .domain import DraftStatus, Level
 from .drafts import draft_files
 from .errors import ReviewError
 from .models import Draft, Publication, Push, Submission, Unit, WeChatCall, WeChatJob
+from .proofread import finding_json, last_run, open_findings
 from .review import get_draft, history
 from .units import unit_counts
 
@@ -133,6 +134,8 @@ def detail(session: Session, settings: Settings, draft_id: int, now: datetime
     data.update({
         "author": draft.author, "digest": draft.digest, "cover": draft.cover,
         "notes": json.loads(draft.notes),
+        "findings": [finding_json(f) for f in open_findings(session, draft_id)],
+        "proofread": _proofread(session, draft_id, settings),
         "published_at": iso(draft.published_at, settings),
         "files": {"markdown": str(md_path), "html": str(html_path)},
         "report": _report(submission, settings),
@@ -147,6 +150,13 @@ def detail(session: Session, settings: Settings, draft_id: int, now: datetime
                              Publication.draft_id == draft_id))],
     })
     return data
+
+
+def _proofread(session: Session, draft_id: int, settings: Settings) -> dict[str, Any]:
+    run = last_run(session, draft_id)
+    if run is None:
+        return {"ran_at": None, "error": "this draft has not been proofread yet"}
+    return {"ran_at": iso(run.at, settings), "error": run.error}
 
 
 def _publication(session: Session, pub: Publication, settings: Settings) -> dict[str, Any]:
