@@ -4,9 +4,12 @@ findings on drafts through the real CLI, and the confirmation at approval."""
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 
 from pipeline.config import DEFAULT_ACTIVITY_TYPES
 from pipeline.errors import ProofreadError
@@ -14,6 +17,7 @@ from pipeline.proofread import load_lexicon, proofread_text
 from pipeline.proofread.lists import DATA
 from tests.conftest import Workspace
 from tests.test_flow import write_report
+from tests.test_web import Desk, login, make_desk
 
 MON = "2026-06-15T10:00+08:00"
 
@@ -240,3 +244,49 @@ def test_proofread_command_and_a_broken_list(workspace: Workspace, tmp_path: Pat
                         start="2026-06-15 10:00")
     submitted = workspace.run("submit", str(path), now=MON)
     assert submitted.code == 0 and "proofreading did not run" in submitted.out
+
+
+# ---------------------------------------------------------------- the desk
+
+@pytest.fixture
+def desk(workspace: Workspace) -> Iterator[Desk]:
+    store, app = make_desk(workspace)
+    with TestClient(app) as client:
+        assert login(client).status_code == 303
+        yield Desk(workspace, store, app, client)
+    store.close()
+
+
+def test_desk_highlights_applies_dismisses_and_confirms_each(desk: Desk) -> None:
+    inbox = desk.ws.path / "inbox"
+    inbox.mkdir(exist_ok=True)
+    path = write_report(inbox, "f", unit="麓谷街道", kind="lecture", title="麓谷街道禁毒讲座",
+                        start="2026-06-14 19:00",
+                        body="工作人员按装展板，领导亲自讲解，咨询电话13912345678。")
+    draft_id = int(desk.ws.run("submit", "--json", str(path), now=MON).json()["accepted"][0]["id"])
+    page = desk.client.get(f"/drafts/{draft_id}").text
+    marks = dict(re.findall(r'<mark class="finding finding-\w+" title="[^"]*" id="mark-(\d+)">'
+                            r"([^<]*)</mark>", page))
+    ids = {text: int(fid) for fid, text in marks.items()}
+    assert set(ids) == {"按装", "亲自", "13912345678"}
+    assert "错别字：“按装”，建议改为“安装”" in page and "个人信息：“13912345678”" in page
+    assert 'id="confirm-findings"' in page          # the privacy finding must be confirmed
+
+    url = f"/drafts/{draft_id}/findings"
+    assert desk.post(f"{url}/{ids['按装']}/apply", {}, f"/drafts/{draft_id}").status_code == 303
+    assert desk.post(f"{url}/{ids['亲自']}/dismiss", {"reason": " "},
+                     f"/drafts/{draft_id}").status_code == 422
+    assert desk.post(f"{url}/{ids['亲自']}/dismiss", {"reason": "引用原话"},
+                     f"/drafts/{draft_id}").status_code == 303
+    page = desk.client.get(f"/drafts/{draft_id}").text
+    assert "工作人员安装展板" in page and "忽略校对提示" in page and "引用原话" in page
+
+    refused = desk.post(f"/drafts/{draft_id}/action", {"action": "approve"},
+                        f"/drafts/{draft_id}")
+    assert refused.status_code == 409 and "逐条勾选确认" in refused.text
+    assert desk.draft(draft_id).status == "drafted"
+    [privacy] = re.findall(r'name="confirm" value="(\d+)"', refused.text)
+    done = desk.client.post(f"/drafts/{draft_id}/action", follow_redirects=False, data={
+        "csrf_token": desk.csrf(f"/drafts/{draft_id}"), "action": "approve",
+        "confirm": privacy})
+    assert done.status_code == 303 and desk.draft(draft_id).status == "approved"

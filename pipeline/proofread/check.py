@@ -60,12 +60,13 @@ def _inside_any(hit: Hit, spans: Iterable[tuple[int, int]]) -> bool:
 # ---------------------------------------------------------------- word lists
 
 def _list_hits(text: str, lexicon: Lexicon) -> Iterator[Hit]:
-    allowed = _allowed_spans(text, lexicon)
     raw: list[tuple[int, int, Entry]] = []
+    allowed: list[tuple[int, int]] | None = None  # found only when a listed word is
     for last, (word, entries) in lexicon.words.iter(text):
         start, end = last - len(word) + 1, last + 1
         if word.isascii() and not _ascii_word_edges(text, start, end):
             continue  # SB inside USB, NB inside NBA
+        allowed = _allowed_spans(text, lexicon) if allowed is None else allowed
         if any(a <= start and end <= b for a, b in allowed):
             continue
         raw += [(start, end, e) for e in entries if not _is_inside_right_form(text, start, e)]
@@ -215,22 +216,25 @@ def _format_hits(text: str) -> Iterator[Hit]:
     yield from _unpaired(text)
 
 
+_PAIR_OR_BREAK = re.compile("[" + "".join(_PAIRS) + "".join(_CLOSERS) + r"]|\n[ \t]*\n")
+
+
 def _unpaired(text: str) -> Iterator[Hit]:
     """Quotes and brackets that do not close within their paragraph."""
-    offset = 0
-    for paragraph in re.split(r"(\n\s*\n)", text):
-        stack: list[tuple[str, int]] = []
-        for index, char in enumerate(paragraph):
-            if char in _PAIRS:
-                stack.append((char, offset + index))
-            elif char in _CLOSERS:
-                if stack and stack[-1][0] == _CLOSERS[char]:
-                    stack.pop()
-                else:
-                    yield _unpaired_hit(char, offset + index, _CLOSERS[char])
-        for char, at in stack:
-            yield _unpaired_hit(char, at, _PAIRS[char])
-        offset += len(paragraph)
+    stack: list[tuple[str, int]] = []
+    for found in _PAIR_OR_BREAK.finditer(text):
+        char, at = found[0], found.start()
+        if char in _PAIRS:
+            stack.append((char, at))
+        elif char in _CLOSERS:
+            if stack and stack[-1][0] == _CLOSERS[char]:
+                stack.pop()
+            else:
+                yield _unpaired_hit(char, at, _CLOSERS[char])
+        else:  # a blank line ends the paragraph
+            yield from (_unpaired_hit(c, a, _PAIRS[c]) for c, a in stack)
+            stack = []
+    yield from (_unpaired_hit(c, a, _PAIRS[c]) for c, a in stack)
 
 
 def _unpaired_hit(char: str, at: int, partner: str) -> Hit:

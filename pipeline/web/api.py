@@ -22,6 +22,7 @@ from sqlmodel import Session
 from .. import review, units
 from ..errors import ReviewError
 from ..models import Unit
+from ..proofread import apply_finding, dismiss_finding
 from ..push import order as push_order
 from ..push import run_push
 from ..views import detail, iso, units_tree
@@ -49,6 +50,12 @@ class LoginIn(Strict):
 class ActionIn(Strict):
     action: Literal["approve", "request_changes", "reject"]
     note: str = Field("", max_length=5000)
+    confirm_findings: bool = Field(False, description="approve: confirm the open privacy "
+                                   "and banned-word proofreading findings")
+
+
+class DismissIn(Strict):
+    reason: str = Field(max_length=2000, min_length=1)
 
 
 class MarkdownIn(Strict):
@@ -165,9 +172,33 @@ def api_action(request: Request, user: Writer, draft_id: DraftId, body: ActionIn
 
     def call(session: Any) -> Json:
         out = review.transition(session, draft_id, body.action, actor=user, note=body.note,
-                                now=s.now())
+                                now=s.now(), confirm_findings=body.confirm_findings)
         return {"id": out.draft_id, "from": out.from_status, "to": out.to_status}
-    return _review_call(request, user, draft_id, body.action, {"note": body.note}, call)
+    return _review_call(request, user, draft_id, body.action,
+                        {"note": body.note, "confirm_findings": body.confirm_findings}, call)
+
+
+@router.post("/drafts/{draft_id}/findings/{finding_id}/apply")
+def api_apply_finding(request: Request, user: Writer, draft_id: DraftId,
+                      finding_id: DraftId) -> Json:
+    s = web(request)
+
+    def call(session: Any) -> Json:
+        return {"problems": apply_finding(session, s.settings, draft_id, finding_id,
+                                          actor=user, now=s.now())}
+    return _review_call(request, user, draft_id, "apply_finding", {"finding": finding_id}, call)
+
+
+@router.post("/drafts/{draft_id}/findings/{finding_id}/dismiss")
+def api_dismiss_finding(request: Request, user: Writer, draft_id: DraftId,
+                        finding_id: DraftId, body: DismissIn) -> Json:
+    s = web(request)
+
+    def call(session: Any) -> Json:
+        dismiss_finding(session, draft_id, finding_id, body.reason, actor=user, now=s.now())
+        return {"dismissed": finding_id}
+    return _review_call(request, user, draft_id, "dismiss_finding",
+                        {"finding": finding_id, "reason": body.reason}, call)
 
 
 @router.post("/drafts/{draft_id}/markdown")

@@ -77,6 +77,8 @@ def make_environment(settings: Settings) -> jinja2.Environment:
     env.filters["action_label"] = lambda a: i18n.ACTION_LABELS.get(a, a)
     env.filters["problem"] = i18n.problem_message
     env.filters["render_note"] = i18n.render_note
+    env.filters["finding_message"] = i18n.finding_message
+    env.filters["finding_kind"] = lambda k: i18n.FINDING_KINDS.get(k, k)
     env.filters["push_state"] = lambda s: i18n.PUSH_STATES.get(s, s)
     env.globals["account"] = settings.account.name
     env.globals["weekday"] = lambda d: "一二三四五六日"[d.weekday()]
