@@ -36,6 +36,7 @@ bench: $(VENV)/.test
 	$(BIN)/python bench/bench_queries.py
 	$(BIN)/python bench/bench_alerts.py
 	$(BIN)/python bench/bench_render.py
+	$(BIN)/python bench/bench_proofread.py
 	$(BIN)/python bench/bench_web.py
 
 # Refresh the README's screenshots from the browser test.

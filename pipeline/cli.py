@@ -118,6 +118,11 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("id", type=int)
         p.add_argument("--by", help="editor name (default: $USER)")
         p.add_argument("--note", required=action != "approve", help=note_help)
+        if action == "approve":
+            p.add_argument("--confirm-findings", action="store_true",
+                           help="confirm the open privacy and banned-word proofreading findings")
+    add("proofread", c.cmd_proofread, "proofread a draft again and print its findings",
+        True).add_argument("id", type=int)
     p = add("withdraw", c.cmd_withdraw, "take a story out of a push that has not gone out yet")
     p.add_argument("id", type=int)
     p.add_argument("--by", help="editor name (default: $USER)")

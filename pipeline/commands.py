@@ -19,9 +19,11 @@ from typing import TYPE_CHECKING, Any
 
 from . import review, views
 from .config import Settings, UnitSpec
+from .deadlines import deadline_text
 from .domain import parse_level
 from .drafts import SubmitOutcome, read_markdown
 from .errors import PipelineError
+from .proofread import count_line
 from .sweep import Flagged, sweep
 from .units import add_unit, import_units, unit_names
 
@@ -42,6 +44,13 @@ def _when(moment: datetime | str | None, settings: Settings) -> str:
     if isinstance(moment, str):
         moment = datetime.fromisoformat(moment)
     return moment.astimezone(settings.tz).strftime("%Y-%m-%d %H:%M")
+
+
+def _deadline(moment: datetime | str, ctx: Context) -> str:
+    """A deadline as people say it (6月17日24时前, 已超期2天3小时): one wording everywhere."""
+    if isinstance(moment, str):
+        moment = datetime.fromisoformat(moment)
+    return deadline_text(moment, ctx.now(), ctx.settings.tz)
 
 
 def cmd_init(ctx: Context) -> int:
@@ -79,7 +88,8 @@ def _print_submit(ctx: Context, outcome: SubmitOutcome) -> None:
         _out({"accepted": [{"id": a.id, "unit": a.unit, "title": a.title,
                             "activity_type": a.activity_type,
                             "deadline": views.iso(a.deadline, settings), "source": a.source,
-                            "row": a.row, "problems": list(a.problems)}
+                            "row": a.row, "problems": list(a.problems),
+                            "findings": a.findings, "proofread_error": a.proofread_error}
                            for a in outcome.accepted],
               "rejected": [{"source": r.source, "row": r.row, "field": r.field,
                             "message": r.message} for r in outcome.rejected],
@@ -88,8 +98,10 @@ def _print_submit(ctx: Context, outcome: SubmitOutcome) -> None:
         return
     for a in outcome.accepted:
         extra = f"  ({len(a.problems)} WeChat problem(s) to fix)" if a.problems else ""
-        print(f"accepted  #{a.id}  {a.unit}  {a.title}  deadline {_when(a.deadline, settings)}"
-              f"{extra}")
+        checked = (f"  (proofreading did not run: {a.proofread_error})" if a.proofread_error
+                   else f"  ({count_line(a.findings)})" if a.findings else "")
+        print(f"accepted  #{a.id}  {a.unit}  {a.title}  deadline {_deadline(a.deadline, ctx)}"
+              f"{extra}{checked}")
     for d in outcome.duplicates:
         print(f"duplicate {_where(d.source, d.row)}: already submitted as #{d.id} ({d.title}); "
               "no new draft")
@@ -117,7 +129,7 @@ def cmd_queue(ctx: Context) -> int:
         return 0
     for r in rows:
         status = f"{r['status']}:{r['stage']}" if r.get("stage") else r["status"]
-        print(f"#{r['id']:<6} {r['deadline_state']:<17} {r['hours_left']:>7.1f} h  "
+        print(f"#{r['id']:<6} {r['deadline_state']:<17} {_deadline(r['deadline'], ctx):<14} "
               f"{status:<17} {r['unit']}  {r['title']}")
         if r.get("attention"):
             print(f"        ! {r['attention']}")
@@ -135,14 +147,18 @@ def cmd_show(ctx: Context) -> int:
     settings = ctx.settings
     print(f"#{data['id']}  {data['title']}")
     print(f"unit: {data['unit']} ({data['level']})   type: {data['activity_label']}")
-    # Hours left mean nothing once a story is out; its state says on time or late.
-    left = ("" if data["published_at"] else f", {data['hours_left']} h left")
-    print(f"status: {data['status']}   deadline: {_when(data['deadline'], settings)} "
-          f"({data['deadline_state']}{left})" + ("   LATE" if data["late"] else ""))
+    # Time left means nothing once a story is out; its state says on time or late.
+    closed = data["published_at"] or data["status"] == "rejected"
+    when = _when(data["deadline"], settings) if closed else _deadline(data["deadline"], ctx)
+    print(f"status: {data['status']}   deadline: {when} "
+          f"({data['deadline_state']})" + ("   LATE" if data["late"] else ""))
     _print_report(data["report"], settings)
     print(f"markdown: {data['files']['markdown']}\nhtml:     {data['files']['html']}")
     for problem in data["problems"]:
         print(f"problem: {problem}")
+    for note in data["notes"]:
+        print(f"note: {note}")
+    _print_findings(data["findings"], data["proofread"])
     _print_review(data, settings)
     print("history:")
     for e in data["history"]:
@@ -180,7 +196,8 @@ def _print_report(report: dict[str, Any], settings: Settings) -> None:
     fields = [
         ("time", f"{_when(report['start'], settings)} to {_when(report['end'], settings)}"),
         ("place", report["place"]), ("form", report["form"]),
-        ("people", report["participants"]), ("contact", report["contact"]),
+        ("people", _people(report)), ("contact", report["contact"]),
+        ("notes", report["notes"]),
         ("source", f"{source}, received {_when(report['received_at'], settings)}"),
     ]
     for label, value in fields:
@@ -192,13 +209,51 @@ def _print_report(report: dict[str, Any], settings: Settings) -> None:
         print(f"photo:    {photo['name']} ({photo['original']}, {photo['size']} bytes)")
 
 
+def _print_findings(findings: list[dict[str, Any]], run: dict[str, Any]) -> None:
+    if run["error"]:
+        print(f"proofreading did not run: {run['error']}")
+        return
+    print(f"proofreading: {count_line(len(findings))}")
+    for f in findings:
+        where = "title" if f["start"] is None else f"{f['start']}-{f['end']}"
+        print(f"  {f['kind']:<8} {where:<9} {f['text']!r}: {f['message']}")
+
+
+def cmd_proofread(ctx: Context) -> int:
+    """Proofread a draft's current text again (the lists may have changed) and print it."""
+    from .proofread import proofread_draft
+
+    settings = ctx.settings
+    with ctx.store.session() as session:
+        draft = review.get_draft(session, ctx.args.id)
+        proofread_draft(session, settings, ctx.args.id, read_markdown(settings, ctx.args.id),
+                        draft.title, ctx.now())
+    with ctx.store.session() as session:
+        data = views.detail(session, settings, ctx.args.id, ctx.now())
+    if ctx.args.json:
+        _out({"id": data["id"], "findings": data["findings"], "proofread": data["proofread"]})
+    else:
+        print(f"#{data['id']}  {data['title']}")
+        _print_findings(data["findings"], data["proofread"])
+    return 1 if data["proofread"]["error"] else 0
+
+
+def _people(report: dict[str, Any]) -> str:
+    text, count = str(report["participants_text"]), report["participants"]
+    if count is None or text == str(count):
+        return text
+    return f"{text} (counted as {count} {report['participants_unit']})"
+
+
 def _transition(action: str) -> Callable[[Context], int]:
     def command(ctx: Context) -> int:
         actor = getattr(ctx.args, "by", None) or os.environ.get("USER") or "editor"
         with ctx.store.session() as session:
             outcome = review.transition(session, ctx.settings, ctx.args.id, action,
                                         actor=actor, note=ctx.args.note or "", now=ctx.now(),
-                                        remote="cli")
+                                        remote="cli",
+                                        confirm_findings=getattr(ctx.args, "confirm_findings",
+                                                                 False))
         signed = f" ({outcome.signed} signed by {actor})" if outcome.signed else ""
         waiting = f"; waiting for {outcome.next_stage}" if outcome.next_stage else ""
         print(f"draft {outcome.draft_id}: {outcome.from_status.value} -> "
@@ -239,7 +294,7 @@ def cmd_push(ctx: Context) -> int:
     if ctx.args.json:
         _out(_push_json(report, ctx.settings))
         return 0
-    _print_push(report, ctx.settings)
+    _print_push(report, ctx.settings, ctx.now())
     return 0
 
 
@@ -256,7 +311,7 @@ def _push_json(report: PushReport, settings: Settings) -> dict[str, Any]:
             "manifest": report.manifest, "message": report.message}
 
 
-def _print_push(report: PushReport, settings: Settings) -> None:
+def _print_push(report: PushReport, settings: Settings, now: datetime) -> None:
     for day in report.missed_days:
         print(f"missed: no push went out on {day} (recorded)")
     if report.already_done:
@@ -275,7 +330,7 @@ def _print_push(report: PushReport, settings: Settings) -> None:
     for a in report.left_over:
         warn = " - will be LATE" if a.late else ""
         print(f"does not fit: #{a.candidate.id}  {a.candidate.title}  deadline "
-              f"{_when(a.candidate.deadline, settings)}{warn}")
+              f"{deadline_text(a.candidate.deadline, now, settings.tz)}{warn}")
     if report.manifest:
         print(f"manifest: {settings.paths.published / report.manifest}")
 
@@ -358,8 +413,8 @@ def cmd_check(ctx: Context) -> int:
         for f in flags:
             who = ", ".join(f.notify) or "editors"
             mark = "" if f.new else " (already recorded)"
-            print(f"{label:<10} #{f.id}  {f.hours_left:+.1f} h  {f.unit}  {f.title}  -> {who}"
-                  f"{mark}")
+            print(f"{label:<10} #{f.id}  {_deadline(f.deadline, ctx)}  {f.unit}  {f.title}  "
+                  f"-> {who}{mark}")
     print(f"{len(result.due_soon)} due soon, {len(result.overdue)} overdue, "
           f"{len(result.escalated)} escalated")
     print(f"alerts: {delivery.summary()}")

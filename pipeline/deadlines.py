@@ -8,7 +8,7 @@ make-up workdays included, via the ``chinesecalendar`` package).
 from __future__ import annotations
 
 import logging
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta, tzinfo
 from functools import lru_cache
 
 import chinese_calendar
@@ -85,3 +85,35 @@ def deadline_state(status: str, deadline: datetime, late: bool, now: datetime,
 def hours_left(deadline: datetime, now: datetime) -> float:
     """Hours until the deadline (negative once it has passed), one decimal."""
     return round((deadline - now).total_seconds() / 3600, 1)
+
+
+def deadline_text(deadline: datetime, now: datetime, tz: tzinfo) -> str:
+    """A deadline the way people say it: 6月17日24时前, 今天24时前, 已超期2天3小时.
+
+    The one place deadlines are worded for people (pages, emails, CLI lines).
+    """
+    if now >= deadline:
+        return "已超期" + duration_text(deadline, now)
+    local = deadline.astimezone(tz)
+    if local.time() == time(0):  # midnight ends the day before: that day's 24时
+        day, clock = local.date() - timedelta(days=1), "24时"
+    else:
+        day, clock = local.date(), f"{local.hour}时" + (f"{local.minute:02d}分"
+                                                        if local.minute else "")
+    today = now.astimezone(tz).date()
+    if day == today:
+        return f"今天{clock}前"
+    year = f"{day.year}年" if day.year != today.year else ""
+    return f"{year}{day.month}月{day.day}日{clock}前"
+
+
+def duration_text(start: datetime, end: datetime) -> str:
+    """2天3小时 over 48 hours, 27小时 under it, 40分钟 under an hour."""
+    minutes = max(0, int((end - start).total_seconds() // 60))
+    hours = minutes // 60
+    if hours == 0:
+        return f"{minutes}分钟"
+    if hours <= 48:
+        return f"{hours}小时"
+    days, rest = divmod(hours, 24)
+    return f"{days}天{rest}小时" if rest else f"{days}天"

@@ -102,13 +102,17 @@ class Report:
     place: str
     form: str                     # 活动方式
     body: str                     # 活动内容, Markdown
-    participants: int | None = None
+    participants: int | None = None   # the count read from participants_text, if any
     links: tuple[str, ...] = ()   # 宣传报道: URLs or outlet names
     photos: tuple[Photo, ...] = ()
     contact: str = ""
     source: str = ""              # file name the report came from
     row: int | None = None        # spreadsheet row (1-based, header = row 1)
     extra: dict[str, str] = field(default_factory=dict)
+    participants_unit: str = ""   # 人, 人次 or 户: what participants counts
+    participants_text: str = ""   # 参与人数 as the reporter wrote it, printed verbatim
+    timed: bool = True            # False: the activity time was a date without a time
+    notes: str = ""               # the reporter's notes to the editors, never published
 
     @property
     def dedupe_key(self) -> str:

@@ -25,6 +25,7 @@ from .deadlines import deadline_for
 from .domain import DraftStatus, Photo, Report
 from .errors import PipelineError
 from .models import Draft, DraftEvent, Submission, Unit
+from .proofread import proofread_draft
 from .writer import GuardedWriter
 
 if TYPE_CHECKING:  # the render stage is imported only by the commands that render
@@ -46,6 +47,8 @@ class Accepted:
     source: str
     row: int | None
     problems: tuple[str, ...]
+    findings: int = 0          # open proofreading findings
+    proofread_error: str = ""  # why proofreading did not run
 
 
 @dataclass(frozen=True)
@@ -157,8 +160,11 @@ class DraftMaker:
             except BaseException:
                 self.writer.remove_tree(draft_dir(draft_id))
                 raise
+            checked = proofread_draft(session, self.settings, draft_id, article.markdown,
+                                      article.title, now)
         return Accepted(draft_id, report.unit, report.title, report.activity_type, deadline,
-                        report.source, report.row, article.problems)
+                        report.source, report.row, article.problems, checked.findings,
+                        checked.error)
 
     def store_article(self, session: Session, unit: Unit, *, title: str, markdown: str,
                       activity_type: str, key: str, at: datetime, now: datetime,
@@ -179,7 +185,9 @@ class DraftMaker:
                 "unit_id": unit.id, "activity_type": activity_type, "title": title,
                 "start_at": at, "end_at": at, "place": "", "form": "", "body": markdown,
                 "links": "[]", "photos": "[]", "contact": "", "extra": "{}",
-                "source": actor, "dedupe_key": key, "received_at": now})
+                "source": actor, "dedupe_key": key, "received_at": now,
+                "participants_text": "", "participants_unit": "", "timed": True,
+                "notes": ""})
             draft_id = self._insert_draft(session, sub_id, unit, article, activity_type,
                                           deadline, None, now, actor, actor)
             try:
@@ -188,8 +196,10 @@ class DraftMaker:
             except BaseException:
                 self.writer.remove_tree(draft_dir(draft_id))
                 raise
+            checked = proofread_draft(session, self.settings, draft_id, article.markdown,
+                                      title, now)
         return Accepted(draft_id, unit.name, title, activity_type, deadline, actor, None,
-                        article.problems)
+                        article.problems, checked.findings, checked.error)
 
     @staticmethod
     def _insert_draft(session: Session, sub_id: int, unit: Unit, article: RenderedArticle,
@@ -201,6 +211,7 @@ class DraftMaker:
             "activity_type": activity_type, "status": DraftStatus.DRAFTED,
             "deadline": deadline, "cover": cover,
             "problems": json.dumps(list(article.problems), ensure_ascii=False),
+            "notes": json.dumps(list(article.notes), ensure_ascii=False),
             "created_at": now, "updated_at": now, "late": False, "version": 1})
         _insert(session, DraftEvent, {
             "draft_id": draft_id, "at": now, "actor": actor, "action": "submitted",
@@ -247,7 +258,9 @@ def _submission(report: Report, unit: Unit, now: datetime, key: str | None
         "photos": json.dumps(photos, ensure_ascii=False), "contact": report.contact,
         "extra": json.dumps(report.extra, ensure_ascii=False), "source": report.source,
         "source_row": report.row, "dedupe_key": report.dedupe_key, "idempotency_key": key,
-        "received_at": now}
+        "received_at": now, "participants_text": report.participants_text,
+        "participants_unit": report.participants_unit, "timed": report.timed,
+        "notes": report.notes}
 
 
 def _existing_draft(session: Session, report: Report, key: str | None) -> int | None:

@@ -75,6 +75,10 @@ class TransitionError(ReviewError):
         super().__init__(message, zh=zh)
 
 
+class ProofreadError(PipelineError):
+    """A proofreading word list is missing or does not parse (names the file and line)."""
+
+
 class StoreError(PipelineError):
     """The database cannot be opened, migrated or written."""
 

@@ -68,6 +68,11 @@ class Submission(SQLModel, table=True):
     dedupe_key: str = Field(unique=True, max_length=600)
     idempotency_key: str | None = Field(default=None, unique=True, max_length=200)
     received_at: datetime = _utc_field()
+    # Added by migration 0006 (truthful articles): participants above is the count.
+    participants_text: str = ""                # 参与人数 as written, printed verbatim
+    participants_unit: str = Field(default="", max_length=10)  # 人, 人次 or 户
+    timed: bool = True                         # False: a date without a time was reported
+    notes: str = Field(default="", sa_type=sa.Text)  # the reporter's notes, never published
 
 
 class Draft(SQLModel, table=True):
@@ -94,6 +99,7 @@ class Draft(SQLModel, table=True):
     version: int = 1                           # bumped by every change; guards concurrent edits
     review_stage: int = 0                      # index of the open review stage (while drafted)
     review_round: int = 1                      # a send-back or a reset starts a new round
+    notes: str = Field(default="[]", sa_type=sa.Text)  # JSON list: how the article was made
 
 
 class DraftEvent(SQLModel, table=True):
@@ -424,3 +430,33 @@ class MediaOutlet(SQLModel, table=True):
     level: str = Field(max_length=20)           # national, provincial, city, county, new_media
     created_by: str = ""
     created_at: datetime = _utc_field()
+class Finding(SQLModel, table=True):
+    """One proofreading finding on a draft's article (pipeline.proofread); never edits text.
+
+    Offsets are Python string indices into the article Markdown (None: in the title).
+    """
+
+    id: int | None = Field(default=None, primary_key=True)
+    draft_id: int = Field(foreign_key="draft.id", index=True)
+    kind: str = Field(max_length=20)           # typo, banned, caution, name, privacy, format
+    rule: str = Field(default="", max_length=20)  # which check: list, delete, mobile, ...
+    text: str = ""
+    offset_start: int | None = None
+    offset_end: int | None = None
+    suggestion: str = ""
+    message: str = Field(default="", sa_type=sa.Text)
+    detail: str = Field(default="", sa_type=sa.Text)   # the word list's own note (Chinese)
+    state: str = Field(default="open", max_length=20)  # open, applied, dismissed, confirmed
+    note: str = Field(default="", sa_type=sa.Text)     # dismissal reason, confirmation
+    actor: str = ""
+    created_at: datetime = _utc_field()
+    resolved_at: datetime | None = _utc_field(default=None)
+
+
+class ProofreadRun(SQLModel, table=True):
+    """The last proofreading pass over a draft: which version, and why it could not run."""
+
+    draft_id: int = Field(foreign_key="draft.id", primary_key=True)
+    at: datetime = _utc_field()
+    draft_version: int = 0
+    error: str = Field(default="", sa_type=sa.Text)   # English sentence; "" when it ran

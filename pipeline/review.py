@@ -31,6 +31,7 @@ from .domain import DraftStatus
 from .errors import PipelineError, ReviewError
 from .lifecycle import DRAFT, Who
 from .models import Draft, DraftEvent, SignOff, Submission, Unit, User
+from .proofread import proofread_draft, require_confirmation
 
 S = DraftStatus
 
@@ -151,13 +152,17 @@ def _check_signer(session: Session, settings: Settings, draft: Draft, actor: str
 # ----------------------------------------------------------------------- actions
 
 def transition(session: Session, settings: Settings, draft_id: int, action: str, *,
-               actor: str, note: str, now: datetime, remote: str = "") -> Outcome:
+               actor: str, note: str, now: datetime, remote: str = "",
+               confirm_findings: bool = False) -> Outcome:
     """Apply an editor action, or refuse it with a sentence saying why.
 
-    ``approve`` signs the open review stage; only the last stage approves the draft.
+    ``approve`` signs the open review stage; only the last stage approves the draft, and
+    its signer confirms the open privacy/banned proofreading findings
+    (``confirm_findings``, see ``proofread.require_confirmation``).
 
     Raises:
-        ReviewError: unknown draft, illegal move, wrong signer, missing note, a lost race.
+        ReviewError: unknown draft, illegal move, wrong signer, missing note, unconfirmed
+            privacy/banned findings, or a lost race.
     """
     draft = get_draft(session, draft_id)
     note = note.strip()
@@ -166,7 +171,8 @@ def transition(session: Session, settings: Settings, draft_id: int, action: str,
                           "the reporting unit what to change or why.",
                           zh="退回修改或不予采用时必须填写意见，告诉报送单位改什么或为什么。")
     if action == "approve":
-        return _sign(session, settings, draft, actor=actor, note=note, now=now, remote=remote)
+        return _sign(session, settings, draft, actor=actor, note=note, now=now, remote=remote,
+                     confirm_findings=confirm_findings)
     if action in NEEDS_NOTE and draft.status == S.DRAFTED:
         _check_signer(session, settings, draft, actor)
     current = DraftStatus(draft.status)
@@ -182,7 +188,7 @@ def transition(session: Session, settings: Settings, draft_id: int, action: str,
 
 
 def _sign(session: Session, settings: Settings, draft: Draft, *, actor: str, note: str,
-          now: datetime, remote: str) -> Outcome:
+          now: datetime, remote: str, confirm_findings: bool = False) -> Outcome:
     if DRAFT.find(draft.status, "approve") is None:
         english, chinese = lifecycle.describe(DRAFT, draft.id or 0, draft.status, "approve")
         raise ReviewError(english, zh=chinese)
@@ -195,6 +201,8 @@ def _sign(session: Session, settings: Settings, draft: Draft, *, actor: str, not
     stages = settings.review.stages
     stage = min(draft.review_stage, len(stages) - 1)
     last = stage == len(stages) - 1
+    if last:  # the final signer answers for what is published: privacy and banned words
+        require_confirmation(session, draft.id or 0, confirm_findings, actor=actor, now=now)
     from .drafts import read_markdown  # the signed text is kept for the next signer's diff
 
     signed_round = draft.review_round
@@ -232,8 +240,9 @@ def _tell_unit(session: Session, draft: Draft, action: str, note: str, now: date
 
 
 def edit(session: Session, settings: Settings, draft_id: int, markdown: str, *, actor: str,
-         now: datetime, remote: str = "") -> list[str]:
-    """Replace a draft's Markdown, re-render it, and return the remaining WeChat problems.
+         now: datetime, remote: str = "", note: str = "") -> list[str]:
+    """Replace a draft's Markdown, re-render and proofread it, and return the remaining
+    WeChat problems. ``note`` says why (an applied proofreading suggestion).
 
     An edit after a sign-off is recorded as such; with ``review.edit_resets`` it sends
     the draft back to the first stage.
@@ -252,14 +261,13 @@ def edit(session: Session, settings: Settings, draft_id: int, markdown: str, *, 
     resets = settings.review.edit_resets and bool(signed) and draft.status in (
         DRAFT.sources("edit_reset"))
     article = rerender_draft(settings, draft, markdown)
-    note = f"{len(article.problems)} problem(s) left" if article.problems else ""
-    if signed:
-        note = "; ".join(x for x in (f"after {signed[-1].stage_name} signed by "
-                                     f"{signed[-1].by}", note) if x)
+    left = f"{len(article.problems)} problem(s) left" if article.problems else ""
+    after = f"after {signed[-1].stage_name} signed by {signed[-1].by}" if signed else ""
     lifecycle.move(session, DRAFT, draft, "edit_reset" if resets else "edit", actor=actor,
-                   now=now, note=note, remote=remote,
-                   values={"problems": draft.problems,
-                           **(_new_round(draft) if resets else {})})
+                   now=now, note="; ".join(x for x in (note, after, left) if x),
+                   remote=remote, values={"problems": draft.problems,
+                                          **(_new_round(draft) if resets else {})})
+    proofread_draft(session, settings, draft_id, article.markdown, draft.title, now)
     return list(article.problems)
 
 

@@ -19,6 +19,7 @@ from .domain import DraftStatus, Level
 from .drafts import draft_files
 from .errors import ReviewError
 from .models import Draft, Publication, Push, Submission, Unit, WeChatCall, WeChatJob
+from .proofread import finding_json, last_run, open_findings
 from .review import (
     changes_since_signoff,
     get_draft,
@@ -145,6 +146,9 @@ def detail(session: Session, settings: Settings, draft_id: int, now: datetime
     data = summary(draft, unit, settings, now)
     data.update({
         "author": draft.author, "digest": draft.digest, "cover": draft.cover,
+        "notes": json.loads(draft.notes),
+        "findings": [finding_json(f) for f in open_findings(session, draft_id)],
+        "proofread": _proofread(session, draft_id, settings),
         "published_at": iso(draft.published_at, settings),
         "files": {"markdown": str(md_path), "html": str(html_path)},
         "report": _report(submission, settings),
@@ -174,6 +178,13 @@ def _signers_of_open_stage(session: Session, settings: Settings, draft: Draft) -
         settings, draft) else []
 
 
+def _proofread(session: Session, draft_id: int, settings: Settings) -> dict[str, Any]:
+    run = last_run(session, draft_id)
+    if run is None:
+        return {"ran_at": None, "error": "this draft has not been proofread yet"}
+    return {"ran_at": iso(run.at, settings), "error": run.error}
+
+
 def _publication(session: Session, pub: Publication, settings: Settings) -> dict[str, Any]:
     data: dict[str, Any] = {
         "push_id": pub.push_id, "position": pub.position, "state": pub.state,
@@ -195,9 +206,11 @@ def _publication(session: Session, pub: Publication, settings: Settings) -> dict
 def _report(sub: Submission, settings: Settings) -> dict[str, Any]:
     return {"activity_type": sub.activity_type, "title": sub.title,
             "start": iso(sub.start_at, settings), "end": iso(sub.end_at, settings),
-            "place": sub.place, "form": sub.form, "participants": sub.participants,
+            "timed": sub.timed, "place": sub.place, "form": sub.form,
+            "participants": sub.participants, "participants_unit": sub.participants_unit,
+            "participants_text": sub.participants_text,
             "body": sub.body, "links": json.loads(sub.links),
-            "photos": json.loads(sub.photos), "contact": sub.contact,
+            "photos": json.loads(sub.photos), "contact": sub.contact, "notes": sub.notes,
             "source": sub.source, "row": sub.source_row,
             "received_at": iso(sub.received_at, settings)}
 

@@ -112,7 +112,7 @@ def test_digest_shows_the_day_and_is_sent_once(workspace: Workspace, tmp_path: P
     # Today: nothing approved; the queue by state; overdue stories with units.
     assert "目前没有已审核待推送的稿件" in text
     assert "已超期：2条" in text and "即将到期：1条" in text and "按期：1条" in text
-    assert "洋湖国际社区举办禁毒知识讲座（洋湖国际社区，退回修改中，已超期8.5小时）" in text
+    assert "洋湖国际社区举办禁毒知识讲座（洋湖国际社区，退回修改中，已超期8小时）" in text
     assert f"{BASE_URL}/drafts/{ids['F']}" in text
     # Yesterday's reports by level, and the alert that reached no one.
     assert "街道/镇（1篇）：麓谷街道 1篇" in text and "社区/村（1篇）：金山桥社区 1篇" in text

@@ -186,7 +186,7 @@ def test_show_prints_the_reported_fields(workspace: Workspace, tmp_path: Path) -
     assert lines["time"].strip() == "2026-06-14 19:00 to 2026-06-14 19:00"
     assert lines["place"].strip() == "社区文化广场"
     assert lines["source"].strip() == f"{path}, received 2026-06-15 09:00"
-    assert "(s.jpg," in lines["photo"] and "h left" in lines["status"]
+    assert "(s.jpg," in lines["photo"] and "deadline: 6月16日24时前" in lines["status"]
     workspace.run("approve", str(draft_id), now=now)
     workspace.run("push", now="2026-06-15T20:00+08:00")
     after = workspace.run("show", str(draft_id), now="2026-06-16T09:00+08:00").out

@@ -154,11 +154,11 @@ def test_csv_utf8_bom_ledger_rows_match_excel(cfg: Settings) -> None:
                                         datetime(2026, 6, 10, 11, tzinfo=SHANGHAI))
     assert first.participants == 40 and first.extra == {}
     assert second.start == datetime(2026, 6, 11, 14, 30, tzinfo=SHANGHAI)  # 下午2点半
-    assert second.extra == {"备注": "已报区禁毒办"}
+    assert second.extra == {} and second.notes == "已报区禁毒办"  # 备注: for the editors
     assert {(r.source, r.row, r.field) for r in rejections} == {
-        (str(path), 6, "标题"), (str(path), 6, "活动日期"), (str(path), 6, "参与人数")}
+        (str(path), 6, "标题"), (str(path), 6, "活动日期")}
     messages = " ".join(r.message for r in rejections)
-    assert "'2026/6/31'" in messages and "days 1 to 30" in messages and "'很多'" in messages
+    assert "'2026/6/31'" in messages and "days 1 to 30" in messages
 
 
 def test_csv_gb18030_ledger_is_detected(cfg: Settings) -> None:
@@ -337,7 +337,7 @@ def test_typo_key_in_toml_is_rejected(cfg: Settings) -> None:
 def test_all_problems_of_one_report_are_listed(cfg: Settings) -> None:
     rejections = read([DATA / "bad-many.toml"], cfg)[1]
     assert [r.field for r in rejections] == ["unit", "activity_type", "title", "time",
-                                             "participants", "links"]
+                                             "links"]
     assert all(r.source == str(DATA / "bad-many.toml") and r.row is None for r in rejections)
 
 
@@ -359,7 +359,8 @@ def test_header_spellings(cfg: Settings, key: str) -> None:
 
 
 def test_unknown_keys_are_extra_in_ledgers_but_typos_in_strict_files(cfg: Settings) -> None:
-    assert ok({**GOOD, "tilte": "x", "备注": "无"}, cfg).extra == {"tilte": "x", "备注": "无"}
+    assert ok({**GOOD, "tilte": "x", "附件说明": "无"}, cfg).extra == {"tilte": "x",
+                                                                    "附件说明": "无"}
     rejection = only(rejected({**GOOD, "Photo": "a.jpg"}, cfg, strict_keys=True))
     assert rejection.field == "Photo" and "did you mean 'photos'?" in rejection.message
     assert ok({**GOOD, "organiser": "综治办"}, cfg, strict_keys=True).extra == {
@@ -641,20 +642,34 @@ def test_escape_looking_text_is_not_decoded(cfg: Settings) -> None:
 # ---------------------------------------------------------------- participants
 
 
-@pytest.mark.parametrize(("value", "number"), [
-    ("120", 120), ("约120人", 120), ("120人", 120), ("120余人", 120), ("1,200人次", 1200),
-    (" 45 名", 45), ("１２０", 120), (0, 0), (300, 300), (12.0, 12)])
-def test_participants(cfg: Settings, value: object, number: int) -> None:
-    assert ok({**GOOD, "participants": value}, cfg).participants == number
+@pytest.mark.parametrize(("value", "text", "number", "unit"), [
+    ("120", "120", 120, "人"), ("约120人", "约120人", 120, "人"), ("120余人", "120余人", 120, "人"),
+    ("1,200人次", "1,200人次", 1200, "人次"), (" 45 名", "45 名", 45, "人"),
+    ("１２０", "１２０", 120, "人"), (0, "0", 0, "人"), (300, "300", 300, "人"),
+    (12.0, "12", 12, "人"), ("约260人", "约260人", 260, "人"), ("800余人", "800余人", 800, "人"),
+    ("志愿者18人，群众约200人", "志愿者18人，群众约200人", 218, "人"), ("4户", "4户", 4, "户"),
+    ("家长约450人", "家长约450人", 450, "人"), ("很多", "很多", None, ""),
+    ("100-200", "100-200", None, ""), ("-5", "-5", None, ""), (-1, "-1", None, ""),
+    (1.5, "1.5", None, "")])
+def test_participants_are_kept_as_written_with_a_count_where_one_reads(
+        cfg: Settings, value: object, text: str, number: int | None, unit: str) -> None:
+    report = ok({**GOOD, "participants": value}, cfg)
+    assert (report.participants_text, report.participants, report.participants_unit) == (
+        text, number, unit)
+
+
+def test_hardship_visits_count_households_first(cfg: Settings) -> None:
+    report = ok({**GOOD, "activity_type": "hardship_visit",
+                 "participants": "工作人员6人，走访困难家庭4户"}, cfg)
+    assert (report.participants, report.participants_unit) == (4, "户")
 
 
 @pytest.mark.parametrize(("value", "shown"), [
-    ("-5", "'-5'"), ("很多", "'很多'"), ("100-200", "'100-200'"), ("1.5", "'1.5'"),
-    (-1, "the number -1"), (1.5, "the number 1.5"), (True, "true/false"), ([3], "a list")])
-def test_bad_participants(cfg: Settings, value: object, shown: str) -> None:
+    (True, "true/false"), ([3], "a list"), ("人" * 101, "101 characters")])
+def test_participants_that_are_not_text_are_refused(cfg: Settings, value: object,
+                                                     shown: str) -> None:
     rejection = only(rejected({**GOOD, "参与人数": value}, cfg))
-    assert rejection.field == "参与人数"
-    assert shown in rejection.message and "whole number of 0 or more" in rejection.message
+    assert rejection.field == "参与人数" and shown in rejection.message
 
 
 # ---------------------------------------------------------------- links

@@ -314,7 +314,7 @@ def test_alerts_grouped_sent_once_and_escalated(any_workspace: Workspace, tmp_pa
         assert f"{BASE_URL}/drafts/{draft_id}" in mail.text
         assert f'href="{BASE_URL}/drafts/{draft_id}"' in mail.html
     assert "洋湖国际社区举办禁毒知识讲座" in mail.html and "即将到期" in mail.text
-    assert "剩余 14.0 小时" in mail.text and "<style" not in mail.html
+    assert "推送期限：今天24时前（还剩14小时）" in mail.text and "<style" not in mail.html
 
     # Sent back with a note: the community's contact is told, with the editor's note.
     note = "请补充活动照片，并注明参与人数。"
@@ -340,7 +340,7 @@ def test_alerts_grouped_sent_once_and_escalated(any_workspace: Workspace, tmp_pa
     ws.run("check", now=WED)
     deliver(ws, WED)
     assert [m.subject for m in smtp_server.to(EDITOR)][-1] == "【XX新区禁毒】3条稿件提醒"
-    assert "已超期 9.0 小时" in smtp_server.to(EDITOR)[-1].text
+    assert "推送期限：已超期9小时" in smtp_server.to(EDITOR)[-1].text
     assert len(smtp_server.to(YANGHU)) == 2 and "2条" in smtp_server.to(YANGHU)[-1].subject
     assert smtp_server.to(HUANGJINYUAN) == []
     ws.run("check", now=THU)

@@ -72,7 +72,7 @@ def make_report(**changes: object) -> Report:
               "- 放映禁毒影片《**门徒**》\n- 发放宣传资料300余份\n\n"
               "工作人员还结合[真实案例](https://www.example.cn/case/1?a=1&b=2)进行讲解，"
               "并推荐阅读[区禁毒办文章](https://mp.weixin.qq.com/s/AbC123)。"),
-        participants=200,
+        participants=200, participants_unit="人", participants_text="约200人",
         links=("https://www.toutiao.com/article/7380000000/", "区融媒体中心"),
         contact="张老师 0731-8888888")
     return replace(report, **changes)  # type: ignore[arg-type]
@@ -120,7 +120,8 @@ def assert_wechat_safe(html: str) -> None:
 def test_every_activity_template_renders(kind: str, settings: Settings, env) -> None:
     article = render_article(make_report(activity_type=kind), PHOTOS, env, settings)
     assert "2026年6月20日晚上，城关街道在幸福社区文化广场" in article.markdown
-    assert "供稿单位：城关街道　联系人：张老师 0731-8888888" in Parsed(article.html).text
+    assert "供稿单位：城关街道" in Parsed(article.html).text
+    assert "0731-8888888" not in article.html and "张老师" not in article.markdown
     assert article.html.count("<img ") == 2
     assert "宣传报道" in article.html
     assert article.problems == ()
@@ -154,17 +155,19 @@ def test_skeleton_templates_are_identical_to_the_repository_ones() -> None:
 def test_markdown_has_lead_body_participants_photos_links_and_footer(settings, env) -> None:
     text = render_markdown(make_report(), PHOTOS, env, settings)
     assert text.index("组织开展禁毒电影放映活动") < text.index("为营造浓厚") \
-        < text.index("本次放映共有200名群众观看") < text.index("![禁毒电影放映现场](photos/") \
+        < text.index("观影人数：约200人。") < text.index("![禁毒电影放映现场](photos/") \
         < text.index("### 宣传报道") < text.index("供稿单位：")
     assert "- <https://www.toutiao.com/article/7380000000/>\n- 区融媒体中心" in text
-    assert "活动采取“现场宣讲+互动问答”的形式" in text
+    assert "活动形式为现场宣讲+互动问答。" in text
+    assert "张老师" not in text and "0731" not in text  # the contact is never published
 
 
 def test_optional_parts_are_left_out(settings, env) -> None:
-    report = make_report(participants=None, links=(), contact="", form="")
+    report = make_report(participants=None, participants_text="", links=(), contact="",
+                         form="")
     text = render_markdown(report, [], env, settings)
-    assert "本次" not in text and "宣传报道" not in text and "联系人" not in text
-    assert "活动采取" not in text and "![" not in text
+    assert "人数" not in text and "宣传报道" not in text and "联系人" not in text
+    assert "活动形式" not in text and "![" not in text
 
 
 # --- dates --------------------------------------------------------------------
@@ -198,7 +201,7 @@ PAYLOADS = [
     "<style>p{color:red}</style>",
     "**粗体** _斜体_ `代码` {: .caption #x }",
 ]
-SHOWN_FIELDS = ["unit", "place", "form", "body", "contact"]
+SHOWN_FIELDS = ["unit", "place", "form", "body", "participants_text"]
 
 
 @pytest.mark.parametrize("payload", PAYLOADS)
@@ -216,11 +219,11 @@ def test_user_fields_are_text_never_markup_or_template(field, payload, settings,
     shown = "".join(Parsed(article.html).text)
     if payload.startswith("{") and field in (*SHOWN_FIELDS, "links"):
         assert payload in shown  # template syntax comes out literally
-    if field in ("unit", "place", "form", "contact", "links"):
+    if field in ("unit", "place", "form", "participants_text", "links"):
         assert payload in shown  # no HTML or Markdown of its own
 
 
-@pytest.mark.parametrize("field", ["unit", "place", "form", "contact"])
+@pytest.mark.parametrize("field", ["unit", "place", "form", "participants_text"])
 def test_markdown_in_plain_fields_is_shown_as_typed(field, settings, env) -> None:
     article = render_article(make_report(**{field: "**A** _b_ [c](https://x.cn)"}), [], env,
                              settings)
@@ -411,9 +414,9 @@ def test_runtime_error_names_file_and_line(own_templates: Path, tmp_path: Path) 
 def test_expression_mistake_names_file_and_line(own_templates: Path, tmp_path: Path) -> None:
     (own_templates / "quiz.md.j2").write_text(
         '{% extends "_base.md.j2" %}\n\n'
-        '{% block purpose %}{{ participants + "人" }}{% endblock %}\n', encoding="utf-8")
+        '{% block purpose %}{{ participants_count + "人" }}{% endblock %}\n', encoding="utf-8")
     settings = make_settings(tmp_path, own_templates)
-    with pytest.raises(RenderError, match=r"template quiz\.md\.j2 at line 3 failed: .*str"):
+    with pytest.raises(RenderError, match=r"template quiz\.md\.j2 at line 3 failed: .*int"):
         render_article(make_report(activity_type="quiz"), [], make_environment(settings), settings)
 
 

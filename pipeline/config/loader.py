@@ -158,7 +158,8 @@ def _paths(r: Reader, root: Path) -> Paths:
 
     result = Paths(templates=resolve("templates", "templates"), drafts=resolve("drafts", "drafts"),
                    published=resolve("published", "published"),
-                   database=resolve("database", "pipeline.db"))
+                   database=resolve("database", "pipeline.db"),
+                   proofread=resolve("proofread", "proofread"))
     report_unknown(r)
     return result
 

@@ -54,6 +54,7 @@ class Paths:
     drafts: Path
     published: Path
     database: Path
+    proofread: Path | None = None  # the workspace's word lists (glossary, words, allow)
 
 
 @dataclass(frozen=True)

@@ -63,6 +63,7 @@ _FIELDS = (
     _Field("links", "宣传报道", ("报道", "报道链接", "宣传报道链接", "链接")),
     _Field("photos", "图片", ("照片", "活动照片", "活动图片")),
     _Field("contact", "联系人", ("联系方式", "联系电话", "联系人及电话")),
+    _Field("notes", "备注", ("报送说明", "说明", "备注说明", "给编辑的话")),
 )
 FIELD_LABELS: Mapping[str, str] = {f.key: f.label for f in _FIELDS}
 REQUIRED = ("unit", "activity_type", "title", "place", "form", "body")

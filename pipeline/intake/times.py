@@ -214,7 +214,9 @@ def _with_end(rec: Record, name: str, span: tuple[_Point, _Point | None]) -> _Sp
     return None if end is None else _Span(name, "end", span[0], end[0])
 
 
-def read_times(rec: Record, settings: Settings, now: datetime) -> tuple[datetime, datetime] | None:
+def read_times(rec: Record, settings: Settings, now: datetime
+               ) -> tuple[datetime, datetime, bool] | None:
+    """(start, end, timed): ``timed`` is False when the start was given as a date alone."""
     ok, day = _day_of(rec)
     span = _spans(rec, day) if ok else None
     if span is None:
@@ -236,7 +238,7 @@ def read_times(rec: Record, settings: Settings, now: datetime) -> tuple[datetime
         rec.reject(key, f"the activity starts at {_show(start)}, which is in the future (now: "
                    f"{_show(now)}); reports are for activities that have happened")
         return None
-    return start, end
+    return start, end, not span.first.date_only
 
 
 def aware(when: datetime, tz: tzinfo) -> datetime:

@@ -12,7 +12,16 @@ from pathlib import Path
 from ..config import Limits, Settings
 from ..domain import Report
 from .attachments import read_links, read_photos
-from .record import Record, Rejection, describe, quote, required_text, text_of
+from .record import (
+    Record,
+    Rejection,
+    bad_char,
+    describe,
+    quote,
+    required_text,
+    text_of,
+    tidy,
+)
 from .times import aware, read_times
 
 
@@ -30,13 +39,16 @@ def validate_record(raw: Mapping[str, object], *, settings: Settings, units: Col
     title, span = _title(rec, settings.limits), read_times(rec, settings, aware(now, settings.tz))
     place, form = required_text(rec, "place"), required_text(rec, "form")
     body = _body(rec, settings.limits)
-    participants, links = _participants(rec), read_links(rec)
+    participants, links = _participants(rec, kind), read_links(rec)
     photos, contact = read_photos(rec, base_dir, settings.limits), text_of(rec, "contact")
+    notes = text_of(rec, "notes", multiline=True)
     if (rec.rejections or unit is None or kind is None or title is None or span is None
-            or place is None or form is None or body is None):
+            or place is None or form is None or body is None or participants is None):
         return rec.rejections
     return Report(unit=unit, activity_type=kind, title=title, start=span[0], end=span[1],
-                  place=place, form=form, body=body, participants=participants,
+                  place=place, form=form, body=body, participants=participants[1],
+                  participants_unit=participants[2], participants_text=participants[0],
+                  timed=span[2], notes=notes or "",
                   links=links or (), photos=photos or (), contact=contact or "",
                   source=source, row=row, extra=rec.extra)
 
@@ -103,24 +115,54 @@ def _body(rec: Record, limits: Limits) -> str | None:
     return body
 
 
-_PEOPLE = re.compile(r"(?:约|大约|近|共|合计|累计|逾|超过)?(\d{1,8})(?:余|多)?(?:人次|人|名)?",
-                     re.ASCII)
+# A number with its unit: 约260人, 800余人次, 4户; 名 and 位 are people too.
+_COUNTED = re.compile(r"(\d{1,8})\s*(?:余|多)?\s*(人次|人|名|位|户)", re.ASCII)
+_BARE = re.compile(r"(?:约|大约|近|共|合计|累计|逾|超过)?(\d{1,8})(?:余|多)?", re.ASCII)
 _MAX_PEOPLE = 10_000_000
+_MAX_TEXT = 100
+_UNITS = {"人": "人", "名": "人", "位": "人", "人次": "人次", "户": "户"}
 
 
-def _participants(rec: Record) -> int | None:
+def _participants(rec: Record, kind: str | None) -> tuple[str, int | None, str] | None:
+    """参与人数 as written, plus a count and its unit (人, 人次, 户) where one can be read.
+
+    Any text is accepted: "志愿者18人，群众约200人" is kept verbatim and counted as 218
+    人; text with no number keeps an empty count. Hardship visits prefer households.
+    """
     value = rec.get("participants")
     if value is None:
-        return None
-    number: int | None = None
+        return "", None, ""
     if isinstance(value, int | float) and not isinstance(value, bool):
-        number = int(value) if float(value).is_integer() else None
-    elif isinstance(value, str):
-        found = _PEOPLE.fullmatch(re.sub(r"[\s,]", "", unicodedata.normalize("NFKC", value)))
-        number = int(found[1]) if found else None
-    if number is not None and 0 <= number <= _MAX_PEOPLE:
-        return number
-    shown = quote(value) if isinstance(value, str) else describe(value)
-    rec.reject(rec.key("participants"), f"{shown} is not a number of people; write a whole "
-               "number of 0 or more, such as 120 (\"约120人\" is read as 120)")
-    return None
+        value = f"{value:g}" if isinstance(value, float) else str(value)
+    if not isinstance(value, str):
+        rec.reject(rec.key("participants"), f"expected text, got {describe(value)}; write "
+                   "the number of people as text, such as 约120人")
+        return None
+    problem = bad_char(value)
+    if problem:
+        rec.reject(rec.key("participants"), f"{quote(value)} {problem}")
+        return None
+    text = tidy(value, multiline=False)
+    if len(text) > _MAX_TEXT:
+        rec.reject(rec.key("participants"), f"{quote(text, 40)} is {len(text)} characters "
+                   f"long; write the number of people in at most {_MAX_TEXT} characters")
+        return None
+    count, unit = participant_count(text, prefer_households=kind == "hardship_visit")
+    return text, count, unit
+
+
+def participant_count(text: str, prefer_households: bool = False) -> tuple[int | None, str]:
+    """The count read from a 参与人数 text and its unit, or (None, "")."""
+    plain = re.sub(r"[\s,]", "", unicodedata.normalize("NFKC", text))
+    bare = _BARE.fullmatch(plain)
+    if bare:
+        totals = {"人": int(bare[1])}
+    else:
+        totals = {}
+        for number, unit in _COUNTED.findall(plain):
+            totals[_UNITS[unit]] = totals.get(_UNITS[unit], 0) + int(number)
+    order = ("户", "人", "人次") if prefer_households else ("人", "人次", "户")
+    for unit in order:
+        if unit in totals and totals[unit] <= _MAX_PEOPLE:
+            return totals[unit], unit
+    return None, ""

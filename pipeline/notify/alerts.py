@@ -20,9 +20,9 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from ..config import Settings
-from ..deadlines import hours_left
+from ..deadlines import deadline_text, duration_text
 from ..errors import NotifyError
-from ..models import Alert, Draft, DraftEvent, Unit
+from ..models import Alert, Draft, DraftEvent, Submission, Unit
 from ..review import Holders, holders
 from ..store import Store
 from .outbox import DeliveryReport, deliver, enqueue
@@ -71,6 +71,7 @@ class AlertItem:
     link: str
     note: str            # the editor's note (changes requested, rejected)
     detail: str          # for kinds without a draft: the recorded detail
+    contact: str = ""    # the report's contact person, for the editors; never published
 
 
 @dataclass
@@ -126,8 +127,10 @@ def queue_alerts(session: Session, settings: Settings, now: datetime) -> QueueRe
     for batch in _claim(session, now):
         units = units if units is not None else {u.id: u for u in session.exec(select(Unit))}
         drafts, notes = _drafts(session, batch), _notes(session, batch)
+        contacts = _contacts(session, drafts)
         for alert in batch:
-            items[alert.id or 0] = _item(settings, alert, drafts, units, notes, now, stages)
+            items[alert.id or 0] = _item(settings, alert, drafts, units, notes, now, stages,
+                                         contacts)
             addresses = json.loads(alert.recipients)
             for address in addresses:
                 groups.setdefault(address.lower(), (address, []))[1].append(alert.id or 0)
@@ -234,7 +237,7 @@ def _log_unaddressed(unaddressed: dict[str, list[int]]) -> None:
 
 def _item(settings: Settings, alert: Alert, drafts: dict[int, Draft],
           units: dict[int | None, Unit], notes: dict[int, str], now: datetime,
-          stages: Sequence[Holders]) -> AlertItem:
+          stages: Sequence[Holders], contacts: dict[int, str]) -> AlertItem:
     label, advice = KINDS.get(alert.kind, (f"其他提醒（{alert.kind}）", "请查看详情。"))
     draft = drafts.get(alert.draft_id or 0)
     if draft is None:
@@ -246,9 +249,9 @@ def _item(settings: Settings, alert: Alert, drafts: dict[int, Draft],
         id=alert.id or 0, kind=alert.kind, label=label, advice=advice, title=draft.title,
         unit=unit.name if unit else "",
         status=_status(draft, stages),
-        deadline=draft.deadline.astimezone(settings.tz).strftime("%Y-%m-%d %H:%M"),
+        deadline=_deadline(draft, settings, now),
         hours=_hours(draft, now), link=f"{settings.notify.base_url}/drafts/{draft.id}",
-        note=notes.get(alert.id or 0, ""),
+        note=notes.get(alert.id or 0, ""), contact=contacts.get(draft.id or 0, ""),
         # Known kinds are fully described in Chinese; the recorded detail is for new kinds.
         detail="" if alert.kind in KINDS else alert.detail)
 
@@ -261,17 +264,33 @@ def _status(draft: Draft, stages: Sequence[Holders]) -> str:
     return STATUS_LABELS.get(str(draft.status), str(draft.status))
 
 
+def _contacts(session: Session, drafts: dict[int, Draft]) -> dict[int, str]:
+    """Each draft's contact (for the editors' email only), in one query per batch."""
+    if not drafts:
+        return {}
+    rows = session.exec(select(Draft.id, Submission.contact)
+                        .join(Submission, col(Submission.id) == Draft.submission_id)
+                        .where(col(Draft.id).in_(list(drafts)))).all()
+    return {int(i or 0): c for i, c in rows}
+
+
 def _no_draft_title(alert: Alert) -> str:
     if alert.kind == "push_missed":
         return f"{alert.key.partition(':')[2]} 未推送"
     return KINDS.get(alert.kind, (alert.kind, ""))[0]
 
 
-def _hours(draft: Draft, now: datetime) -> str:
+def _deadline(draft: Draft, settings: Settings, now: datetime) -> str:
     if draft.published_at is not None:
+        return draft.deadline.astimezone(settings.tz).strftime("%Y-%m-%d %H:%M")
+    return deadline_text(draft.deadline, now, settings.tz)
+
+
+def _hours(draft: Draft, now: datetime) -> str:
+    """The time left, for a deadline that is not past yet (past: the deadline says it)."""
+    if draft.published_at is not None or now >= draft.deadline:
         return ""
-    left = hours_left(draft.deadline, now)
-    return f"剩余 {left:.1f} 小时" if left > 0 else f"已超期 {-left:.1f} 小时"
+    return "还剩" + duration_text(now, draft.deadline)
 
 
 def _enqueue_group(session: Session, settings: Settings, address: str,

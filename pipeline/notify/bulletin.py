@@ -214,17 +214,25 @@ def _counts(session: Session, query: Any) -> dict[int, int]:
     return {int(unit_id): int(n) for unit_id, n in session.exec(query).all()}
 
 
+_AMOUNT = sa.case(
+    (sa.and_(col(Submission.activity_type) == "hardship_visit",
+             col(Submission.participants_unit) == "户",
+             col(Submission.participants).is_not(None)), col(Submission.participants)),
+    else_=1)
+
+
 def _progress(session: Session, settings: Settings, end: datetime
               ) -> tuple[dict[int, dict[str, int]], date | None]:
     """Activities per unit and type from the campaign's start to the week's end (not
-    rejected), counted by the activity's own date."""
+    rejected), counted by the activity's own date. Hardship visits count households
+    (户, the plan's measure) where the report gives them, else one per visit."""
     campaign = settings.campaign
     if campaign is None:
         return {}, None
     start = datetime.combine(campaign.start, time(0), settings.tz)
     stop = min(end, datetime.combine(campaign.end + timedelta(days=1), time(0), settings.tz))
     rows = session.exec(
-        select(Submission.unit_id, Submission.activity_type, sa.func.count())
+        select(Submission.unit_id, Submission.activity_type, sa.func.sum(_AMOUNT))
         .join(Draft, col(Draft.submission_id) == Submission.id)
         .where(col(Submission.start_at) >= start, col(Submission.start_at) < stop,
                col(Draft.status) != DraftStatus.REJECTED)

@@ -19,7 +19,7 @@ from sqlmodel import Session, col, select
 
 from .. import views
 from ..config import Settings
-from ..deadlines import push_time_on
+from ..deadlines import deadline_text, duration_text, push_time_on
 from ..domain import DeadlineState, Level
 from ..errors import NotifyError
 from ..models import Alert, Draft, Publication, Push, Submission, Unit
@@ -263,11 +263,11 @@ def _context(data: DigestData, settings: Settings, now: datetime) -> dict[str, A
         return {"id": s.id, "title": s.title, "unit": s.unit, "late": s.late,
                 "position": s.position, "link": f"{base}/drafts/{s.id}",
                 "path": f"published/{s.path}/article.html" if s.path else "",
-                "deadline": s.deadline.astimezone(tz).strftime("%m-%d %H:%M")}
+                "deadline": deadline_text(s.deadline, now, tz)}
 
     def waiting(w: Waiting) -> dict[str, Any]:
         return {**story(Story(w.id, w.title, w.unit, w.deadline)),
-                "status": _status(w.status), "overdue_hours": f"{-w.hours_left:.1f}"}
+                "status": _status(w.status), "overdue": duration_text(w.deadline, now)}
 
     return {
         "account": settings.account.name, "subject": subject, "day": day_text,

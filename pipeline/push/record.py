@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import date, datetime
+from datetime import date, datetime, tzinfo
 
 from sqlmodel import Session, col, select
 
@@ -65,12 +65,12 @@ def publish_folder(store: Store, settings: Settings, now: datetime, day: date,
             assert draft is not None
             pub.url = urls[index] if index < len(urls) and urls[index] else pub.url
             pub.output_path = publisher.write_article(day, pub.position, pub.draft_id,
-                                                      _meta(draft, pub, now, job))
+                                                      _meta(draft, pub, now, job, settings.tz))
             faults.crash_point("after_article_written")
             mark_published(session, settings, draft, pub, now)
         report.articles = [a for a in report.articles
                            if a.candidate.id in {p.draft_id for p in pubs}]
-        manifest = publisher.write_manifest(day, _manifest(row, report, now, job))
+        manifest = publisher.write_manifest(day, _manifest(row, report, now, job, settings.tz))
         lifecycle.move(session, lifecycle.PUSH, row, "finish", actor="push", now=now,
                        values={"manifest_path": manifest, "finished_at": now,
                                "channel": job.mode if job is not None else publisher.channel})
@@ -94,12 +94,14 @@ def mark_published(session: Session, settings: Settings, draft: Draft, pub: Publ
                             f"{draft.deadline.isoformat()}.")
 
 
-def _meta(draft: Draft, pub: Publication, now: datetime, job: WeChatJob | None
-          ) -> dict[str, object]:
+def _meta(draft: Draft, pub: Publication, now: datetime, job: WeChatJob | None,
+          tz: tzinfo) -> dict[str, object]:
+    # Times in the account's zone (manifests are read by people); no contact, no notes.
     return {"id": draft.id, "title": draft.title, "author": draft.author,
             "digest": draft.digest, "activity_type": draft.activity_type,
-            "position": pub.position, "deadline": draft.deadline.isoformat(),
-            "published_at": now.isoformat(), "late": now > draft.deadline, "url": pub.url,
+            "position": pub.position, "deadline": draft.deadline.astimezone(tz).isoformat(),
+            "published_at": now.astimezone(tz).isoformat(), "late": now > draft.deadline,
+            "url": pub.url,
             "wechat": _wechat_json(job)}
 
 
@@ -110,20 +112,21 @@ def _wechat_json(job: WeChatJob | None) -> dict[str, object] | None:
             "msg_id": job.msg_id, "article_id": job.article_id, "urls": json.loads(job.urls)}
 
 
-def _manifest(row: Push, report: PushReport, now: datetime, job: WeChatJob | None
-              ) -> dict[str, object]:
+def _manifest(row: Push, report: PushReport, now: datetime, job: WeChatJob | None,
+              tz: tzinfo) -> dict[str, object]:
     return {
         "date": row.local_date.isoformat(), "account": row.account, "push_id": row.id,
-        "channel": job.mode if job is not None else "folder", "published_at": now.isoformat(),
+        "channel": job.mode if job is not None else "folder",
+        "published_at": now.astimezone(tz).isoformat(),
         "wechat": _wechat_json(job),
-        "articles": [_article_json(a) for a in report.articles],
-        "left_over": [_article_json(a) for a in report.left_over],
+        "articles": [_article_json(a, tz) for a in report.articles],
+        "left_over": [_article_json(a, tz) for a in report.left_over],
         "missed_days": [d.isoformat() for d in report.missed_days],
     }
 
 
-def _article_json(item: PackedArticle) -> dict[str, object]:
+def _article_json(item: PackedArticle, tz: tzinfo) -> dict[str, object]:
     c = item.candidate
     return {"id": c.id, "position": item.position, "title": c.title, "unit": c.unit,
-            "activity_type": c.activity_type, "deadline": c.deadline.isoformat(),
+            "activity_type": c.activity_type, "deadline": c.deadline.astimezone(tz).isoformat(),
             "late": item.late}

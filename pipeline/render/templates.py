@@ -7,6 +7,7 @@ escaped for HTML and Markdown first; it is never compiled as a template.
 from __future__ import annotations
 
 import functools
+import re
 import traceback
 from collections.abc import Sequence
 from datetime import datetime
@@ -49,8 +50,8 @@ def _build_environment(templates: Path, tz: ZoneInfo) -> SandboxedEnvironment:
         keep_trailing_newline=True)
     env.filters["cn_date"] = lambda value: _cn_date(value.astimezone(tz))
     env.filters["cn_datetime"] = lambda value: _cn_datetime(value.astimezone(tz))
-    env.globals["period"] = lambda start, end: _cn_period(start.astimezone(tz),
-                                                          end.astimezone(tz))
+    env.globals["period"] = lambda start, end, timed=True: _cn_period(
+        start.astimezone(tz), end.astimezone(tz), timed)
     return env
 
 
@@ -67,10 +68,14 @@ def _cn_datetime(value: datetime) -> str:
     return f"{_cn_date(value)} {value.hour}:{value.minute:02d}"
 
 
-def _cn_period(start: datetime, end: datetime) -> str:
-    """News-style time of an activity: 2026年6月20日上午, 2026年6月20日至22日."""
+def _cn_period(start: datetime, end: datetime, timed: bool = True) -> str:
+    """News-style time of an activity: 2026年6月20日上午, 2026年6月20日至22日.
+
+    A date reported without a time gets no part of day (it would be invented); a
+    time range gets the part of day of its start.
+    """
     if start.date() == end.date():
-        return _cn_date(start) + _part_of_day(start.hour)
+        return _cn_date(start) + (_part_of_day(start.hour) if timed else "")
     if (start.year, start.month) == (end.year, end.month):
         return f"{_cn_date(start)}至{end.day}日"
     if start.year == end.year:
@@ -116,24 +121,36 @@ def _md_link(link: str) -> Markup:
     return _md_text(link)
 
 
-def _template_context(report: Report, kind: ActivityType, photo_names: Sequence[str]
-                      ) -> dict[str, object]:
+def _template_context(report: Report, kind: ActivityType, photo_names: Sequence[str],
+                      lead_note: str | None) -> dict[str, object]:
+    # The contact and the reporter's notes are for the editors: deliberately not here,
+    # so no template can print them into an article.
     return {
         "title": _md_text(report.title), "unit": _md_text(report.unit),
         "type_label": _md_text(kind.label), "activity_type": kind.key,
-        "start": report.start, "end": report.end,
+        "start": report.start, "end": report.end, "timed": report.timed,
         "place": _md_text(report.place), "form": _md_text(report.form),
-        "body": _md_body(report.body), "participants": report.participants,
+        "place_names_unit": bool(report.unit) and report.unit in report.place,
+        "lead": lead_note is None,
+        "body": _md_body(report.body), "participants": _md_text(_people(report)),
+        "participants_count": report.participants, "participants_unit": report.participants_unit,
         "photos": [_md_url(name) for name in photo_names],
         "links": [_md_link(link) for link in report.links if link.strip()],
-        "contact": _md_text(report.contact),
         "extra": {key: _md_text(value) for key, value in report.extra.items()},
     }
 
 
-def render_markdown(report: Report, photo_names: Sequence[str], env: jinja2.Environment,
-                    settings: Settings) -> str:
-    """The article Markdown from the activity type's template.
+def _people(report: Report) -> str:
+    """参与人数 as written; a bare number ("120") gets the unit it was read in."""
+    text = report.participants_text
+    if text.isdigit() and report.participants_unit:
+        return text + report.participants_unit
+    return text
+
+
+def compose_markdown(report: Report, photo_names: Sequence[str], env: jinja2.Environment,
+                     settings: Settings) -> tuple[str, tuple[str, ...]]:
+    """The article Markdown from the activity type's template, and notes for the editor.
 
     Raises:
         RenderError: the activity type is unknown or its template is missing or broken.
@@ -142,7 +159,42 @@ def render_markdown(report: Report, photo_names: Sequence[str], env: jinja2.Envi
     if kind is None:
         raise RenderError(f"the activity type {report.activity_type!r} is not configured; "
                           "add it under [activity_types] in config.toml")
-    return render_template(env, kind.template, _template_context(report, kind, photo_names))
+    note = lead_note(report, settings.tz)
+    context = _template_context(report, kind, photo_names, note)
+    return render_template(env, kind.template, context), (note,) if note else ()
+
+
+def render_markdown(report: Report, photo_names: Sequence[str], env: jinja2.Environment,
+                    settings: Settings) -> str:
+    """The article Markdown alone (see ``compose_markdown``)."""
+    return compose_markdown(report, photo_names, env, settings)[0]
+
+
+_SENTENCE_END = re.compile(r"[。！？!?\n]")
+_MD_LEAD = re.compile(r"^[\s#>*_-]+")
+
+
+def lead_note(report: Report, tz: ZoneInfo) -> str | None:
+    """Why the lead sentence is left out, or None to write it.
+
+    The lead says when and where; when the reporter's first sentence already opens
+    with the activity's date and place, a lead would say the same thing twice.
+    """
+    first = _SENTENCE_END.split(_MD_LEAD.sub("", report.body.lstrip()), maxsplit=1)[0]
+    first = "".join(first.split())
+    day = report.start.astimezone(tz)
+    dates = [f"{day.month}月{day.day}{end}" for end in ("日", "号")]
+    dates += [f"{day.month:02d}月{day.day:02d}日"]
+    place = "".join(report.place.split())
+    places = [place]
+    if report.unit and place.startswith(report.unit) and len(place) - len(report.unit) >= 2:
+        places.append(place[len(report.unit):])
+    found_date = next((d for d in dates if d in first), None)
+    found_place = next((p for p in places if p and p in first), None)
+    if found_date is None or found_place is None:
+        return None
+    return (f"the lead sentence was left out: the report's first sentence already opens "
+            f"with the date ({found_date}) and the place ({found_place})")
 
 
 # Mistakes an administrator can make in a template's expressions ({{ 1 / 0 }},

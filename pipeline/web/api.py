@@ -22,6 +22,7 @@ from sqlmodel import Session
 from .. import review, units
 from ..errors import ReviewError
 from ..models import Unit
+from ..proofread import apply_finding, dismiss_finding
 from ..push import order as push_order
 from ..push import run_push
 from ..views import detail, iso, units_tree
@@ -49,6 +50,12 @@ class LoginIn(Strict):
 class ActionIn(Strict):
     action: Literal["approve", "request_changes", "reject"]
     note: str = Field("", max_length=5000)
+    confirm_findings: bool = Field(False, description="approve: confirm the open privacy "
+                                   "and banned-word proofreading findings")
+
+
+class DismissIn(Strict):
+    reason: str = Field(max_length=2000, min_length=1)
 
 
 class MarkdownIn(Strict):
@@ -80,12 +87,14 @@ class ReportIn(Strict):
     end: str | None = Field(None, max_length=100)
     place: str = Field(max_length=500)
     form: str = Field(max_length=200)
-    participants: int | None = None
+    participants: int | str | None = Field(
+        None, description="as written: 120, 约260人, 志愿者18人，群众约200人, 4户")
     body: str = Field(max_length=50_000)
     links: list[str] = Field(default_factory=list, max_length=50)
     photos: list[str] = Field(default_factory=list, max_length=50,
                               description="JPEG or PNG files, base64-encoded")
-    contact: str = Field("", max_length=200)
+    contact: str = Field("", max_length=200, description="for the editors; never published")
+    notes: str = Field("", max_length=5000, description="for the editors; never published")
 
 
 class ResubmitIn(Strict):
@@ -163,10 +172,35 @@ def api_action(request: Request, user: Writer, draft_id: DraftId, body: ActionIn
 
     def call(session: Any) -> Json:
         out = review.transition(session, s.settings, draft_id, body.action, actor=user,
-                                note=body.note, now=s.now(), remote=remote(request))
+                                note=body.note, now=s.now(), remote=remote(request),
+                                confirm_findings=body.confirm_findings)
         return {"id": out.draft_id, "from": out.from_status, "to": out.to_status,
                 "signed": out.signed, "stage": out.next_stage}
-    return _review_call(request, user, draft_id, body.action, {"note": body.note}, call)
+    return _review_call(request, user, draft_id, body.action,
+                        {"note": body.note, "confirm_findings": body.confirm_findings}, call)
+
+
+@router.post("/drafts/{draft_id}/findings/{finding_id}/apply")
+def api_apply_finding(request: Request, user: Writer, draft_id: DraftId,
+                      finding_id: DraftId) -> Json:
+    s = web(request)
+
+    def call(session: Any) -> Json:
+        return {"problems": apply_finding(session, s.settings, draft_id, finding_id,
+                                          actor=user, now=s.now())}
+    return _review_call(request, user, draft_id, "apply_finding", {"finding": finding_id}, call)
+
+
+@router.post("/drafts/{draft_id}/findings/{finding_id}/dismiss")
+def api_dismiss_finding(request: Request, user: Writer, draft_id: DraftId,
+                        finding_id: DraftId, body: DismissIn) -> Json:
+    s = web(request)
+
+    def call(session: Any) -> Json:
+        dismiss_finding(session, draft_id, finding_id, body.reason, actor=user, now=s.now())
+        return {"dismissed": finding_id}
+    return _review_call(request, user, draft_id, "dismiss_finding",
+                        {"finding": finding_id, "reason": body.reason}, call)
 
 
 @router.post("/drafts/{draft_id}/markdown")

@@ -16,7 +16,8 @@ from starlette.datastructures import FormData
 from .. import review
 from ..drafts import read_markdown
 from ..errors import PipelineError, ReviewError
-from ..models import Unit
+from ..models import Finding, Unit
+from ..proofread import BLOCKING, apply_finding, blocking_findings, dismiss_finding, open_findings
 from ..reach.stats import story_figures
 from ..render import rerender
 from ..units import all_units
@@ -124,13 +125,65 @@ def draft_page(request: Request, user: str, draft_id: int, *, error: str = "",
         may_sign = data["stage"] is not None and (not data["stage_signers"]
                                                   or user in data["stage_signers"])
         figures = story_figures(session, state.settings, draft_id)
+        findings = open_findings(session, draft_id)
+        blocking = [f for f in findings if f.kind in BLOCKING]
+    saved = read_markdown(state.settings, draft_id)
     if markdown is None:
-        markdown = read_markdown(state.settings, draft_id)
+        markdown = saved
     return page(request, "draft.html", status, user=user, d=data, draft=draft, unit=unit,
                 photos=photos, markdown=markdown, error=error, may_sign=may_sign,
                 stages=[s.name for s in state.settings.review.stages],
                 problems=problems if problems is not None else data["problems"],
-                editable=draft.status in review.EDITABLE, figures=figures)
+                editable=draft.status in review.EDITABLE, figures=figures, findings=findings,
+                blocking=blocking, marked=highlighted(saved, findings))
+
+
+def highlighted(markdown: str, findings: list[Finding]) -> list[tuple[str, Finding | None]]:
+    """The article's Markdown cut into plain runs and marked findings (no overlaps)."""
+    parts: list[tuple[str, Finding | None]] = []
+    at = 0
+    for finding in sorted((f for f in findings if f.offset_start is not None),
+                          key=lambda f: f.offset_start or 0):
+        start, end = finding.offset_start or 0, finding.offset_end or 0
+        if start < at or markdown[start:end] != finding.text:
+            continue  # overlaps the previous one, or the text moved: listed, not marked
+        parts += [(markdown[at:start], None), (finding.text, finding)]
+        at = end
+    parts.append((markdown[at:], None))
+    return parts
+
+
+@router.post("/drafts/{draft_id}/findings/{finding_id}/apply")
+async def apply(request: Request, user: Editor, draft_id: DraftId,
+                finding_id: DraftId) -> Response:
+    await verified_form(request)
+    state = web(request)
+    try:
+        with state.store.session() as session:
+            apply_finding(session, state.settings, draft_id, finding_id, actor=user,
+                          now=state.now())
+            audit(session, request, user, "apply_finding", f"draft:{draft_id}",
+                  {"finding": finding_id})
+    except ReviewError as exc:
+        return _refused(request, user, draft_id, exc)
+    flash(request.session, "已采用校对建议，正文已修改并重新校对。")
+    return RedirectResponse(f"/drafts/{draft_id}#proofread", 303)
+
+
+@router.post("/drafts/{draft_id}/findings/{finding_id}/dismiss")
+async def dismiss(request: Request, user: Editor, draft_id: DraftId,
+                  finding_id: DraftId) -> Response:
+    form = await verified_form(request)
+    state, reason = web(request), _text(form, "reason")
+    try:
+        with state.store.session() as session:
+            dismiss_finding(session, draft_id, finding_id, reason, actor=user, now=state.now())
+            audit(session, request, user, "dismiss_finding", f"draft:{draft_id}",
+                  {"finding": finding_id, "reason": reason})
+    except ReviewError as exc:
+        return _refused(request, user, draft_id, exc)
+    flash(request.session, "已忽略该校对提示（理由已记录）。")
+    return RedirectResponse(f"/drafts/{draft_id}#proofread", 303)
 
 
 @router.get("/drafts/{draft_id}")
@@ -161,8 +214,13 @@ async def act(request: Request, user: Editor, draft_id: DraftId) -> Response:
     note = _text(form, "note")
     try:
         with state.store.session() as session:
+            # Each open privacy/banned finding must be ticked on the page, one by one.
+            ticked = {value for key, value in form.multi_items() if key == "confirm"}
+            confirmed = action == "approve" and all(
+                str(f.id) in ticked for f in blocking_findings(session, draft_id))
             outcome = review.transition(session, state.settings, draft_id, action, actor=user,
-                                        note=note, now=state.now(), remote=remote(request))
+                                        note=note, now=state.now(), remote=remote(request),
+                                        confirm_findings=confirmed)
             audit(session, request, user, action, f"draft:{draft_id}", {"note": note})
     except ReviewError as exc:
         if _text(form, "next") == "/mine":

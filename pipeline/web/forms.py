@@ -46,17 +46,19 @@ def form_fields(settings: Settings) -> list[FormField]:
         FormField("end", "结束时间", "datetime", False, "不填则与开始时间相同"),
         FormField("place", "活动地点", "text", True, "", 200),
         FormField("form", "活动方式", "text", True, "如：线下活动、线上直播、入户走访", 100),
-        FormField("participants", "参与人数", "number", False, "整数，如 120"),
+        FormField("participants", "参与人数", "text", False,
+                  "照实填写，如：约260人、800余人次、志愿者18人，群众约200人、4户", 100),
         FormField("body", "活动内容", "textarea", True,
                   f"写清做了什么、效果如何，最多 {limits.body_chars} 字", limits.body_chars),
         FormField("links", "宣传报道", "textarea", False,
                   "每行一条：报道网址（https://…）或媒体名称"),
-        FormField("contact", "联系人及电话", "text", False, "", 100),
+        FormField("contact", "联系人及电话", "text", False, "仅供编辑联系，不会发布", 100),
+        FormField("notes", "给编辑的备注", "textarea", False, "仅供编辑参考，不会发布", 1000),
     ]
 
 
 TEXT_FIELDS = ("activity_type", "title", "start", "end", "place", "form", "participants",
-               "body", "links", "contact")
+               "body", "links", "contact", "notes")
 # Intake names the field it refuses; these are the form fields they belong to.
 _FIELD_OF = {"time": "start", "date": "start", "unit": "", "": ""}
 

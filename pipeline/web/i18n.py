@@ -16,7 +16,9 @@ from ..domain import DeadlineState
 from ..lifecycle import DRAFT_LABELS
 
 STATUS_LABELS: dict[str, str] = DRAFT_LABELS
-ACTION_LABELS: dict[str, str] = lifecycle.ACTION_LABELS
+ACTION_LABELS: dict[str, str] = {**lifecycle.ACTION_LABELS,
+                                 "confirm_findings": "确认校对提示",
+                                 "dismiss_finding": "忽略校对提示"}
 
 PUSH_STATES: dict[str, str] = {
     "done": "已推送", "running": "推送中", "missed": "错过（未推送）", "empty": "无可推送稿件",
@@ -60,8 +62,8 @@ _REJECTION_RULES: tuple[Rule, ...] = (
           lambda m: f"开始时间 {m[1]} 在将来；只能报送已经举行的活动"),
     _rule(r"ends at (\S+ \S+), before it starts at (\S+ \S+)",
           lambda m: f"结束时间 {m[1]} 早于开始时间 {m[2]}"),
-    _rule(r"is not a number of people",
-          lambda m: "请填写人数（0 或正整数），例如 120"),
+    _rule(r"is (\d+) characters long; write the number of people in at most (\d+)",
+          lambda m: f"参与人数有 {m[1]} 个字，最多 {m[2]} 个字，如：约260人"),
     _rule(r"uses '([^']*):'; only http",
           lambda m: f"链接使用了「{m[1]}:」，只能填写 http:// 或 https:// 网址，"
                     "或媒体名称（如 湖南日报）"),
@@ -97,10 +99,50 @@ _REVIEW_RULES: tuple[Rule, ...] = (
     _rule(r"cannot be approved until it is fixed",
           lambda m: "稿件仍有不符合微信要求的问题，请先修改正文再通过"),
     _rule(r"changed by someone else", lambda m: "稿件刚被他人修改，请刷新页面后再操作"),
+    _rule(r"has (\d+) open privacy or banned-word proofreading finding",
+          lambda m: f"稿件有 {m[1]} 处涉及个人信息或禁用词的校对提示尚未处理：请修改正文、"
+                    "说明理由后忽略，或逐条勾选确认后再通过"),
+    _rule(r"has no proofreading finding (\d+)", lambda m: f"没有编号为 {m[1]} 的校对提示"),
+    _rule(r"proofreading finding (\d+) is already (\w+)",
+          lambda m: f"校对提示 {m[1]} 已处理（{FINDING_STATES.get(m[2], m[2])}）"),
+    _rule(r"reason is required to dismiss", lambda m: "忽略校对提示时必须填写理由"),
+    _rule(r"has no suggestion to apply",
+          lambda m: "此条校对提示没有可直接采用的建议，请手动修改正文"),
+    _rule(r"changed where finding", lambda m: "正文在该处已被修改，请重新校对后再操作"),
     _rule(r"can no longer be edited", lambda m: "稿件已进入推送或已结束，不能再编辑"),
 )
 
 _WORDS = {"title": "标题", "author": "作者", "digest": "摘要"}
+
+# Proofreading findings (pipeline.proofread): labels by kind and rule.
+FINDING_KINDS: dict[str, str] = {"typo": "错别字", "banned": "禁用词", "caution": "慎用词",
+                                 "name": "规范名称", "privacy": "个人信息", "format": "格式"}
+FINDING_STATES: dict[str, str] = {"open": "待处理", "applied": "已采用建议",
+                                  "dismissed": "已忽略", "confirmed": "已确认"}
+_FINDING_RULES: dict[str, str] = {
+    "list": "", "delete": "建议删去",
+    "glossary": "与规范名称不一致",
+    "mobile": "手机号码不得发布", "landline": "电话号码不得发布",
+    "id_number": "身份证号码不得发布", "plate": "车牌号码不得发布",
+    "protected_name": "涉毒人员、戒毒人员及未成年人不得使用真实姓名，应使用“姓+某”",
+    "halfwidth": "中文里用了半角标点", "unpaired": "引号或括号不成对",
+    "title_length": "标题超过字数上限",
+}
+
+
+def finding_message(finding: object) -> str:
+    """A proofreading finding in Chinese: what is wrong, and what to write instead."""
+    kind, rule = getattr(finding, "kind", ""), getattr(finding, "rule", "")
+    text, suggestion = getattr(finding, "text", ""), getattr(finding, "suggestion", "")
+    detail = getattr(finding, "detail", "")
+    parts = [f"{FINDING_KINDS.get(kind, kind)}：“{text}”"]
+    if _FINDING_RULES.get(rule):
+        parts.append(_FINDING_RULES[rule])
+    if suggestion:
+        parts.append(f"建议改为“{suggestion}”")
+    if detail:
+        parts.append(detail)
+    return "，".join(parts) + "。"
 
 # WeChat rule problems (pipeline.render.check_limits and friends).
 _PROBLEM_RULES: tuple[Rule, ...] = (
@@ -113,6 +155,14 @@ _PROBLEM_RULES: tuple[Rule, ...] = (
           lambda m: f"正文有 {m[1]} 字节，微信要求少于 {m[2]} 字节"),
     _rule(r"an image at (.+?) was removed",
           lambda m: f"正文中的外部图片 {m[1]} 已删除：微信只显示上传的图片，请作为报告照片上传"),
+)
+
+
+# How the template wrote the article (pipeline.render.templates.lead_note).
+_NOTE_RULES: tuple[Rule, ...] = (
+    _rule(r"lead sentence was left out: .* the date \((.+?)\) and the place \((.+?)\)",
+          lambda m: f"未写导语：报送正文第一句已写明时间（{m[1]}）和地点（{m[2]}），"
+                    "避免重复。如需导语，请在正文中补写。"),
 )
 
 
@@ -141,10 +191,15 @@ def problem_message(message: str) -> str:
     return _translate(message, _PROBLEM_RULES, "不符合微信要求")
 
 
+def render_note(message: str) -> str:
+    """A note on how the article was written, in Chinese."""
+    return _translate(message, _NOTE_RULES, "说明")
+
+
 def review_status(message: str) -> int:
     """The HTTP status for a refused editor action."""
-    if message.startswith("There is no draft"):
+    if message.startswith("There is no draft") or "has no proofreading finding" in message:
         return 404
-    if "note is required" in message:
+    if "note is required" in message or "reason is required" in message:
         return 422
     return 409

@@ -22,6 +22,7 @@ from sqlmodel import Session
 
 from ..clock import Clock
 from ..config import Settings
+from ..deadlines import deadline_text
 from ..models import AuditLog, Unit, UnitLink
 from ..store import Store
 from . import i18n
@@ -64,11 +65,20 @@ def make_environment(settings: Settings) -> jinja2.Environment:
         moment = datetime.fromisoformat(value) if isinstance(value, str) else value
         return moment.astimezone(tz).strftime(fmt)
 
+    @jinja2.pass_context
+    def deadline(context: Mapping[str, Any], value: datetime | str) -> str:
+        moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+        return deadline_text(moment, context["now"], tz)
+
     env.filters["local"] = local
+    env.filters["deadline"] = deadline
     env.filters["status_label"] = i18n.status_label
     env.filters["state_label"] = i18n.state_label
     env.filters["action_label"] = lambda a: i18n.ACTION_LABELS.get(a, a)
     env.filters["problem"] = i18n.problem_message
+    env.filters["render_note"] = i18n.render_note
+    env.filters["finding_message"] = i18n.finding_message
+    env.filters["finding_kind"] = lambda k: i18n.FINDING_KINDS.get(k, k)
     env.filters["push_state"] = lambda s: i18n.PUSH_STATES.get(s, s)
     env.globals["account"] = settings.account.name
     env.globals["weekday"] = lambda d: "一二三四五六日"[d.weekday()]
