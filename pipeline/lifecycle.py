@@ -1,8 +1,8 @@
 """Every state machine of the product, declared once, and the one function that moves them.
 
-Five machines: the draft, the day's push, the publication (one story in one push), the
-WeChat job and the outbox message. Each is a table of moves ``(from, action, to, who)``;
-``move`` performs one: a conditional update (``WHERE id = ? AND state = ? AND version
+Six machines: the draft, the day's push, the publication (one story in one push), the
+WeChat job, the outbox message and the proofreading finding. Each is a table of moves
+``(from, action, to, who)``; ``move`` performs one: a conditional update (``WHERE id = ? AND state = ? AND version
 = ?``), the version bump and the history line, in the caller's transaction. Nothing
 else writes a state column: a statement that tries is refused at the engine (see
 ``_guard``), so the rule holds for the next contributor too.
@@ -29,7 +29,16 @@ from sqlmodel import Session, SQLModel
 
 from .domain import DraftStatus
 from .errors import TransitionError
-from .models import Draft, DraftEvent, OutboxMessage, Publication, Push, StateEvent, WeChatJob
+from .models import (
+    Draft,
+    DraftEvent,
+    Finding,
+    OutboxMessage,
+    Publication,
+    Push,
+    StateEvent,
+    WeChatJob,
+)
 
 
 class Who(StrEnum):
@@ -233,7 +242,21 @@ OUTBOX = Machine("outbox", OutboxMessage, "state", "version", frozenset({OB.PEND
     _m(OB.SENDING, "stale", OB.PENDING, Who.SYSTEM),     # its sender died mid-send
 ), touch=None)
 
-MACHINES: tuple[Machine, ...] = (DRAFT, PUSH, PUBLICATION, WECHAT_JOB, OUTBOX)
+class FindingState(StrEnum):
+    OPEN = "open"
+    APPLIED = "applied"        # its suggestion was written into the article (an edit)
+    DISMISSED = "dismissed"    # set aside with a reason
+    CONFIRMED = "confirmed"    # the final signer confirmed a privacy or banned-word finding
+
+
+F = FindingState
+FINDING = Machine("finding", Finding, "state", "version", frozenset({F.OPEN}), moves=(
+    _m(F.OPEN, "apply", F.APPLIED, Who.EDITOR),
+    _m(F.OPEN, "dismiss", F.DISMISSED, Who.EDITOR),
+    _m(F.OPEN, "confirm", F.CONFIRMED, Who.SIGNER),
+))
+
+MACHINES: tuple[Machine, ...] = (DRAFT, PUSH, PUBLICATION, WECHAT_JOB, OUTBOX, FINDING)
 
 # What the states mean, asked by everyone instead of keeping lists of their own.
 PUSH_TAKEN = frozenset({P.DONE, P.RUNNING, P.FAILED})   # the day had its push: no second

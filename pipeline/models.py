@@ -446,7 +446,8 @@ class Finding(SQLModel, table=True):
     suggestion: str = ""
     message: str = Field(default="", sa_type=sa.Text)
     detail: str = Field(default="", sa_type=sa.Text)   # the word list's own note (Chinese)
-    state: str = Field(default="open", max_length=20)  # open, applied, dismissed, confirmed
+    state: str = Field(default="open", max_length=20)  # lifecycle.FindingState
+    version: int = 0
     note: str = Field(default="", sa_type=sa.Text)     # dismissal reason, confirmation
     actor: str = ""
     created_at: datetime = _utc_field()

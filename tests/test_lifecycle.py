@@ -72,6 +72,10 @@ def _row(session: Session, machine: Machine, state: str) -> int:
                                                started_at=NOW, note="", version=0))
         values = {**common, "push_id": n, "mode": "masssend", "created_at": NOW,
                   "updated_at": NOW}
+    elif machine is lifecycle.FINDING:
+        values = {**common, "draft_id": _row(session, lifecycle.DRAFT, "drafted"),
+                  "kind": "typo", "rule": "list", "text": "t", "suggestion": "s",
+                  "message": "m", "detail": "", "note": "", "actor": "", "created_at": NOW}
     else:
         values = {**common, "key": f"m{n}", "kind": "test", "recipients": "[]",
                   "subject": "s", "text_body": "t", "created_at": NOW,

@@ -11,6 +11,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
+from .. import lifecycle
 from ..config import Settings
 from ..errors import ProofreadError, ReviewError
 from ..models import Draft, DraftEvent, Finding, ProofreadRun
@@ -107,9 +108,10 @@ def require_confirmation(session: Session, draft_id: int, confirmed: bool, *, ac
                           f"proofreading finding(s): {listed}. Fix the text, dismiss them with "
                           "a reason, or confirm each one (--confirm-findings).")
     for finding in blocking:
-        finding.state, finding.actor, finding.resolved_at = "confirmed", actor, now
-        finding.note = "confirmed at approval"
-        session.add(finding)
+        lifecycle.move(session, lifecycle.FINDING, finding, "confirm", actor=actor, now=now,
+                       note="confirmed at approval",
+                       values={"actor": actor, "resolved_at": now,
+                               "note": "confirmed at approval"})
     _history(session, draft_id, actor, now, "confirm_findings", f"confirmed: {listed}")
 
 
@@ -150,8 +152,8 @@ def apply_finding(session: Session, settings: Settings, draft_id: int, finding_i
     if markdown[start:end] != finding.text:
         raise ReviewError(f"The text of draft {draft_id} changed where finding {finding_id} "
                           "points; proofread it again ('pipeline proofread').")
-    finding.state, finding.actor, finding.resolved_at = "applied", actor, now
-    session.add(finding)
+    lifecycle.move(session, lifecycle.FINDING, finding, "apply", actor=actor, now=now,
+                   values={"actor": actor, "resolved_at": now})
     edited = markdown[:start] + finding.suggestion + markdown[end:]
     note = f"proofreading: '{finding.text}' -> '{finding.suggestion}'"
     return review.edit(session, settings, draft_id, edited, actor=actor, now=now, note=note)
@@ -167,9 +169,9 @@ def dismiss_finding(session: Session, draft_id: int, finding_id: int, reason: st
     if not reason.strip():
         raise ReviewError("A reason is required to dismiss a proofreading finding.")
     finding = get_finding(session, draft_id, finding_id)
-    finding.state, finding.actor, finding.resolved_at = "dismissed", actor, now
-    finding.note = reason.strip()
-    session.add(finding)
+    lifecycle.move(session, lifecycle.FINDING, finding, "dismiss", actor=actor, now=now,
+                   note=reason.strip(), values={"actor": actor, "resolved_at": now,
+                                                "note": reason.strip()})
     _history(session, draft_id, actor, now, "dismiss_finding",
              f"{finding.kind} '{finding.text}': {reason.strip()}")
 

@@ -42,6 +42,7 @@ def upgrade() -> None:
     sa.Column('message', sa.Text(), nullable=False),
     sa.Column('detail', sa.Text(), nullable=False),
     sa.Column('state', sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
+    sa.Column('version', sa.Integer(), nullable=False, server_default='0'),
     sa.Column('note', sa.Text(), nullable=False),
     sa.Column('actor', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
     sa.Column('created_at', pipeline.models.UTCDateTime(), nullable=False),
