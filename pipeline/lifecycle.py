@@ -2,8 +2,9 @@
 
 Six machines: the draft, the day's push, the publication (one story in one push), the
 WeChat job, the outbox message and the proofreading finding. Each is a table of moves
-``(from, action, to, who)``; ``move`` performs one: a conditional update (``WHERE id = ? AND state = ? AND version
-= ?``), the version bump and the history line, in the caller's transaction. Nothing
+``(from, action, to, who)``; ``move`` performs one: a conditional update (``WHERE id = ?
+AND state = ? AND version = ?``), the version bump and the history line, in the caller's
+transaction. Nothing
 else writes a state column: a statement that tries is refused at the engine (see
 ``_guard``), so the rule holds for the next contributor too.
 
