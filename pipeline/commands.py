@@ -23,6 +23,7 @@ from .domain import parse_level
 from .drafts import SubmitOutcome, read_markdown
 from .errors import PipelineError
 from .sweep import Flagged, sweep
+from .textfmt import ZH, cli_lang, lateness, pick, state_word, status_word, table
 from .units import add_unit, import_units, unit_names
 
 if TYPE_CHECKING:  # the push, WeChat and email stages load only for their commands
@@ -69,17 +70,22 @@ def cmd_submit(ctx: Context) -> int:
     with store.session() as session:
         outcome = DraftMaker(settings).submit(session, result.reports, now)
     outcome.rejected = result.rejections + outcome.rejected
-    _print_submit(ctx, outcome)
+    from .intake.unknown import notices
+
+    kept = {(r.source, r.row): text for r, text in notices(result.reports)}
+    _print_submit(ctx, outcome, kept)
     return 1 if outcome.rejected else 0
 
 
-def _print_submit(ctx: Context, outcome: SubmitOutcome) -> None:
+def _print_submit(ctx: Context, outcome: SubmitOutcome,
+                  kept: dict[tuple[str, int | None], str]) -> None:
     settings = ctx.settings
     if ctx.args.json:
         _out({"accepted": [{"id": a.id, "unit": a.unit, "title": a.title,
                             "activity_type": a.activity_type,
                             "deadline": views.iso(a.deadline, settings), "source": a.source,
-                            "row": a.row, "problems": list(a.problems)}
+                            "row": a.row, "problems": list(a.problems),
+                            "notes_kept": kept.get((a.source, a.row))}
                            for a in outcome.accepted],
               "rejected": [{"source": r.source, "row": r.row, "field": r.field,
                             "message": r.message} for r in outcome.rejected],
@@ -90,14 +96,21 @@ def _print_submit(ctx: Context, outcome: SubmitOutcome) -> None:
         extra = f"  ({len(a.problems)} WeChat problem(s) to fix)" if a.problems else ""
         print(f"accepted  #{a.id}  {a.unit}  {a.title}  deadline {_when(a.deadline, settings)}"
               f"{extra}")
+        if (a.source, a.row) in kept:
+            print(f"          {kept[a.source, a.row]}")
     for d in outcome.duplicates:
         print(f"duplicate {_where(d.source, d.row)}: already submitted as #{d.id} ({d.title}); "
               "no new draft")
     for r in outcome.rejected:
         field = f" field '{r.field}':" if r.field else ""
         print(f"rejected  {_where(r.source, r.row)}:{field} {r.message}", file=sys.stderr)
+    # Problems are listed one a line above; the count is of reports (a whole file that
+    # cannot be read counts as one).
+    refused = len({(r.source, r.row) for r in outcome.rejected})
+    problems = (f" ({len(outcome.rejected)} problems)" if len(outcome.rejected) > refused
+                else "")
     print(f"{len(outcome.accepted)} accepted, {len(outcome.duplicates)} duplicate(s), "
-          f"{len(outcome.rejected)} rejected")
+          f"{refused} rejected{problems}")
 
 
 def _where(source: str, row: int | None) -> str:
@@ -112,17 +125,31 @@ def cmd_queue(ctx: Context) -> int:
     if ctx.args.json:
         _out(rows)
         return 0
+    lang = cli_lang()
     if not rows:
-        print("the queue is empty")
+        print(pick(lang, "待审队列是空的", "the queue is empty"))
         return 0
-    for r in rows:
-        print(f"#{r['id']:<6} {r['deadline_state']:<17} {r['hours_left']:>7.1f} h  "
-              f"{r['status']:<17} {r['unit']}  {r['title']}")
+    head = (["编号", "期限", "状态", "单位", "标题"] if lang == ZH
+            else ["id", "deadline", "status", "unit", "title"])
+    lines = table(head, [[f"#{r['id']}", _standing(r, lang), status_word(r["status"], lang),
+                          r["unit"], r["title"]] for r in rows])
+    print(lines[0])
+    for r, line in zip(rows, lines[1:], strict=True):
+        print(line)
         if r.get("attention"):
             print(f"        ! {r['attention']}")
     if total > len(rows):
-        print(f"... and {total - len(rows)} more (use --limit 0 to list all)")
+        print(pick(lang, f"……另有 {total - len(rows)} 篇（--limit 0 列出全部）",
+                   f"... and {total - len(rows)} more (use --limit 0 to list all)"))
     return 0
+
+
+def _standing(row: dict[str, Any], lang: str) -> str:
+    """"已超期21天10小时" when overdue (the words say it), else "即将到期，还剩5小时"."""
+    late = lateness(row["hours_left"], lang)
+    if row["deadline_state"] == "overdue":
+        return late
+    return f"{state_word(row['deadline_state'], lang)}{pick(lang, '，', ', ')}{late}"
 
 
 def cmd_show(ctx: Context) -> int:
@@ -172,6 +199,8 @@ def _print_report(report: dict[str, Any], settings: Settings) -> None:
             print(f"{label + ':':<9} {value}")
     for link in report["links"]:
         print(f"link:     {link}")
+    for note in report["notes"]:  # kept for the editors, never published
+        print(f"note:     {note['label']}: {note['text']}  (not published)")
     for photo in report["photos"]:
         print(f"photo:    {photo['name']} ({photo['original']}, {photo['size']} bytes)")
 
@@ -346,15 +375,18 @@ def cmd_check(ctx: Context) -> int:
 
 def cmd_units(ctx: Context) -> int:
     with ctx.store.session() as session:
-        rows = views.units_tree(session)
+        rows = views.units_tree(session, ctx.now())
     if ctx.args.json:
         _out(rows)
         return 0
-    for r in rows:
-        indent = "  " * r["depth"]
-        print(f"{indent}{r['name']} [{r['level_label']}]  {r['email'] or '(no email)'}  "
-              f"submitted {r['submitted']}, waiting {r['waiting']}, published {r['published']}"
-              f", late {r['late']}")
+    lang = cli_lang()
+    head = (["单位", "级别", "邮箱", "报送", "待处理", "已发布", "超期"] if lang == ZH else
+            ["unit", "level", "email", "submitted", "waiting", "published", "late"])
+    body = [["  " * r["depth"] + r["name"], r["level_label"],
+             r["email"] or pick(lang, "（无邮箱）", "(no email)"), str(r["submitted"]),
+             str(r["waiting"]), str(r["published"]), str(r["late"])] for r in rows]
+    for line in table(head, body, right=(3, 4, 5, 6)):
+        print(line)
     return 0
 
 

@@ -172,14 +172,23 @@ def _report(sub: Submission, settings: Settings) -> dict[str, Any]:
             "place": sub.place, "form": sub.form, "participants": sub.participants,
             "body": sub.body, "links": json.loads(sub.links),
             "photos": json.loads(sub.photos), "contact": sub.contact,
-            "source": sub.source, "row": sub.source_row,
+            "notes": _notes(sub), "source": sub.source, "row": sub.source_row,
             "received_at": iso(sub.received_at, settings)}
 
 
-def units_tree(session: Session) -> list[dict[str, Any]]:
+def _notes(sub: Submission) -> list[dict[str, str]]:
+    """Fields of the report the product does not know: for the editors, never published."""
+    from .intake.unknown import notes_of  # the intake stage loads only when there are some
+
+    extra = json.loads(sub.extra)
+    return notes_of(extra) if extra else []
+
+
+def units_tree(session: Session, now: datetime) -> list[dict[str, Any]]:
+    """The unit tree with counts; ``late`` includes stories overdue and not out yet."""
     units = {u.id: u for u in session.exec(select(Unit))}
     rows = []
-    for c in unit_counts(session):
+    for c in unit_counts(session, now):
         rows.append({"id": c.unit.id, "name": c.unit.name, "level": c.unit.level,
                      "level_label": Level(c.unit.level).label, "parent": c.parent,
                      "email": c.unit.email, "depth": _depth(c.unit, units),

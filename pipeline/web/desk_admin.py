@@ -65,7 +65,7 @@ async def resend(request: Request, user: Editor, message_id: int) -> Response:
 def units(request: Request, user: Editor) -> Response:
     state = web(request)
     with state.store.session() as session:
-        rows = units_tree(session)
+        rows = units_tree(session, state.now())
         links = active_links(session)
         week = week_numbers(session, state.settings, state.now())
     base = state.settings.notify.base_url.rstrip("/")
