@@ -224,8 +224,7 @@ def cmd_edit(ctx: Context) -> int:
         tmp.write(original)
     try:
         editor = os.environ.get("VISUAL") or os.environ.get("EDITOR") or "vi"
-        if subprocess.call([*editor.split(), tmp.name]) != 0:
-            raise PipelineError(f"The editor {editor!r} failed; the draft is unchanged.")
+        _run_editor(editor, tmp.name)
         edited = Path(tmp.name).read_text(encoding="utf-8")
     finally:
         Path(tmp.name).unlink(missing_ok=True)
@@ -240,6 +239,23 @@ def cmd_edit(ctx: Context) -> int:
     for problem in problems:
         print(f"problem: {problem}")
     return 1 if problems else 0
+
+
+def _run_editor(editor: str, path: str) -> None:
+    """Raises:
+        PipelineError: the editor is not installed or failed; the draft is unchanged.
+    """
+    variable = "VISUAL" if os.environ.get("VISUAL") else "EDITOR"
+    try:
+        code = subprocess.call([*editor.split(), path])
+    except OSError as exc:  # not installed, not on the PATH, not executable
+        raise PipelineError(
+            f"The text editor {editor!r} (from ${variable}) cannot be started "
+            f"({exc.strerror}); the draft is unchanged. Install it, or name an installed "
+            "editor, for example: EDITOR=vi pipeline edit ID (or edit the draft on the web "
+            "desk).") from None
+    if code != 0:
+        raise PipelineError(f"The editor {editor!r} failed; the draft is unchanged.")
 
 
 def cmd_push(ctx: Context) -> int:
