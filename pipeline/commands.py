@@ -169,6 +169,8 @@ def cmd_show(ctx: Context) -> int:
     print(f"markdown: {data['files']['markdown']}\nhtml:     {data['files']['html']}")
     for problem in data["problems"]:
         print(f"problem: {problem}")
+    for note in data["image_notes"]:
+        print(f"note: {note}")
     print("history:")
     for e in data["history"]:
         note = f" - {e['note']}" if e["note"] else ""

@@ -7,7 +7,9 @@ the two never disagree about what a draft looks like.
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from sqlmodel import Session, col, select
@@ -21,6 +23,8 @@ from .errors import ReviewError
 from .models import Draft, Publication, Push, Submission, Unit, WeChatCall, WeChatJob
 from .review import get_draft, history
 from .units import unit_counts
+
+WECHAT_IMAGE_ADDRESS = re.compile(r"https?://mmbiz\.qpic\.cn/", re.IGNORECASE)
 
 
 def iso(moment: datetime | None, settings: Settings) -> str | None:
@@ -134,6 +138,7 @@ def detail(session: Session, settings: Settings, draft_id: int, now: datetime
         "author": draft.author, "digest": draft.digest, "cover": draft.cover,
         "published_at": iso(draft.published_at, settings),
         "files": {"markdown": str(md_path), "html": str(html_path)},
+        "image_notes": image_notes(md_path),
         "report": _report(submission, settings),
         "history": [{"at": iso(e.at, settings), "actor": e.actor, "action": e.action,
                      "from": e.from_status, "to": e.to_status, "note": e.note}
@@ -146,6 +151,24 @@ def detail(session: Session, settings: Settings, draft_id: int, now: datetime
                              Publication.draft_id == draft_id))],
     })
     return data
+
+
+# An image the article names by a web address (render turns it into a numbered reference).
+_REMOTE_IMAGE = re.compile(r"!\[[^\]]*\]\((https?://[^)\s]+)")
+
+
+def image_notes(md_path: Path) -> list[str]:
+    """What the editor should know about images from elsewhere in the draft: they are
+    listed as references, not shown (WeChat shows only uploaded images). Not blocking."""
+    try:
+        text = md_path.read_text(encoding="utf-8")
+    except OSError:
+        return []
+    return [f"the image at {src!r} is not shown: WeChat shows only uploaded images, so the "
+            "article names it and lists its address as a numbered reference; to show it, "
+            "attach it as a photo of the report" for src in
+            dict.fromkeys(m[1] for m in _REMOTE_IMAGE.finditer(text))
+            if not WECHAT_IMAGE_ADDRESS.match(src)]
 
 
 def _publication(session: Session, pub: Publication, settings: Settings) -> dict[str, Any]:

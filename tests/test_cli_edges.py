@@ -74,3 +74,17 @@ def test_serve_warns_when_pipeline_now_is_still_set(workspace: Workspace) -> Non
     assert seen[0].startswith("warning: PIPELINE_NOW=2026-06-27T10:00+08:00 is set in this "
                               "shell, so pushes and alerts follow a pretend clock")
     assert "unset PIPELINE_NOW" in seen[0]
+
+
+def test_a_remote_image_is_a_finding_for_the_editor_not_a_block(workspace: Workspace,
+                                                                 tmp_path: Path) -> None:
+    path = write_report(tmp_path, "img", unit="麓谷街道", kind="lecture", title="讲座",
+                        start="2026-06-19 09:00",
+                        body="活动现场。\n\n![现场](https://img.example.cn/a.jpg)")
+    done = workspace.run("submit", "--json", str(path), now=NOW)
+    (accepted,) = done.json()["accepted"]
+    assert accepted["problems"] == []
+    shown = workspace.run("show", str(accepted["id"]), now=NOW).out
+    assert "note: the image at 'https://img.example.cn/a.jpg' is not shown" in shown
+    assert "problem:" not in shown
+    assert workspace.run("approve", str(accepted["id"]), "--by", "王编辑", now=NOW).code == 0

@@ -92,7 +92,7 @@ def _md_text(value: str) -> Markup:
     return Markup(MD_SPECIAL.sub(r"\\\g<0>", text))
 
 
-def _md_body(value: str) -> Markup:
+def md_body(value: str) -> Markup:
     """The reporter's Markdown, with tag-like ``<`` shown as text.
 
     Raw HTML never reaches Markdown from a report: an unclosed ``<div>``,
@@ -123,7 +123,7 @@ def _template_context(report: Report, kind: ActivityType, photo_names: Sequence[
         "type_label": _md_text(kind.label), "activity_type": kind.key,
         "start": report.start, "end": report.end,
         "place": _md_text(report.place), "form": _md_text(report.form),
-        "body": _md_body(report.body), "participants": report.participants,
+        "body": md_body(report.body), "participants": report.participants,
         "photos": [_md_url(name) for name in photo_names],
         "links": [_md_link(link) for link in report.links if link.strip()],
         "contact": _md_text(report.contact),
