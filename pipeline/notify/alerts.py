@@ -186,6 +186,8 @@ def _item(session: Session, settings: Settings, alert: Alert, drafts: dict[int, 
                          title=_no_draft_title(alert), unit="", status="", deadline="",
                          hours="", link="", note="", detail=alert.detail)
     unit = units.get(draft.unit_id)
+    if alert.kind == "due_soon":
+        advice = _due_soon_advice(draft, settings, now)
     return AlertItem(
         id=alert.id or 0, kind=alert.kind, label=label, advice=advice, title=draft.title,
         unit=unit.name if unit else "",
@@ -195,6 +197,18 @@ def _item(session: Session, settings: Settings, alert: Alert, drafts: dict[int, 
         note=_note(session, alert),
         # Known kinds are fully described in Chinese; the recorded detail is for new kinds.
         detail="" if alert.kind in KINDS else alert.detail)
+
+
+def _due_soon_advice(draft: Draft, settings: Settings, now: datetime) -> str:
+    """The truth about the next push: in time, or already too late for it."""
+    from ..deadlines import next_push_after
+
+    push = next_push_after(now, settings)
+    if push < draft.deadline:
+        return (f"下次推送（{push.astimezone(settings.tz):%m月%d日%H:%M}）前完成审核即可按时发布。")
+    return (f"下次推送（{push.astimezone(settings.tz):%m月%d日%H:%M}）已在截止时间之后，"
+            "等到那时发布就会超期：请尽快完成审核，并在推送页点“立即推送”"
+            f"（{settings.notify.base_url.rstrip('/')}/push）。")
 
 
 def _no_draft_title(alert: Alert) -> str:
