@@ -13,9 +13,11 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from datetime import datetime
+from typing import Any
 
-from . import __version__
+from . import __version__, clihelp
 from . import commands as c
+from .clihelp import Parser
 from .clock import Clock
 from .config import Settings, load_settings
 from .errors import PipelineError
@@ -85,37 +87,42 @@ def _parse_now(text: str | None) -> datetime | None:
 # --- parser --------------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="pipeline", description=__doc__.splitlines()[0])
-    parser.add_argument("--config", default="config.toml", help="path of config.toml")
-    parser.add_argument("--now", help="replace the clock (ISO 8601; also PIPELINE_NOW)")
+    parser = Parser(prog="pipeline")
+    parser.add_argument("--config", default="config.toml",
+                        help="the workspace's config.toml (default: ./config.toml)")
+    parser.add_argument("--now", help="pretend it is this time, for trying things out "
+                        "(like 2026-06-27T10:00+08:00; also PIPELINE_NOW)")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     parser.add_argument("-v", "--verbose", action="store_true", help="log more")
     parser.add_argument("--version", action="version", version=__version__)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def add(name: str, func: Callable[[Context], int], help_text: str,
-            json_flag: bool = False) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=help_text, description=help_text)
+            json_flag: bool = False, **extra: Any) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text, description=help_text, **extra)
         p.set_defaults(func=func)
         if json_flag:
             p.add_argument("--json", action="store_true", help="print one JSON document")
         return p
 
-    add("init", c.cmd_init, "create a new workspace").add_argument("dir")
+    add("init", c.cmd_init, "create a new workspace").add_argument(
+        "dir", help="the new workspace's folder")
     add("submit", c.cmd_submit, "submit report files (.toml .json .md .csv .xlsx)",
-        True).add_argument("files", nargs="+", metavar="FILE")
+        True, late_epilog=_fields_help).add_argument(
+        "files", nargs="+", metavar="FILE", help="report files or ledgers")
     p = add("queue", c.cmd_queue, "drafts waiting for an editor, earliest deadline first", True)
     p.add_argument("--all", action="store_true", help="every unfinished draft")
     p.add_argument("--limit", type=int, default=200, help="rows to list (0: all)")
     p.add_argument("--for", dest="signer", metavar="NAME",
                    help="only drafts waiting at a review stage NAME may sign")
-    add("show", c.cmd_show, "one draft in full", True).add_argument("id", type=int)
+    add("show", c.cmd_show, "one draft in full", True).add_argument(
+        "id", type=int, help="the draft's number (from submit or queue)")
     for name, action, note_help in (("approve", "approve", "optional note"),
                                     ("reject", "reject", "why (required)"),
                                     ("request-changes", "request_changes",
                                      "what to change (required)")):
         p = add(name, c._transition(action), f"{name.replace('-', ' ')} a draft")
-        p.add_argument("id", type=int)
+        p.add_argument("id", type=int, help="the draft's number")
         p.add_argument("--by", help="editor name (default: $USER)")
         p.add_argument("--note", required=action != "approve", help=note_help)
         if action == "approve":
@@ -162,7 +169,14 @@ def build_parser() -> argparse.ArgumentParser:
     register_notify_commands(sub)
     register_reach_commands(sub)
     register_web_commands(sub)
+    clihelp.apply(parser)
     return parser
+
+
+def _fields_help() -> str:
+    from .intake.unknown import fields_help  # the intake stage loads only when asked
+
+    return fields_help()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

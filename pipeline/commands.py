@@ -25,6 +25,7 @@ from .drafts import SubmitOutcome, read_markdown
 from .errors import PipelineError
 from .proofread import count_line
 from .sweep import Flagged, sweep
+from .textfmt import ZH, cli_lang, lateness, pick, state_word, status_word, table
 from .units import add_unit, import_units, unit_names
 
 if TYPE_CHECKING:  # the push, WeChat and email stages load only for their commands
@@ -78,18 +79,23 @@ def cmd_submit(ctx: Context) -> int:
     with store.session() as session:
         outcome = DraftMaker(settings).submit(session, result.reports, now)
     outcome.rejected = result.rejections + outcome.rejected
-    _print_submit(ctx, outcome)
+    from .intake.unknown import notices
+
+    kept = {(r.source, r.row): text for r, text in notices(result.reports)}
+    _print_submit(ctx, outcome, kept)
     return 1 if outcome.rejected else 0
 
 
-def _print_submit(ctx: Context, outcome: SubmitOutcome) -> None:
+def _print_submit(ctx: Context, outcome: SubmitOutcome,
+                  kept: dict[tuple[str, int | None], str]) -> None:
     settings = ctx.settings
     if ctx.args.json:
         _out({"accepted": [{"id": a.id, "unit": a.unit, "title": a.title,
                             "activity_type": a.activity_type,
                             "deadline": views.iso(a.deadline, settings), "source": a.source,
                             "row": a.row, "problems": list(a.problems),
-                            "findings": a.findings, "proofread_error": a.proofread_error}
+                            "findings": a.findings, "proofread_error": a.proofread_error,
+                            "notes_kept": kept.get((a.source, a.row))}
                            for a in outcome.accepted],
               "rejected": [{"source": r.source, "row": r.row, "field": r.field,
                             "message": r.message} for r in outcome.rejected],
@@ -102,14 +108,21 @@ def _print_submit(ctx: Context, outcome: SubmitOutcome) -> None:
                    else f"  ({count_line(a.findings)})" if a.findings else "")
         print(f"accepted  #{a.id}  {a.unit}  {a.title}  deadline {_deadline(a.deadline, ctx)}"
               f"{extra}{checked}")
+        if (a.source, a.row) in kept:
+            print(f"          {kept[a.source, a.row]}")
     for d in outcome.duplicates:
         print(f"duplicate {_where(d.source, d.row)}: already submitted as #{d.id} ({d.title}); "
               "no new draft")
     for r in outcome.rejected:
         field = f" field '{r.field}':" if r.field else ""
         print(f"rejected  {_where(r.source, r.row)}:{field} {r.message}", file=sys.stderr)
+    # Problems are listed one a line above; the count is of reports (a whole file that
+    # cannot be read counts as one).
+    refused = len({(r.source, r.row) for r in outcome.rejected})
+    problems = (f" ({len(outcome.rejected)} problems)" if len(outcome.rejected) > refused
+                else "")
     print(f"{len(outcome.accepted)} accepted, {len(outcome.duplicates)} duplicate(s), "
-          f"{len(outcome.rejected)} rejected")
+          f"{refused} rejected{problems}")
 
 
 def _where(source: str, row: int | None) -> str:
@@ -124,18 +137,38 @@ def cmd_queue(ctx: Context) -> int:
     if ctx.args.json:
         _out(rows)
         return 0
+    lang = cli_lang()
     if not rows:
-        print("the queue is empty")
+        print(pick(lang, "待审队列是空的", "the queue is empty"))
         return 0
-    for r in rows:
-        status = f"{r['status']}:{r['stage']}" if r.get("stage") else r["status"]
-        print(f"#{r['id']:<6} {r['deadline_state']:<17} {_deadline(r['deadline'], ctx):<14} "
-              f"{status:<17} {r['unit']}  {r['title']}")
+    head = (["编号", "期限", "状态", "单位", "标题"] if lang == ZH
+            else ["id", "deadline", "status", "unit", "title"])
+    lines = table(head, [[f"#{r['id']}", _standing(r, lang), _status_with_stage(r, lang),
+                          r["unit"], r["title"]] for r in rows])
+    print(lines[0])
+    for r, line in zip(rows, lines[1:], strict=True):
+        print(line)
         if r.get("attention"):
             print(f"        ! {r['attention']}")
     if total > len(rows):
-        print(f"... and {total - len(rows)} more (use --limit 0 to list all)")
+        print(pick(lang, f"……另有 {total - len(rows)} 篇（--limit 0 列出全部）",
+                   f"... and {total - len(rows)} more (use --limit 0 to list all)"))
     return 0
+
+
+def _status_with_stage(row: dict[str, Any], lang: str) -> str:
+    """In review, the stage it waits at ("待复审"); otherwise the status word."""
+    if row.get("stage"):
+        return pick(lang, f"待{row['stage']}", f"waiting for {row['stage']}")
+    return status_word(row["status"], lang)
+
+
+def _standing(row: dict[str, Any], lang: str) -> str:
+    """"已超期21天10小时" when overdue (the words say it), else "即将到期，还剩5小时"."""
+    late = lateness(row["hours_left"], lang)
+    if row["deadline_state"] == "overdue":
+        return late
+    return f"{state_word(row['deadline_state'], lang)}{pick(lang, '，', ', ')}{late}"
 
 
 def cmd_show(ctx: Context) -> int:
@@ -160,6 +193,8 @@ def cmd_show(ctx: Context) -> int:
         print(f"note: {note}")
     _print_findings(data["findings"], data["proofread"])
     _print_review(data, settings)
+    for note in data["image_notes"]:
+        print(f"note: {note}")
     print("history:")
     for e in data["history"]:
         note = f" - {e['note']}" if e["note"] else ""
@@ -205,6 +240,8 @@ def _print_report(report: dict[str, Any], settings: Settings) -> None:
             print(f"{label + ':':<9} {value}")
     for link in report["links"]:
         print(f"link:     {link}")
+    for note in report["kept_fields"]:  # kept for the editors, never published
+        print(f"note:     {note['label']}: {note['text']}  (not published)")
     for photo in report["photos"]:
         print(f"photo:    {photo['name']} ({photo['original']}, {photo['size']} bytes)")
 
@@ -269,8 +306,7 @@ def cmd_edit(ctx: Context) -> int:
         tmp.write(original)
     try:
         editor = os.environ.get("VISUAL") or os.environ.get("EDITOR") or "vi"
-        if subprocess.call([*editor.split(), tmp.name]) != 0:
-            raise PipelineError(f"The editor {editor!r} failed; the draft is unchanged.")
+        _run_editor(editor, tmp.name)
         edited = Path(tmp.name).read_text(encoding="utf-8")
     finally:
         Path(tmp.name).unlink(missing_ok=True)
@@ -285,6 +321,23 @@ def cmd_edit(ctx: Context) -> int:
     for problem in problems:
         print(f"problem: {problem}")
     return 1 if problems else 0
+
+
+def _run_editor(editor: str, path: str) -> None:
+    """Raises:
+        PipelineError: the editor is not installed or failed; the draft is unchanged.
+    """
+    variable = "VISUAL" if os.environ.get("VISUAL") else "EDITOR"
+    try:
+        code = subprocess.call([*editor.split(), path])
+    except OSError as exc:  # not installed, not on the PATH, not executable
+        raise PipelineError(
+            f"The text editor {editor!r} (from ${variable}) cannot be started "
+            f"({exc.strerror}); the draft is unchanged. Install it, or name an installed "
+            "editor, for example: EDITOR=vi pipeline edit ID (or edit the draft on the web "
+            "desk).") from None
+    if code != 0:
+        raise PipelineError(f"The editor {editor!r} failed; the draft is unchanged.")
 
 
 def cmd_push(ctx: Context) -> int:
@@ -425,15 +478,18 @@ def cmd_check(ctx: Context) -> int:
 
 def cmd_units(ctx: Context) -> int:
     with ctx.store.session() as session:
-        rows = views.units_tree(session)
+        rows = views.units_tree(session, ctx.now())
     if ctx.args.json:
         _out(rows)
         return 0
-    for r in rows:
-        indent = "  " * r["depth"]
-        print(f"{indent}{r['name']} [{r['level_label']}]  {r['email'] or '(no email)'}  "
-              f"submitted {r['submitted']}, waiting {r['waiting']}, published {r['published']}"
-              f", late {r['late']}")
+    lang = cli_lang()
+    head = (["单位", "级别", "邮箱", "报送", "待处理", "已发布", "超期"] if lang == ZH else
+            ["unit", "level", "email", "submitted", "waiting", "published", "late"])
+    body = [["  " * r["depth"] + r["name"], r["level_label"],
+             r["email"] or pick(lang, "（无邮箱）", "(no email)"), str(r["submitted"]),
+             str(r["waiting"]), str(r["published"]), str(r["late"])] for r in rows]
+    for line in table(head, body, right=(3, 4, 5, 6)):
+        print(line)
     return 0
 
 

@@ -179,14 +179,20 @@ class UnitCounts:
     late: int
 
 
-def unit_counts(session: Session) -> list[UnitCounts]:
-    """Every unit with its report counts, in tree order (parents before children)."""
+def unit_counts(session: Session, now: datetime) -> list[UnitCounts]:
+    """Every unit with its report counts, in tree order (parents before children).
+
+    ``late`` counts stories published late and stories past their deadline that are
+    not out yet: a unit whose drafts are days overdue is late even before they go out.
+    """
     waiting = [DraftStatus.DRAFTED, DraftStatus.CHANGES_REQUESTED, DraftStatus.APPROVED]
+    unfinished = [*waiting, DraftStatus.PUBLISHING, DraftStatus.FAILED]
+    overdue = sa.and_(col(Draft.status).in_(unfinished), col(Draft.deadline) <= now)
     stats = session.execute(
         sa.select(col(Draft.unit_id), sa.func.count(),
                sa.func.sum(sa.case((col(Draft.status).in_(waiting), 1), else_=0)),
                sa.func.sum(sa.case((col(Draft.status) == DraftStatus.PUBLISHED, 1), else_=0)),
-               sa.func.sum(sa.case((col(Draft.late), 1), else_=0)))
+               sa.func.sum(sa.case((sa.or_(col(Draft.late), overdue), 1), else_=0)))
         .group_by(col(Draft.unit_id))).all()
     by_unit = {row[0]: row[1:] for row in stats}
     units = all_units(session)

@@ -7,7 +7,9 @@ the two never disagree about what a draft looks like.
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from sqlmodel import Session, col, select
@@ -29,6 +31,8 @@ from .review import (
     stage_indexes,
 )
 from .units import unit_counts
+
+WECHAT_IMAGE_ADDRESS = re.compile(r"https?://mmbiz\.qpic\.cn/", re.IGNORECASE)
 
 
 def iso(moment: datetime | None, settings: Settings) -> str | None:
@@ -151,6 +155,7 @@ def detail(session: Session, settings: Settings, draft_id: int, now: datetime
         "proofread": _proofread(session, draft_id, settings),
         "published_at": iso(draft.published_at, settings),
         "files": {"markdown": str(md_path), "html": str(html_path)},
+        "image_notes": image_notes(md_path),
         "report": _report(submission, settings),
         "history": [{"at": iso(e.at, settings), "actor": e.actor, "action": e.action,
                      "from": e.from_status, "to": e.to_status, "note": e.note,
@@ -185,6 +190,24 @@ def _proofread(session: Session, draft_id: int, settings: Settings) -> dict[str,
     return {"ran_at": iso(run.at, settings), "error": run.error}
 
 
+# An image the article names by a web address (render turns it into a numbered reference).
+_REMOTE_IMAGE = re.compile(r"!\[[^\]]*\]\((https?://[^)\s]+)")
+
+
+def image_notes(md_path: Path) -> list[str]:
+    """What the editor should know about images from elsewhere in the draft: they are
+    listed as references, not shown (WeChat shows only uploaded images). Not blocking."""
+    try:
+        text = md_path.read_text(encoding="utf-8")
+    except OSError:
+        return []
+    return [f"the image at {src!r} is not shown: WeChat shows only uploaded images, so the "
+            "article names it and lists its address as a numbered reference; to show it, "
+            "attach it as a photo of the report" for src in
+            dict.fromkeys(m[1] for m in _REMOTE_IMAGE.finditer(text))
+            if not WECHAT_IMAGE_ADDRESS.match(src)]
+
+
 def _publication(session: Session, pub: Publication, settings: Settings) -> dict[str, Any]:
     data: dict[str, Any] = {
         "push_id": pub.push_id, "position": pub.position, "state": pub.state,
@@ -211,14 +234,23 @@ def _report(sub: Submission, settings: Settings) -> dict[str, Any]:
             "participants_text": sub.participants_text,
             "body": sub.body, "links": json.loads(sub.links),
             "photos": json.loads(sub.photos), "contact": sub.contact, "notes": sub.notes,
-            "source": sub.source, "row": sub.source_row,
+            "kept_fields": _notes(sub), "source": sub.source, "row": sub.source_row,
             "received_at": iso(sub.received_at, settings)}
 
 
-def units_tree(session: Session) -> list[dict[str, Any]]:
+def _notes(sub: Submission) -> list[dict[str, str]]:
+    """Fields of the report the product does not know: for the editors, never published."""
+    from .intake.unknown import notes_of  # the intake stage loads only when there are some
+
+    extra = json.loads(sub.extra)
+    return notes_of(extra) if extra else []
+
+
+def units_tree(session: Session, now: datetime) -> list[dict[str, Any]]:
+    """The unit tree with counts; ``late`` includes stories overdue and not out yet."""
     units = {u.id: u for u in session.exec(select(Unit))}
     rows = []
-    for c in unit_counts(session):
+    for c in unit_counts(session, now):
         rows.append({"id": c.unit.id, "name": c.unit.name, "level": c.unit.level,
                      "level_label": Level(c.unit.level).label, "parent": c.parent,
                      "email": c.unit.email, "depth": _depth(c.unit, units),

@@ -443,3 +443,24 @@ def test_email_templates_match_the_skeleton() -> None:
     assert names == sorted(p.name for p in bundled.iterdir())
     _, mismatch, errors = filecmp.cmpfiles(ours, bundled, names, shallow=False)
     assert mismatch == [] and errors == []
+
+
+@pytest.mark.parametrize(("now", "late_for_next_push"), [("2026-06-16T10:00+08:00", False),
+                                                          ("2026-06-16T21:00+08:00", True)])
+def test_due_soon_email_tells_the_truth_about_the_next_push(
+        workspace: Workspace, tmp_path: Path, smtp_server: SmtpServer, now: str,
+        late_for_next_push: bool) -> None:
+    """Deadline Wednesday 00:00, push at 20:00: at 10:00 the day's push is in time; at
+    21:00 the next push is Wednesday 20:00, after the deadline (issue 14)."""
+    ws = workspace
+    configure(ws, smtp_server)
+    submit_three(ws, tmp_path)
+    assert ws.run("check", now=now).code == 0
+    deliver(ws, now)
+    text = smtp_server.to(EDITOR)[0].text
+    assert "请在下次推送前完成审核，以免超期" not in text
+    if late_for_next_push:
+        assert "下次推送（06月17日20:00）已在截止时间之后" in text
+        assert f"{BASE_URL}/push" in text and "立即推送" in text
+    else:
+        assert "下次推送（06月16日20:00）前完成审核即可按时发布" in text

@@ -300,13 +300,27 @@ def test_editor_html_is_sanitised(settings) -> None:
     assert Parsed(article.html).values("src") == ["photos/ok.jpg"]
 
 
-def test_external_images_are_removed_and_reported(settings) -> None:
-    text = "![外链](https://img.example.cn/a.jpg)\n\n![已上传](https://mmbiz.qpic.cn/mmbiz_jpg/x/0)"
+def test_external_images_become_numbered_references_without_blocking(settings) -> None:
+    text = ("![外链](https://img.example.cn/a.jpg)\n\n![已上传](https://mmbiz.qpic.cn/mmbiz_jpg/x/0)"
+            "\n\n![](https://img.example.cn/b.jpg)")
     article = rerender(text, "标题", "作者", "摘要", settings)
     assert Parsed(article.html).values("src") == ["https://mmbiz.qpic.cn/mmbiz_jpg/x/0"]
-    assert article.problems == (
-        "an image at 'https://img.example.cn/a.jpg' was removed: WeChat shows only uploaded "
-        "images, so attach it as a photo of the report",)
+    assert article.problems == ()  # a finding for the editor (views.image_notes), not a block
+    assert article.references == ("https://img.example.cn/a.jpg", "https://img.example.cn/b.jpg")
+    assert "（图片：外链）" in article.html and "（图片）" in article.html
+    assert "<span></span>" not in article.html and "<p></p>" not in article.html
+
+
+def test_an_image_without_an_address_leaves_no_empty_paragraph(settings) -> None:
+    article = rerender("前文\n\n![](javascript:x)\n\n后文", "标题", "作者", "摘要", settings)
+    assert article.html == rerender("前文\n\n后文", "标题", "作者", "摘要", settings).html
+
+
+def test_the_summary_says_the_words_the_body_shows(settings, env) -> None:
+    body = "名字里带 <script>alert('x')</script> 的同学参加了活动。"
+    article = render_article(make_report(body=body), [], env, settings)
+    assert article.digest == body
+    assert "&lt;script&gt;alert('x')&lt;/script&gt; 的同学" in article.html
 
 
 def test_css_variables_and_relative_units_do_not_reach_wechat(tmp_path: Path) -> None:

@@ -723,7 +723,7 @@ def test_serve_web_runs_the_desk_and_the_scheduler_until_sigterm(workspace: Work
         proc.send_signal(signal.SIGTERM)
         out, _ = proc.communicate(timeout=30)
     assert proc.returncode == 0
-    assert "pipeline serve: http://127.0.0.1:0/; push at 20:00 Asia/Shanghai" in out
+    assert f"pipeline serve: http://127.0.0.1:{port}/; push at 20:00 Asia/Shanghai" in out
 
 
 @pytest.mark.parametrize("key", ["double-click", None])

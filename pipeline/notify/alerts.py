@@ -245,6 +245,8 @@ def _item(settings: Settings, alert: Alert, drafts: dict[int, Draft],
                          title=_no_draft_title(alert), unit="", status="", deadline="",
                          hours="", link="", note="", detail=alert.detail)
     unit = units.get(draft.unit_id)
+    if alert.kind == "due_soon":
+        advice = _due_soon_advice(draft, settings, now)
     return AlertItem(
         id=alert.id or 0, kind=alert.kind, label=label, advice=advice, title=draft.title,
         unit=unit.name if unit else "",
@@ -272,6 +274,18 @@ def _contacts(session: Session, drafts: dict[int, Draft]) -> dict[int, str]:
                         .join(Submission, col(Submission.id) == Draft.submission_id)
                         .where(col(Draft.id).in_(list(drafts)))).all()
     return {int(i or 0): c for i, c in rows}
+
+
+def _due_soon_advice(draft: Draft, settings: Settings, now: datetime) -> str:
+    """The truth about the next push: in time, or already too late for it."""
+    from ..deadlines import next_push_after
+
+    push = next_push_after(now, settings)
+    if push < draft.deadline:
+        return (f"下次推送（{push.astimezone(settings.tz):%m月%d日%H:%M}）前完成审核即可按时发布。")
+    return (f"下次推送（{push.astimezone(settings.tz):%m月%d日%H:%M}）已在截止时间之后，"
+            "等到那时发布就会超期：请尽快完成审核，并在推送页点“立即推送”"
+            f"（{settings.notify.base_url.rstrip('/')}/push）。")
 
 
 def _no_draft_title(alert: Alert) -> str:

@@ -494,7 +494,7 @@ class JobRunner:
                                   "poll_day": self.now.astimezone(self.settings.tz).date()}
         if ref and job.mode != "masssend":
             values["publish_id"] = ref
-        self.note(job, "result", "published", f"article {article_id}, {len(urls)} url(s)")
+        self.note(job, "result", "published", _result_detail(job, article_id, urls))
         return self.move(job, expected, PUBLISHED, **values) and False
 
     def _events(self, ref: str | None) -> list[WeChatEvent]:
@@ -566,3 +566,12 @@ def record_event(store: Store, event: str, ref: str, status: str, article_id: st
         return True
     except sa.exc.IntegrityError:
         return False  # duplicated push: already in the inbox
+
+
+def _result_detail(job: WeChatJob, article_id: str | None, urls: list[str]) -> str:
+    """What WeChat gave back, without a 'None' where a mass send has no article."""
+    if article_id:
+        shown = f": {', '.join(urls)}" if urls else ""
+        return f"article_id {article_id}, {len(urls)} article URL(s){shown}"
+    return (f"msg_id {job.msg_id or job.publish_id}: sent to the followers (WeChat gives a "
+            "mass send no article_id or URL)")

@@ -22,7 +22,7 @@ from ..config import Limits, Settings
 from ..domain import Report
 from .html import ArticleHtml, article_html, markdown_to_html
 from .patterns import CJK_PUNCTUATION, FRAME_TEMPLATE
-from .templates import compose_markdown, make_environment, render_markdown
+from .templates import compose_markdown, make_environment, md_body, render_markdown
 
 __all__ = ["FRAME_TEMPLATE", "ArticleHtml", "RenderedArticle", "check_limits", "make_digest",
            "make_environment", "markdown_to_html", "render_article", "render_markdown",
@@ -51,7 +51,9 @@ def render_article(report: Report, photo_names: Sequence[str], env: jinja2.Envir
     markdown, notes = compose_markdown(report, photo_names, env, settings)
     article = article_html(markdown, env)
     author = settings.account.author or report.unit
-    digest = make_digest(report.body, settings.limits.digest_chars)
+    # The body as the article shows it: tag-like text stays text (see _md_body), so the
+    # summary says the same words as the article.
+    digest = make_digest(md_body(report.body), settings.limits.digest_chars)
     return _finish(markdown, article, " ".join(report.title.split()), author, digest,
                    settings.limits, notes)
 
@@ -70,8 +72,6 @@ def rerender(markdown: str, title: str, author: str, digest: str, settings: Sett
 def _finish(markdown: str, article: ArticleHtml, title: str, author: str, digest: str,
             limits: Limits, notes: Sequence[str] = ()) -> RenderedArticle:
     problems = check_limits(title, author, digest, article.html, limits)
-    problems += [f"an image at {src!r} was removed: WeChat shows only uploaded images, so "
-                 "attach it as a photo of the report" for src in article.removed_images]
     return RenderedArticle(markdown=markdown, html=article.html, title=title, author=author,
                            digest=digest, references=article.references,
                            problems=tuple(problems), notes=tuple(notes))

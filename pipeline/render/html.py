@@ -67,6 +67,7 @@ class _WeChatLinks(Treeprocessor):
                 self._image(element)
             elif element.tag == "p":
                 _drop_trailing_break(element)
+        _drop_empty_paragraphs(root)
 
     def _link(self, element: etree.Element) -> None:
         href = element.get("href", "")
@@ -87,8 +88,30 @@ class _WeChatLinks(Treeprocessor):
             element.attrib.pop("title", None)
             return
         self.removed_images.append(src)
+        alt = element.get("alt", "").strip()
         element.tag = "span"
         element.attrib.clear()
+        if WEB_URL.match(src):
+            # WeChat shows no image from elsewhere: name it and list its address as a
+            # numbered reference, like an external link, so nothing the reporter gave is lost.
+            if src not in self.references:
+                self.references.append(src)
+            element.text = f"（图片：{alt}）" if alt else "（图片）"
+            marker = etree.SubElement(element, "sup")
+            marker.text = f"[{self.references.index(src) + 1}]"
+        elif alt:
+            element.text = alt
+
+
+def _drop_empty_paragraphs(root: etree.Element) -> None:
+    """A paragraph that held only an image WeChat cannot show leaves nothing behind."""
+    for parent in list(root.iter()):
+        for child in list(parent):
+            if child.tag == "p" and not "".join(child.itertext()).strip() and not any(
+                    e.tag in ("img", "br", "hr") for e in child.iter()):
+                if (child.tail or "").strip():
+                    continue
+                parent.remove(child)
 
 
 def _drop_trailing_break(paragraph: etree.Element) -> None:

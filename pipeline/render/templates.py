@@ -97,7 +97,7 @@ def _md_text(value: str) -> Markup:
     return Markup(MD_SPECIAL.sub(r"\\\g<0>", text))
 
 
-def _md_body(value: str) -> Markup:
+def md_body(value: str) -> Markup:
     """The reporter's Markdown, with tag-like ``<`` shown as text.
 
     Raw HTML never reaches Markdown from a report: an unclosed ``<div>``,
@@ -132,7 +132,7 @@ def _template_context(report: Report, kind: ActivityType, photo_names: Sequence[
         "place": _md_text(report.place), "form": _md_text(report.form),
         "place_names_unit": bool(report.unit) and report.unit in report.place,
         "lead": lead_note is None,
-        "body": _md_body(report.body), "participants": _md_text(_people(report)),
+        "body": md_body(report.body), "participants": _md_text(_people(report)),
         "participants_count": report.participants, "participants_unit": report.participants_unit,
         "photos": [_md_url(name) for name in photo_names],
         "links": [_md_link(link) for link in report.links if link.strip()],

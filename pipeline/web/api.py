@@ -262,7 +262,7 @@ def api_push_run(request: Request, user: Writer, body: ConfirmIn) -> Json:
 def api_units(request: Request, user: Reader) -> Json:
     s = web(request)
     with s.store.session() as session:
-        rows, links = units_tree(session), active_links(session)
+        rows, links = units_tree(session, s.now()), active_links(session)
         week = week_numbers(session, s.settings, s.now())
     for row in rows:
         link = links.get(row["id"])

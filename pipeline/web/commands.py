@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import getpass
 import json
 import logging
 import os
 import signal
+import socket
 import sys
 import threading
 from collections.abc import Iterator
@@ -106,8 +108,55 @@ def check_wechat(settings: Settings, store: Store) -> None:
         check_account(settings, store)
 
 
+def bind(host: str, port: int) -> socket.socket:
+    """The listening socket, bound here so that a busy port is one sentence, not
+    uvicorn's ``[Errno 98]`` and an exit code outside 0/1/2.
+
+    Raises:
+        PipelineError: the address is in use, not ours to take, or not an address here.
+    """
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError as exc:
+        raise PipelineError(f"--host {host!r} is not an address of this machine "
+                            f"({exc.strerror}); use 127.0.0.1 or 0.0.0.0.") from None
+    family, kind, proto, _, address = infos[0]
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(address)
+        sock.listen(2048)
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise PipelineError(
+                f"Port {port} on {host} is already in use (another 'pipeline serve' or "
+                f"another program); stop it, or choose a free port: pipeline serve --port "
+                f"{port + 1}.") from None
+        if exc.errno == errno.EACCES:
+            raise PipelineError(f"Port {port} on {host} needs administrator rights; use a "
+                                "port above 1024, such as --port 8000.") from None
+        raise PipelineError(f"Cannot listen on {host}:{port} ({exc.strerror}).") from None
+    sock.set_inheritable(True)
+    return sock
+
+
+def warn_frozen_clock(args: argparse.Namespace) -> None:
+    """A long-running process on a replaced clock says so before anything else."""
+    if args.now:
+        print(f"warning: running on a pretend clock that starts at {args.now} (--now); "
+              "pushes and alerts follow that clock, not the real time", file=sys.stderr,
+              flush=True)
+    elif os.environ.get("PIPELINE_NOW"):
+        print(f"warning: PIPELINE_NOW={os.environ['PIPELINE_NOW']} is set in this shell, so "
+              "pushes and alerts follow a pretend clock that starts then, not the real time; "
+              "run 'unset PIPELINE_NOW' and start again to use the real clock",
+              file=sys.stderr, flush=True)
+
+
 def worker(ctx: Ctx) -> int:
     """The scheduler alone, in the foreground, until SIGINT/SIGTERM."""
+    warn_frozen_clock(ctx.args)
     settings = ctx.settings
     check_wechat(settings, ctx.store)
     print(f"pipeline worker: push at {settings.schedule.push_time:%H:%M} {settings.tz.key}; "
@@ -156,6 +205,13 @@ class _Server(uvicorn.Server):
     """uvicorn, except that a SIGINT/SIGTERM is not raised again after the graceful
     shutdown: the process must live on to stop the scheduler thread cleanly."""
 
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if sockets and self.started:  # uvicorn says where it listens only for its own sockets
+            host, port = sockets[0].getsockname()[:2]
+            logging.getLogger("uvicorn.error").info(
+                "Uvicorn running on http://%s:%d (Press CTRL+C to quit)", host, port)
+
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         if threading.current_thread() is not threading.main_thread():
@@ -174,7 +230,10 @@ def serve_web(ctx: Ctx) -> int:
     """``pipeline serve``: the web app, and the scheduler in the same process unless
     ``--no-scheduler``. uvicorn owns the main thread and its signals; the scheduler
     thread is stopped after the server has shut down."""
-    settings, store, args = ctx.settings, ctx.store, ctx.args
+    args = ctx.args
+    warn_frozen_clock(args)
+    listener = bind(args.host, args.port)  # a busy port stops us before anything starts
+    settings, store = ctx.settings, ctx.store
     if not args.no_scheduler:
         check_wechat(settings, store)
     # A signal during the catch-up (before uvicorn takes the signals over) still ends
@@ -189,17 +248,19 @@ def serve_web(ctx: Ctx) -> int:
     if early.is_set():
         if scheduler is not None:
             scheduler.close()
+        listener.close()
         return 0
     app = create_app(settings, store, ctx.clock)
-    where = f"http://{args.host}:{args.port}/"
+    where = f"http://{args.host}:{listener.getsockname()[1]}/"
     print(f"pipeline serve: {where}" + ("" if scheduler is None else
           f"; push at {settings.schedule.push_time:%H:%M} {settings.tz.key}") +
           "; Ctrl-C to stop", flush=True)
     config = uvicorn.Config(app, host=args.host, port=args.port, log_level="info",
                             proxy_headers=True, server_header=False)
     try:
-        _Server(config).run()
+        _Server(config).run(sockets=[listener])
     finally:
+        listener.close()
         if scheduler is not None:
             scheduler.close()
     return 0

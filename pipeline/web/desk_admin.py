@@ -6,6 +6,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from ..config import NotifySettings
 from ..errors import PipelineError
 from ..models import OutboxMessage
 from ..notify import outbox as mail_outbox
@@ -65,10 +66,14 @@ async def resend(request: Request, user: Editor, message_id: int) -> Response:
 def units(request: Request, user: Editor) -> Response:
     state = web(request)
     with state.store.session() as session:
-        rows = units_tree(session)
+        rows = units_tree(session, state.now())
         links = active_links(session)
         week = week_numbers(session, state.settings, state.now())
     base = state.settings.notify.base_url.rstrip("/")
+    if base == NotifySettings.base_url:
+        # notify.base_url left at its local default: the address this page was opened on
+        # is the one that works (the desk may serve on another port).
+        base = str(request.base_url).rstrip("/")
     return page(request, "units.html", user=user, rows=rows, links=links, week=week,
                 base=base)
 

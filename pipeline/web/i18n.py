@@ -153,6 +153,9 @@ _PROBLEM_RULES: tuple[Rule, ...] = (
           lambda m: f"正文（含排版代码）有 {m[1]} 个字符，微信要求少于 {m[2]} 个"),
     _rule(r"content is (\d+) bytes; WeChat requires fewer than (\d+)",
           lambda m: f"正文有 {m[1]} 字节，微信要求少于 {m[2]} 字节"),
+    _rule(r"the image at (.+?) is not shown",
+          lambda m: f"正文中的外部图片 {m[1]} 不会显示：微信只显示上传的图片，文中已改为"
+                    "编号参考并列出其地址；如需显示，请作为报告照片上传"),
     _rule(r"an image at (.+?) was removed",
           lambda m: f"正文中的外部图片 {m[1]} 已删除：微信只显示上传的图片，请作为报告照片上传"),
 )
