@@ -40,12 +40,14 @@ COMMANDS: dict[str, tuple[str, str]] = {
                "the file, row, field and what to change; the good reports are kept.",
                "pipeline submit 麓谷街道-0620.toml ledger.xlsx"),
     "queue": ("List the drafts waiting for an editor, the most urgent first, with how long "
-              "is left before each is late.", "pipeline queue --all"),
+              "is left before each is late and the review stage each waits at; --for NAME "
+              "lists only the drafts NAME may sign.", "pipeline queue --for 刘书记"),
     "show": ("Show one draft in full: what the unit reported, the files, the deadline, "
              "every step of its history and, once pushed, its WeChat record.",
              "pipeline show 12"),
-    "approve": ("Approve a draft (one review stage): it goes out with the next daily push "
-                "once every stage has approved it.", "pipeline approve 12 --by 王编辑"),
+    "approve": ("Sign the draft's open review stage (初审, 复审, 终审 as config.toml lists "
+                "them; one person signs one stage): it goes out with the next daily push "
+                "once every stage is signed.", "pipeline approve 12 --by 王编辑"),
     "reject": ("Reject a draft: it will not be published. Say why; the unit sees the note.",
                'pipeline reject 12 --by 王编辑 --note "与第9篇重复"'),
     "request-changes": ("Send a draft back to its unit with a note saying what to change; "
@@ -84,6 +86,17 @@ COMMANDS: dict[str, tuple[str, str]] = {
                "pipeline digest --date 2026-06-18 --send"),
     "bulletin": ("Write the weekly joint bulletin (每周联合通报) ranking the units; "
                  "--send emails it.", "pipeline bulletin --week 2026-W26"),
+    "proofread": ("Proofread one draft again (typos, banned and caution words, official "
+                  "names, private data, punctuation) and list what it found; it never "
+                  "changes the text.", "pipeline proofread 12"),
+    "stats": ("Show how many people read, shared and liked each published story, and "
+              "the account's followers, from WeChat's figures.",
+              "pipeline stats --days 7 --unit 麓谷街道"),
+    "reach": ("Fetch the latest read figures from WeChat now (the scheduler does this "
+              "every morning after 10:00).", "pipeline reach"),
+    "media": ("List the outlets in reported coverage (宣传报道) that are not classified "
+              "yet, or classify one by level (国家, 省, 市, 区县, 新媒体).",
+              "pipeline media unknown"),
     "mail": ("Email tools: 'mail test' sends one message to check the SMTP settings, "
              "'mail outbox' lists the emails waiting or failed.",
              "pipeline mail test wangbj@example.cn"),

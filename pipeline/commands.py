@@ -143,7 +143,9 @@ def cmd_queue(ctx: Context) -> int:
         return 0
     head = (["编号", "期限", "状态", "单位", "标题"] if lang == ZH
             else ["id", "deadline", "status", "unit", "title"])
-    lines = table(head, [[f"#{r['id']}", _standing(r, lang), _status_with_stage(r, lang),
+    staged = len(settings.review.stages) > 1
+    lines = table(head, [[f"#{r['id']}", _standing(r, lang),
+                          _status_with_stage(r, lang, staged),
                           r["unit"], r["title"]] for r in rows])
     print(lines[0])
     for r, line in zip(rows, lines[1:], strict=True):
@@ -156,9 +158,9 @@ def cmd_queue(ctx: Context) -> int:
     return 0
 
 
-def _status_with_stage(row: dict[str, Any], lang: str) -> str:
-    """In review, the stage it waits at ("待复审"); otherwise the status word."""
-    if row.get("stage"):
+def _status_with_stage(row: dict[str, Any], lang: str, staged: bool) -> str:
+    """In staged review, the stage it waits at ("待复审"); otherwise the status word."""
+    if staged and row.get("stage"):
         return pick(lang, f"待{row['stage']}", f"waiting for {row['stage']}")
     return status_word(row["status"], lang)
 

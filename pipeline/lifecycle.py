@@ -260,7 +260,8 @@ FINDING = Machine("finding", Finding, "state", "version", frozenset({F.OPEN}), m
 MACHINES: tuple[Machine, ...] = (DRAFT, PUSH, PUBLICATION, WECHAT_JOB, OUTBOX, FINDING)
 
 # What the states mean, asked by everyone instead of keeping lists of their own.
-PUSH_TAKEN = frozenset({P.DONE, P.RUNNING, P.FAILED})   # the day had its push: no second
+# The day had its push, is having it, or is over without one (missed): no claim for it.
+PUSH_TAKEN = frozenset({P.DONE, P.RUNNING, P.FAILED, P.MISSED})
 PUSH_OUT = frozenset({P.DONE})                          # the day's push went out
 DRAFT_EDITABLE = frozenset(DRAFT.sources("edit"))
 DRAFT_OPEN = frozenset({D.DRAFTED, D.CHANGES_REQUESTED, D.APPROVED, D.PUBLISHING, D.FAILED})

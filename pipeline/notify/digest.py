@@ -17,7 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from .. import views
+from .. import lifecycle, views
 from ..config import Settings
 from ..deadlines import deadline_text, duration_text, push_time_on
 from ..domain import DeadlineState, Level
@@ -137,7 +137,7 @@ def gather_digest(session: Session, settings: Settings, day: date,
     at = now or datetime.combine(day, settings.notify.digest_time, settings.tz)
     yesterday = _push_row(session, settings, day - timedelta(days=1))
     today = _push_row(session, settings, day)
-    today_done = today is not None and today.state == "done"
+    today_done = today is not None and lifecycle.push_went_out(today.state)
     planned: Sequence[Story] = ()
     left: Sequence[Story] = ()
     if today_done and today is not None:

@@ -15,7 +15,7 @@ from ..config import Settings
 from ..models import Draft, Publication, Push, Unit, WeChatJob
 from ..publish.folder import FolderPublisher
 from ..store import Store
-from .plan import DONE, FAILED, RUNNING, Candidate, PackedArticle, PushReport, plan
+from .plan import DONE, FAILED, MISSED, RUNNING, Candidate, PackedArticle, PushReport, plan
 
 log = logging.getLogger(__name__)
 
@@ -31,13 +31,16 @@ def existing_report(session: Session, settings: Settings, row: Push, now: dateti
                                         d.push_rank), p.position, p.late)
                 for p, d, name in rows]
     _, left = plan(session, settings, now)
-    message: str = {str(DONE): f"the push for {row.local_date} is already done; nothing was "
-                     "published twice",
-               str(FAILED): f"today's push failed at WeChat ({row.note}); its stories are back "
-                       "with the editors and go out with the next push"}.get(
+    message: str = {
+        str(DONE): f"the push for {row.local_date} is already done; nothing was published "
+                   "twice",
+        str(FAILED): f"today's push failed at WeChat ({row.note}); its stories are back with "
+                     "the editors and go out with the next push",
+        str(MISSED): f"the push for {row.local_date} was recorded as missed ({row.note}); its "
+                     "stories go out with the next push"}.get(
         row.state, "resuming today's interrupted push")
-    # A failed day is closed too: one push a day, and a person decides about the rest.
-    return PushReport(row.local_date, already_done=row.state in (DONE, FAILED),
+    # A failed or missed day is closed too: one push a day; a person decides about the rest.
+    return PushReport(row.local_date, already_done=row.state in (DONE, FAILED, MISSED),
                       articles=articles, left_over=left, manifest=row.manifest_path,
                       message=message)
 

@@ -13,10 +13,11 @@ from datetime import date, datetime, timedelta
 from icalendar import Calendar, Event
 from sqlmodel import Session, col, select
 
+from .. import lifecycle
 from ..config import Settings
 from ..deadlines import WAITING, next_push_after, push_time_on
 from ..models import Draft, Publication, Push
-from ..push import DONE, MISSED, RUNNING, Candidate, PackedArticle, candidates, local_date, pack
+from ..push import Candidate, PackedArticle, candidates, local_date, pack
 
 
 def next_push_moment(session: Session, settings: Settings, now: datetime) -> datetime:
@@ -25,7 +26,7 @@ def next_push_moment(session: Session, settings: Settings, now: datetime) -> dat
     today = local_date(now, settings)
     row = session.exec(select(Push).where(Push.account == settings.account.key,
                                           Push.local_date == today, Push.slot == 1)).first()
-    if row is None or row.state not in (DONE, RUNNING, MISSED):
+    if row is None or not lifecycle.push_taken(row.state):
         return max(now, push_time_on(today, settings))
     return push_time_on(today + timedelta(days=1), settings)
 
