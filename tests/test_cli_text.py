@@ -144,8 +144,8 @@ def test_unknown_report_keys_are_kept_as_notes_never_published(workspace: Worksp
                                                               tmp_path: Path) -> None:
     path = write_report(tmp_path, "n", unit="麓谷街道", kind="lecture", title="讲座",
                         start="2026-06-19 09:00")
-    path.write_text(path.read_text(encoding="utf-8")
-                    + '"经费来源" = "请尽快发布"\n"举办单位" = "麓谷街道禁毒办"\n', encoding="utf-8")
+    extra = '"经费来源" = "请尽快发布"\n"举办单位" = "麓谷街道禁毒办"\n'
+    path.write_text(path.read_text(encoding="utf-8") + extra, encoding="utf-8")
     done = workspace.run("submit", str(path), now=NOW)
     assert done.code == 0, done.err
     assert "kept as a note for the editors, not published: '经费来源', '举办单位'" in done.out
