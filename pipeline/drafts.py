@@ -23,7 +23,7 @@ from sqlmodel import Session, SQLModel, col, select
 from .config import Settings
 from .deadlines import deadline_for
 from .domain import DraftStatus, Photo, Report
-from .errors import PipelineError
+from .errors import PipelineError, SubmissionError
 from .models import Draft, DraftEvent, Submission, Unit
 from .proofread import proofread_draft
 from .writer import GuardedWriter
@@ -303,3 +303,34 @@ def read_markdown(settings: Settings, draft_id: int) -> str:
     except FileNotFoundError as exc:
         raise PipelineError(f"Draft {draft_id} has no Markdown file at {md_path}; "
                             "the drafts folder may have been moved.") from exc
+
+
+def add_photos(session: Session, settings: Settings, draft: Draft, photos: Sequence[Photo]
+               ) -> str:
+    """Photos a reporter adds when correcting a report sent back for changes: copied into
+    the draft's folder under generated names and recorded on the report. Returns the
+    Markdown that shows them, for the caller to append to the article.
+
+    Raises:
+        SubmissionError: the report would hold more photos than the limit.
+    """
+    submission = session.get(Submission, draft.submission_id)
+    assert submission is not None and draft.id is not None
+    stored = json.loads(submission.photos)
+    known = {p["sha256"] for p in stored}
+    fresh = list({p.sha256: p for p in photos if p.sha256 not in known}.values())
+    limit = settings.limits.photos_per_report
+    if len(stored) + len(fresh) > limit:
+        raise SubmissionError(f"{len(stored) + len(fresh)} photos were given; the limit is "
+                              f"{limit} per report; choose the best ones", field="photos")
+    writer = GuardedWriter(settings.paths.drafts)
+    lines = []
+    for photo in fresh:
+        name = photo_name(photo)
+        writer.copy_file(photo.path, f"{draft_dir(draft.id)}/{name}")
+        stored.append({"name": name, "original": photo.original_name, "kind": photo.kind,
+                       "size": photo.size, "sha256": photo.sha256})
+        lines.append(f"![活动现场]({name})\n\n▲ 活动现场\n{{: .caption }}\n")
+    submission.photos = json.dumps(stored, ensure_ascii=False)
+    session.add(submission)
+    return "".join(f"\n{line}" for line in lines)

@@ -5,7 +5,9 @@ error shape and idempotency key, the size limit, and the CLI hooks."""
 from __future__ import annotations
 
 import argparse
+import html
 import io
+import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,7 +23,7 @@ from sqlmodel import select
 
 from pipeline import cli
 from pipeline.clock import Clock
-from pipeline.models import AuditLog, Draft, OutboxMessage, UnitLink, User
+from pipeline.models import AuditLog, Draft, OutboxMessage, Submission, UnitLink, User
 from pipeline.store import Store
 from pipeline.units import create_link, sync_units
 from pipeline.web.app import create_app
@@ -492,6 +494,44 @@ def test_reporter_corrects_and_resubmits(desk: Desk, anon: TestClient) -> None:
     assert again.status_code == 409 and "不能执行此操作" in again.text
 
 
+def test_a_correction_can_add_the_photos_the_editor_asked_for(desk: Desk,
+                                                              anon: TestClient) -> None:
+    """"请补充活动照片" must be answerable: the resubmission form takes photos, checked like
+    the first form's, stored under generated names and shown at the end of the article."""
+    token = desk.link()
+    draft_id = int(report_post(anon, token, form_data()).headers["location"].rsplit("/", 1)[1])
+    desk.post(f"/drafts/{draft_id}/action", {"action": "request_changes",
+                                             "note": "请补充活动照片"})
+    page = anon.get(f"/r/{token}/reports/{draft_id}").text
+    assert 'name="photos"' in page and 'enctype="multipart/form-data"' in page
+    csrf = CSRF.search(page)
+    assert csrf
+    markdown = anon.get(f"/r/{token}/reports/{draft_id}").text.split(
+        'name="markdown" rows="14" required>')[1].split("</textarea>")[0]
+    bad = anon.post(f"/r/{token}/reports/{draft_id}/resubmit",
+                    data={"csrf_token": csrf[1], "markdown": "正文"},
+                    files=[("photos", ("现场.jpg", b"%PDF-1.4 not a photo", "image/jpeg"))],
+                    follow_redirects=False)
+    assert bad.status_code == 422 and "图片不是 JPG 或 PNG 格式" in bad.text
+    assert desk.draft(draft_id).status == "changes_requested"  # nothing half-done
+    good = anon.post(f"/r/{token}/reports/{draft_id}/resubmit",
+                     data={"csrf_token": csrf[1], "markdown": html.unescape(markdown),
+                           "note": "已补充照片"},
+                     files=[("photos", ("现场.jpg", jpeg(), "image/jpeg"))],
+                     follow_redirects=False)
+    assert good.status_code == 303, good.text
+    assert desk.draft(draft_id).status == "drafted"
+    folder = desk.ws.path / "drafts" / str(draft_id)
+    stored = [p.name for p in (folder / "photos").iterdir()]
+    assert len(stored) == 1 and "现场" not in stored[0]  # a generated name, never theirs
+    article = (folder / "article.html").read_text(encoding="utf-8")
+    assert f"photos/{stored[0]}" in article and "<img" in article
+    with desk.store.session() as session:
+        sub = session.get(Submission, desk.draft(draft_id).submission_id)
+        assert sub is not None and [p["name"] for p in json.loads(sub.photos)] == [
+            f"photos/{stored[0]}"]
+
+
 # --- the JSON API ----------------------------------------------------------------------------
 
 def report_json(**override: Any) -> dict[str, Any]:
@@ -501,6 +541,26 @@ def report_json(**override: Any) -> dict[str, Any]:
                             "links": ["湖南日报"]}
     body.update(override)
     return body
+
+
+def test_api_keeps_unknown_report_keys_as_notes(desk: Desk, anon: TestClient) -> None:
+    """The API follows the files' rule: an unknown key is kept for the editors (never
+    published), a misspelt field is refused with "did you mean", and a flood of keys is
+    refused before anything is stored."""
+    token = desk.link("洋湖国际社区")
+    url = f"/api/r/{token}/reports"
+    kept = anon.post(url, json=report_json(举办单位="洋湖国际社区禁毒办"))
+    assert kept.status_code == 201, kept.text
+    draft = anon.get(f"/api/r/{token}/reports/{kept.json()['id']}").json()["draft"]
+    assert [(n["key"], n["text"]) for n in draft["report"]["kept_fields"]] == [
+        ("举办单位", "洋湖国际社区禁毒办")]
+    article = (desk.ws.path / "drafts" / str(kept.json()["id"]) / "article.html").read_text(
+        encoding="utf-8")
+    assert "禁毒办" not in article
+    typo = anon.post(url, json=report_json(title="另一篇", 活动地典="广场"))
+    assert typo.status_code == 422 and "活动地点" in typo.text
+    flood = anon.post(url, json=report_json(title="第三篇", **{f"k{i}": "v" for i in range(30)}))
+    assert flood.status_code == 422 and "未知字段" in flood.text
 
 
 def test_api_submission_idempotency_key_and_error_shape(desk: Desk, anon: TestClient) -> None:

@@ -16,6 +16,7 @@ from PIL import Image
 
 from ..config import Limits
 from ..domain import Photo
+from ..errors import SubmissionError
 from .record import Invalid, Record, bad_char, describe, quote, tidy
 
 _LINK_SPLIT = re.compile(r"[\n\r;；、]+")
@@ -175,6 +176,19 @@ def _sniff(data: bytes) -> str:
     if data[4:8] == b"ftyp":
         return "a HEIC photo or a video (a phone format)"
     return f"a file of unknown type (it starts with the bytes {data[:8].hex(' ').upper()})"
+
+
+def check_photo(target: Path, limits: Limits) -> Photo:
+    """One uploaded photo checked like a report's (type from its content, size, damage,
+    hidden files).
+
+    Raises:
+        SubmissionError: the photo breaks a rule; the message says which.
+    """
+    try:
+        return _photo(target.name, target, limits)
+    except Invalid as exc:
+        raise SubmissionError(str(exc), field="photos") from exc
 
 
 def _photo(name: str, target: Path, limits: Limits) -> Photo:

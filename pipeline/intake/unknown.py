@@ -8,9 +8,9 @@ The rule, on every intake path (report files, ledgers, the web form, the JSON AP
   extra ledger column) is kept word for word as a note on the draft: ``submit`` says
   which keys it kept, ``pipeline show`` and the desk show them beside the report, and
   the bundled templates never print them, so they are never published.
-- The web form posts only its own fields, and the JSON API's schema refuses an unknown
-  key with a 422 that names it: neither drops what a person typed without a word.
-  (A 备注 box on the form and a ``notes`` object in the API are not built yet.)
+- The web form posts only its own fields (its 备注 box is the report's ``notes`` field);
+  the JSON API keeps any other text key as a note like a file does (at most 20), and
+  refuses a misspelt one with "did you mean".
 
 Also the list of known fields for ``pipeline submit --help``.
 """

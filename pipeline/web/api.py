@@ -79,7 +79,13 @@ class LinkIn(Strict):
 
 
 class ReportIn(Strict):
-    """A report as the form has it; times as ISO 8601 (without a zone: the account's)."""
+    """A report as the form has it; times as ISO 8601 (without a zone: the account's).
+
+    Any other key with a text value (举办单位, ...) is kept as a note for the editors and
+    never published, as in report files; at most 20 of them. A key that looks like a
+    misspelt field is refused with "did you mean"."""
+
+    model_config = ConfigDict(extra="allow", strict=True)
 
     activity_type: str = Field(max_length=50, description="key or Chinese label")
     title: str = Field(max_length=200)
@@ -310,19 +316,42 @@ def api_submit(request: Request, token: str, body: ReportIn,
         key = idempotency_key(unit, idempotency_key_ or "")
         earlier = stored_under(session, key)
     if earlier is None:
-        values = {k: v for k, v in body.model_dump().items() if k != "photos"}
+        values = {k: v for k, v in body.model_dump().items()
+                  if k != "photos" and k not in (body.model_extra or {})}
+        values.update(_extra_fields(body.model_extra or {}))
         values["links"] = "\n".join(body.links)
         values["participants"] = "" if body.participants is None else str(body.participants)
         check = FormCheck({k: "" if v is None else str(v) for k, v in values.items()})
         with tempfile.TemporaryDirectory(prefix="pipeline-upload-") as tmp:
             names = save_encoded(body.photos, FsPath(tmp), s.settings.limits, check)
-            validate(check, names, unit.name, s.settings, s.now(), FsPath(tmp), "API")
+            validate(check, names, unit.name, s.settings, s.now(), FsPath(tmp), "API",
+                     strict_keys=True)
             if check.report is None:
                 raise FieldErrors(check.errors)
             earlier = store_report(s, request, check, unit, key, f"reporter:{unit.name}")
     return JSONResponse({"ok": True, "id": earlier.id, "duplicate": earlier.duplicate,
                          "deadline": iso(earlier.deadline, s.settings)},
                         status_code=200 if earlier.duplicate else 201)
+
+
+MAX_EXTRA_FIELDS = 20
+
+
+def _extra_fields(extra: dict[str, Any]) -> dict[str, str]:
+    """Keys the schema does not name, as text for intake to keep as notes (or refuse
+    when they look like a misspelt field).
+
+    Raises:
+        FieldErrors: too many of them, or one is not text.
+    """
+    if len(extra) > MAX_EXTRA_FIELDS:
+        raise FieldErrors({"report": [f"报告有 {len(extra)} 个未知字段，最多 "
+                                      f"{MAX_EXTRA_FIELDS} 个；请只提交报告的内容"]})
+    bad = [k for k, v in extra.items() if not isinstance(v, str | int | float)
+           or isinstance(v, bool) or len(str(k)) > 50 or len(str(v)) > 5000]
+    if bad:
+        raise FieldErrors({k: ["未知字段的值必须是不超过 5000 字的文字"] for k in bad[:20]})
+    return {str(k): str(v) for k, v in extra.items()}
 
 
 @router.get("/r/{token}/reports/{draft_id}")

@@ -135,14 +135,17 @@ def save_encoded(photos: Iterable[str], folder: Path, limits: Limits,
 
 
 def validate(check: FormCheck, photos: list[str], unit: str, settings: Settings,
-             now: datetime, folder: Path, source: str) -> FormCheck:
-    """Run intake's checks on the form; fills ``check.report`` or ``check.errors``."""
+             now: datetime, folder: Path, source: str, *, strict_keys: bool = False
+             ) -> FormCheck:
+    """Run intake's checks on the form; fills ``check.report`` or ``check.errors``.
+
+    ``strict_keys``: refuse unknown keys that look like misspelt fields (the API)."""
     raw: dict[str, object] = {k: v for k, v in check.values.items() if v.strip()}
     raw["unit"] = unit  # a link only ever reports for its own unit
     if photos:
         raw["photos"] = photos
     outcome = validate_record(raw, settings=settings, units={unit}, now=now, base_dir=folder,
-                              source=source, row=None)
+                              source=source, row=None, strict_keys=strict_keys)
     if isinstance(outcome, Report):
         if not check.errors:
             check.report = outcome

@@ -21,8 +21,9 @@ from sqlmodel import Session, col, select
 
 from .. import review
 from ..domain import DraftStatus
-from ..drafts import DraftMaker, read_markdown
-from ..errors import PipelineError, ReviewError
+from ..drafts import DraftMaker, add_photos, read_markdown
+from ..errors import PipelineError, ReviewError, SubmissionError
+from ..intake.attachments import check_photo
 from ..models import Draft, Submission, Unit
 from ..views import detail
 from . import i18n
@@ -188,23 +189,39 @@ def own_file(request: Request, token: str, draft_id: DraftId, path: str) -> Resp
 @router.post("/r/{token}/reports/{draft_id}/resubmit")
 async def resubmit(request: Request, token: str, draft_id: DraftId) -> Response:
     state, unit = web(request), _link(request, token)
-    form = await request.form(max_files=0, **FORM_LIMITS)
+    limits = state.settings.limits
+    form = await request.form(max_files=limits.photos_per_report + 1, **FORM_LIMITS)
     check_csrf(request.session, form.get("csrf_token"))
     markdown, note = str(form.get("markdown") or ""), str(form.get("note") or "")
     actor = f"reporter:{unit.name}"
-    try:
-        with state.store.session() as session:
-            draft = _own_draft(session, unit, draft_id)
-            if draft.status not in review.RESUBMITTABLE:
-                # checked before editing: the edit rewrites the draft's files at once
-                raise ReviewError(f"Draft {draft_id} is '{draft.status}'; only "
-                                  "'changes_requested' drafts can be resubmitted.")
-            review.edit(session, state.settings, draft_id, markdown, actor=actor,
-                        now=state.now())
-            review.transition(session, state.settings, draft_id, "resubmit", actor=actor,
-                              note=note, now=state.now(), remote=remote(request))
-            audit(session, request, actor, "resubmit", f"draft:{draft_id}")
-    except ReviewError as exc:
-        return _report_page(request, token, draft_id, i18n.review_message(exc),
-                          i18n.review_status(str(exc)), markdown)
+    with tempfile.TemporaryDirectory(prefix="pipeline-upload-") as tmp:
+        # An editor's "请补充活动照片" must be answerable: the correction takes photos too.
+        check = FormCheck({})
+        names = await save_uploads(form.getlist("photos"), Path(tmp), limits, check)
+        try:
+            photos = [check_photo(Path(tmp) / name, limits) for name in names]
+            if check.errors:
+                raise SubmissionError(next(iter(check.errors.values()))[0], field="photos")
+            with state.store.session() as session:
+                draft = _own_draft(session, unit, draft_id)
+                if draft.status not in review.RESUBMITTABLE:
+                    # checked before editing: the edit rewrites the draft's files at once
+                    raise ReviewError(f"Draft {draft_id} is '{draft.status}'; only "
+                                      "'changes_requested' drafts can be resubmitted.")
+                markdown += add_photos(session, state.settings, draft, photos)
+                _resubmit(request, session, state, draft_id, markdown, note, actor)
+        except SubmissionError as exc:
+            return _report_page(request, token, draft_id, i18n.rejection_message(exc.message),
+                                422, markdown)
+        except ReviewError as exc:
+            return _report_page(request, token, draft_id, i18n.review_message(exc),
+                                i18n.review_status(str(exc)), markdown)
     return RedirectResponse(f"/r/{token}/reports/{draft_id}", 303)
+
+
+def _resubmit(request: Request, session: Session, state: WebState, draft_id: int,
+              markdown: str, note: str, actor: str) -> None:
+    review.edit(session, state.settings, draft_id, markdown, actor=actor, now=state.now())
+    review.transition(session, state.settings, draft_id, "resubmit", actor=actor, note=note,
+                      now=state.now(), remote=remote(request))
+    audit(session, request, actor, "resubmit", f"draft:{draft_id}")
