@@ -204,3 +204,66 @@ def test_history_json_shape(staged: Workspace, tmp_path: Path) -> None:
     line = json.loads(json.dumps(data["review"]))[0]
     assert set(line) == {"stage", "by", "at", "note"} and line["by"] == "王编辑"
     assert data["history"][-1]["remote"] == "cli"  # type: ignore[index]
+
+
+def test_the_digest_and_the_late_alerts_name_the_stage_and_who_holds_it(
+        staged: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    ws = staged
+    add_user(ws, "张主任", "--stage", "复审", "--email", "zhang@xxxq.example.cn",
+             monkeypatch=monkeypatch)
+    a, b, c = submit(ws, tmp_path, "a", "b", "c")
+    assert approve(ws, a, "王编辑")[0] == 0 and approve(ws, b, "李编辑")[0] == 0
+    digest = ws.run("digest", "--date", "2026-06-16", now="2026-06-16T08:30+08:00").out
+    assert "各审核阶段（三审）待签审" in digest
+    assert "初审（王编辑、李编辑）：1条" in digest
+    assert "复审（张主任）：2条" in digest and "终审（刘书记）：0条" in digest
+    # Past the deadline (14 June + 2 days), the sweep flags each story to the holders of
+    # the stage it waits at, by name and address.
+    assert ws.run("check", now="2026-06-17T09:00+08:00").code == 0
+    with ws.store().session() as session:
+        from pipeline.models import Alert
+
+        alerts = {(x.kind, x.draft_id): x for x in session.exec(select(Alert))}
+    held = alerts[("overdue", a)]
+    assert "zhang@xxxq.example.cn" in held.recipients
+    assert "waiting for 复审 by 张主任" in held.detail
+    assert "zhang@xxxq.example.cn" not in alerts[("overdue", c)].recipients
+    assert "waiting for 初审 by 王编辑, 李编辑" in alerts[("overdue", c)].detail
+    outbox = ws.run("mail", "outbox", now="2026-06-17T09:00+08:00").out
+    assert "zhang@xxxq.example.cn" in outbox
+
+
+def test_the_desk_filters_waiting_for_me_and_shows_what_changed(
+        staged: Workspace, tmp_path: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    from pipeline.clock import Clock
+    from pipeline.web.auth import add_user as add_editor
+    from tests.test_web import PASSWORD, login, make_desk
+
+    ws = staged
+    a, b = submit(ws, tmp_path, "a", "b")
+    assert approve(ws, a, "王编辑")[0] == 0
+    store, app = make_desk(ws, Clock(_at(MON)))
+    with store.session() as session:
+        add_editor(session, "张主任", PASSWORD, _at(MON))
+    with store.session() as session:
+        review.edit(session, ws.settings, a, review_markdown(ws, a) + "\n补充一句。\n",
+                    actor="王编辑", now=_at(MON))
+    with TestClient(app) as client:
+        assert login(client, "张主任").status_code == 303
+        mine = client.get("/?scope=mine").text
+        assert f'href="/drafts/{a}"' in mine and f'href="/drafts/{b}"' not in mine
+        assert "待复审" in mine
+        page = client.get(f"/drafts/{a}").text
+        assert "签署复审" in page and "上次签审后的修改" in page and "+补充一句。" in page
+        assert "初审</b> 王编辑" in page
+        record = client.get(f"/drafts/{a}/record").text
+        assert "初审" in record and "王编辑" in record and "终审" in record
+    store.close()
+
+
+def review_markdown(ws: Workspace, draft_id: int) -> str:
+    from pipeline.drafts import read_markdown
+
+    return read_markdown(ws.settings, draft_id)
