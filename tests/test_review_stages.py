@@ -48,6 +48,16 @@ def approve(ws: Workspace, draft_id: int, by: str) -> tuple[int, str, str]:
     return result.code, result.out, result.err
 
 
+def edit_with(ws: Workspace, draft_id: int, by: str, script: str, tmp_path: Path,
+              monkeypatch: pytest.MonkeyPatch) -> None:
+    """``pipeline edit`` with $EDITOR a shell script doing ``script`` to the file."""
+    editor = tmp_path / "editor.sh"
+    editor.write_text(f"#!/bin/sh\n{script}\n", encoding="utf-8")
+    editor.chmod(editor.stat().st_mode | stat.S_IEXEC)
+    monkeypatch.setenv("EDITOR", str(editor))
+    assert ws.run("edit", str(draft_id), "--by", by, now=MON).code == 0
+
+
 def shown(ws: Workspace, draft_id: int) -> dict[str, object]:
     return ws.run("show", "--json", str(draft_id), now=MON).json()  # type: ignore[no-any-return]
 
@@ -72,11 +82,7 @@ def test_a_three_stage_campaign_day(staged: Workspace, tmp_path: Path,
     assert code == 1 and "already signed 初审" in err and "复审 needs someone else" in err
 
     # An edit between stages is recorded, and the next signer sees what changed.
-    editor = tmp_path / "editor.sh"
-    editor.write_text("#!/bin/sh\nsed -i 's/气氛热烈/气氛十分热烈/' \"$1\"\n", encoding="utf-8")
-    editor.chmod(editor.stat().st_mode | stat.S_IEXEC)
-    monkeypatch.setenv("EDITOR", str(editor))
-    assert ws.run("edit", str(a), "--by", "王编辑", now=MON).code == 0
+    edit_with(ws, a, "王编辑", "sed -i 's/气氛热烈/气氛十分热烈/' \"$1\"", tmp_path, monkeypatch)
     data = shown(ws, a)
     assert "+活动现场气氛十分热烈" in str(data["changes_since_signoff"])
     assert "-活动现场气氛热烈" in str(data["changes_since_signoff"])
@@ -134,11 +140,7 @@ def test_edit_resets_sends_the_draft_back_to_the_first_stage(staged: Workspace,
     ws.configure("review", edit_resets=True)
     (a,) = submit(ws, tmp_path, "a")
     assert approve(ws, a, "王编辑")[0] == 0
-    editor = tmp_path / "editor.sh"
-    editor.write_text("#!/bin/sh\necho '补充一句。' >> \"$1\"\n", encoding="utf-8")
-    editor.chmod(editor.stat().st_mode | stat.S_IEXEC)
-    monkeypatch.setenv("EDITOR", str(editor))
-    assert ws.run("edit", str(a), "--by", "李编辑", now=MON).code == 0
+    edit_with(ws, a, "李编辑", "echo '补充一句。' >> \"$1\"", tmp_path, monkeypatch)
     data = shown(ws, a)
     assert data["stage"] == "初审" and data["review"] == []
     assert data["history"][-1]["action"] == "edit_reset"  # type: ignore[index]
