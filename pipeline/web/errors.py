@@ -29,6 +29,9 @@ HTTP_WORDS = {400: "请求有误。", 401: "请先登录。", 403: "没有权限
               422: "提交的内容有误。", 429: "请求太频繁，请稍后再试。", 500: "服务器出错了。"}
 
 
+MAX_PROBLEMS = 20
+
+
 class ErrorBody(BaseModel):
     ok: bool = False
     error: str
@@ -88,7 +91,8 @@ def install(app: FastAPI) -> None:
     async def on_validation(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)
         fields: dict[str, list[str]] = {}
-        for error in exc.errors():
+        # the first problems only: 90,000 unknown keys must not make a 5 MB answer
+        for error in list(exc.errors())[:MAX_PROBLEMS]:
             where = ".".join(str(p) for p in error.get("loc", ()) if p != "body") or "request"
             fields.setdefault(where, []).append(str(error.get("msg", "")))
         return _answer(request, 422, "请求格式不正确：" + "；".join(fields), fields=fields)
