@@ -32,10 +32,12 @@ from pipeline.models import AuditLog, FeedToken, UnitLink, WebSession
 from pipeline.web.app import create_app
 from pipeline.web.auth import LoginLimiter, add_user, check_password
 from pipeline.web.serving import MaskSecrets, mask_secrets
+from tests import test_web
 from tests.conftest import Workspace
 from tests.test_web import CSRF, NOW, PASSWORD, Desk, form_data, login, make_desk, report_post
-from tests.test_web import anon as anon_fixture  # noqa: F401  (registered as "anon")
-from tests.test_web import desk as desk_fixture  # noqa: F401  (registered as "desk")
+
+desk = test_web.desk  # the fixtures: a logged-in editor's client, and an anonymous one
+anon = test_web.anon
 
 
 # --- a real server on loopback ------------------------------------------------------------
