@@ -328,7 +328,9 @@ def test_08_a_good_password_is_accepted() -> None:
 
 def test_09_slow_headers_are_cut_off(workspace: Workspace) -> None:
     config = workspace.path / "config.toml"
-    config.write_text(config.read_text() + "\n[web]\nheader_timeout = 1\n")
+    text = config.read_text()
+    assert "# header_timeout = 10" in text
+    config.write_text(text.replace("# header_timeout = 10", "header_timeout = 1"))
     with workspace.store().session() as session:
         add_user(session, "editor", PASSWORD, NOW)
     srv = Server(workspace)
