@@ -349,6 +349,8 @@ def test_09_slow_headers_are_cut_off(workspace: Workspace) -> None:
                     data = sock.recv(100)
                 except TimeoutError:
                     data = b"x"
+                except ConnectionResetError:  # closed with our header bytes unread: a reset
+                    break
                 assert time.monotonic() - started < 60, "the connection was held open"
     finally:
         srv.stop()
