@@ -4,7 +4,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint bench screenshots clean
+.PHONY: run test lint bench screenshots clean catalogues
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -13,11 +13,17 @@ $(BIN)/python:
 # The product alone for `make run`; the test tools too for `make test`.
 $(VENV)/.run: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e .
+	$(BIN)/python -m pipeline.messages compile
 	touch $@
 
 $(VENV)/.test: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pipeline.messages compile
 	touch $@ $(VENV)/.run
+
+# The error vocabulary's catalogues: .po (in git) -> .mo (built, never downloaded).
+catalogues: $(VENV)/.run
+	$(BIN)/python -m pipeline.messages compile
 
 run: $(VENV)/.run
 	mkdir -p drafts published
@@ -38,6 +44,7 @@ bench: $(VENV)/.test
 	$(BIN)/python bench/bench_render.py
 	$(BIN)/python bench/bench_proofread.py
 	$(BIN)/python bench/bench_web.py
+	$(BIN)/python bench/bench_login.py
 
 # Refresh the README's screenshots from the browser test.
 screenshots: $(VENV)/.test

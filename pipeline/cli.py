@@ -21,6 +21,7 @@ from .clihelp import Parser
 from .clock import Clock
 from .config import Settings, load_settings
 from .errors import PipelineError
+from .messages import cli_language
 from .notify.options import register as register_notify_commands
 from .reach.options import register as register_reach_commands
 from .store import Store, open_store
@@ -197,7 +198,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except PipelineError as exc:
         if args.debug:
             raise
-        print(f"error: {exc}", file=sys.stderr)
+        language = cli_language()
+        print(f"{'错误' if language == 'zh_CN' else 'error'}: {exc.text(language)}",
+              file=sys.stderr)
         return 1
     except BrokenPipeError:
         # The reader went away (`pipeline queue | head`): stop quietly, as Unix tools do.

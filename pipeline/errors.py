@@ -21,10 +21,37 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from enum import Enum
+from typing import TypeVar
+
+E = TypeVar("E", bound="PipelineError")
 
 
 class PipelineError(Exception):
-    """Base of every error the pipeline reports to a user."""
+    """Base of every error the pipeline reports to a user.
+
+    An error made with ``coded(code, **params)`` carries a code of the vocabulary
+    (``pipeline.messages.CODES``); its text comes from the catalogues in the reader's
+    language (``text(language)``); ``str()`` is the English sentence (logs).
+    """
+
+    code: str = ""
+    params: dict[str, object]
+
+    @classmethod
+    def coded(cls: type[E], code: str, **params: object) -> E:
+        from .messages import render
+
+        error = cls(render(code, "en", **params))
+        error.code, error.params = code, params
+        return error
+
+    def text(self, language: str = "zh_CN") -> str:
+        """The sentence in ``language`` (the English sentence for an uncoded error)."""
+        if not self.code:
+            return str(self)
+        from .messages import render
+
+        return render(self.code, language, **self.params)
 
 
 class ConfigError(PipelineError):
@@ -80,7 +107,8 @@ class ProofreadError(PipelineError):
 
 
 class StoreError(PipelineError):
-    """The database cannot be opened, migrated or written."""
+    """The database cannot be opened, migrated or written (``store.unavailable``,
+    ``store.read_only``): the web answers 503, the scheduler retries at its next tick."""
 
 
 class ScheduleError(PipelineError):

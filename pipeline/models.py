@@ -253,7 +253,30 @@ class UnitLink(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     unit_id: int = Field(foreign_key="unit.id", index=True)
-    token: str = Field(unique=True, max_length=100)
+    token_hash: str = Field(unique=True, max_length=64)  # sha256 of the token, shown once
+    created_at: datetime = _utc_field()
+    created_by: str = ""
+    revoked_at: datetime | None = _utc_field(default=None)
+
+
+class WebSession(SQLModel, table=True):
+    """A logged-in editor's session; the cookie carries only its random id (stored hashed).
+
+    Deleting the row ends the session at once: logout, a new password, a disabled account.
+    """
+
+    id_hash: str = Field(primary_key=True, max_length=64)
+    user_id: int = Field(foreign_key="user.id", index=True)
+    created_at: datetime = _utc_field()
+    seen_at: datetime = _utc_field()
+    remote: str = Field(default="", max_length=100)
+
+
+class FeedToken(SQLModel, table=True):
+    """The calendar feed's key (calendar apps cannot log in); stored hashed, shown once."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    token_hash: str = Field(unique=True, max_length=64)
     created_at: datetime = _utc_field()
     created_by: str = ""
     revoked_at: datetime | None = _utc_field(default=None)

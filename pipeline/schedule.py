@@ -10,6 +10,7 @@ its time has passed.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import logging
 import os
@@ -28,7 +29,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from .clock import Clock
 from .config import Settings
-from .errors import PipelineError, ScheduleError
+from .errors import PipelineError, ScheduleError, StoreError
 from .models import SchedulerLease
 from .notify.commands import notify_tick
 from .push import catch_up
@@ -97,14 +98,48 @@ class InstanceLock:
             raise self._refuse()
         self._connection = connection
 
+    def ensure(self) -> None:
+        """After the database came back, hold the advisory lock again (PostgreSQL ends
+        a session's locks with its connection), or refuse if another scheduler took it.
+
+        Raises:
+            ScheduleError: ``schedule.lock_lost``: another scheduler holds it now.
+        """
+        if self._connection is None:
+            return
+        try:
+            self._connection.execute(sa.text("SELECT 1")).scalar()
+            self._connection.commit()
+            return
+        except sa.exc.DBAPIError:
+            with contextlib.suppress(sa.exc.DBAPIError):
+                self._connection.close()
+        try:
+            connection = self.store.engine.connect()
+            locked = connection.execute(sa.text("SELECT pg_try_advisory_lock(:k)"),
+                                        {"k": LOCK_KEY}).scalar()
+            connection.commit()
+        except sa.exc.DBAPIError as exc:
+            log.error("the scheduler lock cannot be taken again yet (%s); trying again at "
+                      "the next tick", str(exc.orig).strip().splitlines()[0] if exc.orig else exc)
+            return  # still down: self._connection stays the dead one, tried again later
+        if not locked:
+            connection.close()
+            self._connection = None
+            raise ScheduleError.coded("schedule.lock_lost", holder=self._holder())
+        log.info("the scheduler lock was taken again after the database came back")
+        self._connection = connection
+
     def release(self) -> None:
         if self._file is not None:
             fcntl.flock(self._file, fcntl.LOCK_UN)
             self._file.close()
             self._file = None
         if self._connection is not None:
-            self._connection.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": LOCK_KEY})
-            self._connection.close()
+            with contextlib.suppress(sa.exc.DBAPIError):  # gone with the database
+                self._connection.execute(sa.text("SELECT pg_advisory_unlock(:k)"),
+                                         {"k": LOCK_KEY})
+                self._connection.close()
             self._connection = None
 
 
@@ -124,6 +159,10 @@ def tick(store: Store, settings: Settings, clock: Clock, takeover: bool = False)
         log.debug("sweep: %d due soon, %d overdue", len(result.due_soon), len(result.overdue))
         notify_tick(store, settings, now)  # alerts, the digest and the bulletin when due
         reach_tick(store, settings, now)   # WeChat's read figures, once a day after 10:00
+    except StoreError as exc:
+        # one line, no traceback: the transaction rolled back whole; the next tick resumes
+        log.error("scheduled run stopped: %s The next tick resumes from the committed rows.",
+                  exc)
     except PipelineError as exc:
         log.error("scheduled run failed: %s", exc)
     except sa.exc.OperationalError as exc:
@@ -176,8 +215,12 @@ def serve(store: Store, settings: Settings, clock: Clock, *,
                  settings.schedule.push_time.strftime("%H:%M"), settings.tz.key, seconds)
         if on_ready:
             on_ready()
+        waited = 0.0
         while not stop.wait(1.0):
-            pass
+            waited += 1.0
+            if waited >= min(seconds, 5.0):  # the lock went with a dropped connection?
+                waited = 0.0
+                lock.ensure()
     finally:
         if scheduler is not None:
             scheduler.shutdown(wait=True)  # let a running push finish its current step

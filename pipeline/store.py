@@ -17,7 +17,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlmodel import Session
 
 from . import lifecycle  # noqa: F401  (installs the guard: states change only by a move)
@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).parent / "migrations"
 # The newest revision; a test checks it against Alembic's own idea of the head, so a
 # current database is recognised with one query instead of loading Alembic.
-HEAD = "0007"
+HEAD = "0009"
 
 
 def normalise_url(url: str) -> str:
@@ -87,8 +87,11 @@ def migrate(engine: Engine) -> None:
             log.info("migrating database to %s", HEAD)
             command.upgrade(_alembic_config(connection), "head")
     except OperationalError as exc:
-        raise StoreError(f"The database {engine.url.render_as_string(hide_password=True)} "
-                         f"cannot be opened or migrated: {exc.orig}") from exc
+        detail = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+        if _read_only(detail):
+            raise StoreError.coded("store.read_only", database=engine.url.render_as_string(
+                hide_password=True)) from exc
+        raise StoreError.coded("store.unavailable", detail=detail[:200]) from exc
 
 
 def _current_revision(engine: Engine) -> str | None:
@@ -111,17 +114,47 @@ class Store:
 
     @contextmanager
     def session(self) -> Iterator[Session]:
-        """A session whose transaction commits on success and rolls back on error."""
-        with Session(self.engine, expire_on_commit=False) as session:
-            try:
-                yield session
-                session.commit()
-            except BaseException:
-                session.rollback()
+        """A session whose transaction commits on success and rolls back on error.
+
+        Raises:
+            StoreError: ``store.unavailable`` or ``store.read_only`` when the database
+                is lost or cannot be written (the transaction rolled back whole).
+        """
+        try:
+            with Session(self.engine, expire_on_commit=False) as session:
+                try:
+                    yield session
+                    session.commit()
+                except BaseException:
+                    session.rollback()
+                    raise
+        except DBAPIError as exc:
+            if not _outage(exc):
                 raise
+            raise self.outage(exc) from exc
+
+    def outage(self, exc: DBAPIError) -> StoreError:
+        """The database's failure as the vocabulary's error."""
+        detail = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
+        if _read_only(detail):
+            where = self.engine.url.render_as_string(hide_password=True)
+            return StoreError.coded("store.read_only", database=where)
+        return StoreError.coded("store.unavailable", detail=detail[:200])
 
     def close(self) -> None:
         self.engine.dispose()
+
+
+def _read_only(detail: str) -> bool:
+    text = detail.lower()
+    return "readonly" in text or "read-only" in text or "read only" in text
+
+
+def _outage(exc: DBAPIError) -> bool:
+    """A lost, unreachable or read-only database (not a bug in a statement)."""
+    if isinstance(exc, OperationalError | InterfaceError) or exc.connection_invalidated:
+        return True
+    return _read_only(str(exc.orig))
 
 
 def open_store(url: str, *, upgrade: bool = True) -> Store:
@@ -130,7 +163,7 @@ def open_store(url: str, *, upgrade: bool = True) -> Store:
     Raises:
         StoreError: when the database cannot be opened or migrated.
     """
-    if url.startswith("sqlite:///"):
+    if url.startswith("sqlite:///") and "?" not in url:
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     store = Store(url)
     if upgrade:

@@ -7,6 +7,7 @@ can be added with ``pipeline units add`` or imported from a ledger.
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import secrets
 from collections.abc import Iterable, Sequence
@@ -223,8 +224,21 @@ def tree_order(units: list[Unit]) -> list[Unit]:
     return ordered
 
 
+def hash_token(token: str) -> str:
+    """What the database keeps of a secret token: its sha256 (the token is shown once)."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class NewLink:
+    """A link just made: ``token`` exists only here, the database keeps its hash."""
+
+    link: UnitLink
+    token: str
+
+
 def create_link(session: Session, unit_id: int, *, actor: str, now: datetime,
-                replace: bool = False) -> UnitLink:
+                replace: bool = False) -> NewLink:
     """A new secret submission link for a unit (``replace``: revoke the old ones first).
 
     Raises:
@@ -234,11 +248,12 @@ def create_link(session: Session, unit_id: int, *, actor: str, now: datetime,
         raise PipelineError(f"There is no unit {unit_id}.")
     if replace:
         revoke_links(session, unit_id, now)
-    link = UnitLink(unit_id=unit_id, token=secrets.token_urlsafe(24), created_at=now,
+    token = secrets.token_urlsafe(24)
+    link = UnitLink(unit_id=unit_id, token_hash=hash_token(token), created_at=now,
                     created_by=actor)
     session.add(link)
     session.flush()
-    return link
+    return NewLink(link, token)
 
 
 def revoke_links(session: Session, unit_id: int, now: datetime) -> int:

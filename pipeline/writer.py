@@ -38,7 +38,22 @@ class GuardedWriter:
         return self.write_bytes(relative, text.encode("utf-8"))
 
     def write_bytes(self, relative: str | Path, data: bytes) -> Path:
+        """Write atomically (a temporary file renamed into place).
+
+        Raises:
+            PipelineError: ``files.folder_unwritable`` naming the folder.
+        """
         target = self.path(relative)
+        try:
+            return self._write(target, data)
+        except OSError as exc:  # permissions, a full or read-only disk, a file in the way
+            raise self.unwritable(target.parent, exc) from exc
+
+    def unwritable(self, folder: Path, exc: OSError) -> PipelineError:
+        return PipelineError.coded("files.folder_unwritable", folder=str(folder),
+                                   reason=exc.strerror or type(exc).__name__)
+
+    def _write(self, target: Path, data: bytes) -> Path:
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
         try:

@@ -5,6 +5,7 @@ error shape and idempotency key, the size limit, and the CLI hooks."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import html
 import io
 import json
@@ -25,7 +26,7 @@ from pipeline import cli
 from pipeline.clock import Clock
 from pipeline.models import AuditLog, Draft, OutboxMessage, Submission, UnitLink, User
 from pipeline.store import Store
-from pipeline.units import create_link, sync_units
+from pipeline.units import create_link, hash_token, sync_units
 from pipeline.web.app import create_app
 from pipeline.web.auth import add_user, authenticate
 from tests.conftest import Workspace
@@ -177,7 +178,13 @@ def test_login_is_rate_limited_per_address_and_name(desk: Desk, anon: TestClient
     blocked = login(anon)  # even the right password waits now
     assert blocked.status_code == 429
     assert "登录失败次数过多" in blocked.text
-    assert login(anon, name="someone else", password="x" * 9).status_code == 401
+    # another name from the same address waits too (finding 1: no bypass by changing it)
+    assert login(anon, name="someone else", password="x" * 9).status_code == 429
+    # and the same name from another address is slowed down as well
+    with TestClient(desk.app, client=("198.51.100.7", 40000)) as other:
+        assert login(other, password="nope nope").status_code == 429
+    with TestClient(desk.app, client=("198.51.100.8", 40000)) as fresh:
+        assert login(fresh, name="somebody", password="nope nope").status_code == 401
 
 
 def test_login_redirects_only_to_our_own_pages(desk: Desk, anon: TestClient) -> None:
@@ -337,9 +344,12 @@ def test_calendar_and_ical_feed(desk: Desk, anon: TestClient) -> None:
     draft_id = desk.submit("k")
     desk.post(f"/drafts/{draft_id}/action", {"action": "approve"})
     page = desk.client.get("/calendar").text
-    assert "麓谷街道禁毒讲座k" in page and "6月15日" in page
-    feed_url = re.search(r'value="http://[^"]+(/calendar\.ics\?token=[0-9a-f]+)"', page)
+    assert "麓谷街道禁毒讲座k" in page and "6月15日" in page and "token=" not in page
+    assert desk.post("/calendar/feed", {}, "/calendar").status_code == 303
+    page = desk.client.get("/calendar").text
+    feed_url = re.search(r'value="http://[^"]+(/calendar\.ics\?token=[\w-]+)"', page)
     assert feed_url
+    assert "token=" not in desk.client.get("/calendar").text  # shown once
     feed = anon.get(feed_url[1])
     assert feed.status_code == 200 and feed.headers["content-type"].startswith("text/calendar")
     assert "BEGIN:VEVENT" in feed.text and "计划推送 1 篇" in feed.text
@@ -381,6 +391,7 @@ def test_units_page_links_create_regenerate_revoke(desk: Desk, anon: TestClient)
     assert desk.post(f"/units/{unit_id}/link", {"action": "create"}).status_code == 303
     first = re.search(r"/r/([\w-]{20,})", desk.client.get("/units").text)
     assert first and anon.get(f"/r/{first[1]}").status_code == 200
+    assert f"/r/{first[1]}" not in desk.client.get("/units").text  # shown once, stored hashed
     desk.post(f"/units/{unit_id}/link", {"action": "regenerate"})
     second = re.search(r"/r/([\w-]{20,})", desk.client.get("/units").text)
     assert second and second[1] != first[1]
@@ -655,12 +666,14 @@ def test_request_size_limit_answers_413_before_parsing(desk: Desk, anon: TestCli
                         headers={"content-type": "application/json"})
     assert chunked.status_code == 413
     token = desk.link()
-    small_app = create_app(desk.ws.settings, desk.store, Clock(NOW), secret="t" * 40,
-                           max_upload=100_000)
+    settings = desk.ws.settings
+    small = dataclasses.replace(settings, limits=dataclasses.replace(
+        settings.limits, photo_bytes=50_000, photos_per_report=1))
+    small_app = create_app(small, desk.store, Clock(NOW), secret="t" * 40)
     with TestClient(small_app) as client:
         response = report_post(client, token, form_data(),
-                               files=[("photos", ("a.jpg", b"\xff" * 200_000, "image/jpeg"))])
-    assert response.status_code == 413
+                               files=[("photos", ("a.jpg", b"\xff" * 1_200_000, "image/jpeg"))])
+    assert response.status_code == 413  # one 50 KB photo and the form's 1 MB
 
 
 # --- CLI hooks -------------------------------------------------------------------------------
@@ -685,16 +698,16 @@ def test_user_add_reads_the_password_from_stdin(workspace: Workspace,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     from pipeline.errors import PipelineError
 
-    assert run_hook(workspace, ["user", "add", "王编辑"], "s3cret-pass\n", monkeypatch) == 0
+    assert run_hook(workspace, ["user", "add", "王编辑"], "s3cret-pass-1\n", monkeypatch) == 0
     with pytest.raises(PipelineError, match="already exists"):
         run_hook(workspace, ["user", "add", "王编辑"], "another-pass\n", monkeypatch)
-    with pytest.raises(PipelineError, match="at least 8"):
+    with pytest.raises(PipelineError, match="at least 12"):
         run_hook(workspace, ["user", "add", "李编辑"], "short\n", monkeypatch)
-    assert run_hook(workspace, ["user", "passwd", "王编辑"], "new-secret-1\n", monkeypatch) == 0
+    assert run_hook(workspace, ["user", "passwd", "王编辑"], "new-secret-12\n", monkeypatch) == 0
     store = workspace.store()
     with store.session() as session:
-        assert authenticate(session, "王编辑", "new-secret-1") is not None
-        assert authenticate(session, "王编辑", "s3cret-pass") is None
+        assert authenticate(session, "王编辑", "new-secret-12") is not None
+        assert authenticate(session, "王编辑", "s3cret-pass-1") is None
         assert session.exec(select(User)).one().password_hash.startswith("$argon2id$")
     store.close()
 
@@ -736,7 +749,7 @@ def test_api_flow_on_both_databases(any_workspace: Workspace) -> None:
         assert response.status_code == 200
         assert client.get("/", params={"scope": "open"}).status_code == 200
     with store.session() as session:
-        assert session.exec(select(UnitLink)).one().token == token
+        assert session.exec(select(UnitLink)).one().token_hash == hash_token(token)
     store.close()
 
 

@@ -27,6 +27,7 @@ from .settings import (
     SmtpSettings,
     Target,
     UnitSpec,
+    WebSettings,
     WeChatSettings,
     parse_media_level,
 )
@@ -36,6 +37,7 @@ __all__ = [
     "DEFAULT_ACTIVITY_TYPES", "EMAIL_RE", "MEDIA_LEVELS", "AccountSettings", "ActivityType",
     "Campaign", "DeadlineSettings", "Limits", "MediaSettings", "NotifySettings", "OutletSpec",
     "Paths", "ReachSettings", "ScheduleSettings", "ScoringSettings", "Settings",
-    "SmtpSettings", "Target", "UnitSpec", "WeChatSettings", "check_unit_tree", "load_settings",
+    "SmtpSettings", "Target", "UnitSpec", "WeChatSettings", "WebSettings", "check_unit_tree",
+    "load_settings",
     "parent_problem", "parse_media_level", "parse_settings", "parse_target",
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import tomllib
@@ -35,6 +36,7 @@ from .settings import (
     ScoringSettings,
     Settings,
     SmtpSettings,
+    WebSettings,
     WeChatSettings,
     parse_media_level,
 )
@@ -61,7 +63,25 @@ def load_settings(path: str | Path, overrides: Mapping[str, Any] | None = None) 
         section, _, name = key.rpartition(".")
         target = raw.setdefault(section, {}) if section else raw
         target[name] = value
+    missing = workspace_problems(raw)
+    if missing:
+        raise ConfigError(missing, str(path))
     return parse_settings(raw, path.resolve().parent, str(path))
+
+
+def workspace_problems(raw: Mapping[str, Any]) -> list[str]:
+    """An empty or truncated file would run on built-in defaults: a workspace's config
+    must at least name its account and its units."""
+    problems = []
+    account = raw.get("account")
+    if not isinstance(account, dict) or "name" not in account:
+        problems.append("account.name: is missing; a workspace names its WeChat account "
+                        "([account] name = \"…\"). Is the file empty or cut short? "
+                        "'pipeline init DIR' writes a complete one")
+    if not raw.get("units"):
+        problems.append("units: no [[units]] are listed; a workspace names the units that "
+                        "report (name, level, parent)")
+    return problems
 
 
 def parse_settings(raw: Mapping[str, Any], root: Path, source: str = "config.toml",
@@ -89,6 +109,7 @@ def parse_settings(raw: Mapping[str, Any], root: Path, source: str = "config.tom
     review = _review(top.sub("review"))
     reach = _reach(top.sub("reach"))
     media = _media(top.sub("media"), root, problems)
+    web = _web(top.sub("web"))
     report_unknown(top)
     if problems:
         raise ConfigError(problems, source)
@@ -96,7 +117,28 @@ def parse_settings(raw: Mapping[str, Any], root: Path, source: str = "config.tom
     return Settings(root=root, account=account, schedule=schedule, deadline=deadline,
                     limits=limits, paths=paths, activity_types=types, units=units,
                     campaign=campaign, database_url=url, wechat=wechat, smtp=smtp,
-                    notify=notify, scoring=scoring, review=review, reach=reach, media=media)
+                    notify=notify, scoring=scoring, review=review, reach=reach, media=media,
+                    web=web)
+
+
+def _web(r: Reader) -> WebSettings:
+    d = WebSettings()
+    proxies = r.get("trusted_proxies", list, [])
+    good: list[str] = []
+    for i, item in enumerate(proxies):
+        try:
+            good.append(str(ipaddress.ip_network(item, strict=False)))
+        except (TypeError, ValueError):
+            r.problem(f"trusted_proxies[{i}]", f"{item!r} is not an IP address or network "
+                      "like '127.0.0.1' or '10.0.0.0/8'")
+    result = WebSettings(trusted_proxies=tuple(good),
+                         session_hours=r.get("session_hours", int, d.session_hours, positive),
+                         idle_minutes=r.get("idle_minutes", int, d.idle_minutes, positive),
+                         header_timeout=r.get("header_timeout", int, d.header_timeout, positive),
+                         keepalive_timeout=r.get("keepalive_timeout", int, d.keepalive_timeout,
+                                                 positive))
+    report_unknown(r)
+    return result
 
 
 def _account(r: Reader) -> AccountSettings:

@@ -45,6 +45,7 @@ class Limits:
     body_chars: int = 10_000             # a report's own text
     photo_bytes: int = 10 * 1024 * 1024  # add_material's image limit
     photos_per_report: int = 20
+    photo_pixels: int = 40_000_000       # width x height; larger photos are refused at intake
     future_grace_minutes: int = 10       # clock skew allowed for "activity in the future"
 
 
@@ -216,6 +217,17 @@ class ReviewSettings:
 
 
 @dataclass(frozen=True)
+class WebSettings:
+    """The web desk's sessions, proxies and connection timeouts."""
+
+    trusted_proxies: tuple[str, ...] = ()  # X-Forwarded-For is honoured only from these
+    session_hours: int = 12              # a session ends this long after login at the latest
+    idle_minutes: int = 60               # ... or after this long without a request
+    header_timeout: int = 10             # seconds a client has to send its request headers
+    keepalive_timeout: int = 5           # seconds an idle connection is kept open
+
+
+@dataclass(frozen=True)
 class Settings:
     root: Path
     account: AccountSettings
@@ -234,6 +246,7 @@ class Settings:
     review: ReviewSettings = field(default_factory=ReviewSettings)
     reach: ReachSettings = field(default_factory=ReachSettings)
     media: MediaSettings = field(default_factory=MediaSettings)
+    web: WebSettings = field(default_factory=WebSettings)
 
     @property
     def tz(self) -> ZoneInfo:

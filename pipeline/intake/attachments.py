@@ -203,9 +203,15 @@ def _photo(name: str, target: Path, limits: Limits) -> Photo:
         what = hidden.group().decode("ascii", "replace") if hidden else "a ZIP archive"
         raise Invalid(f"the photo {q} is a {kind.upper()} image that also contains {what!r} "
                        "(a disguised file); export the photo again from the camera or phone")
-    if damage := _damage(data):
+    damage, (width, height) = _damage(data)
+    if damage:
         raise Invalid(f"the photo {q} is a damaged {kind.upper()} image ({damage}); "
                        "export it again")
+    if width * height > limits.photo_pixels:
+        # decoding and resizing it would take gigabytes and seconds: refused before that
+        raise Invalid(f"the photo {q} is {width} × {height} pixels "
+                      f"({width * height / 1e6:.1f} megapixels); the limit is "
+                      f"{limits.photo_pixels / 1e6:g} megapixels; make it smaller")
     return Photo(path=target, original_name=_clean_name(name, target), kind=kind,
                  size=len(data), sha256=hashlib.sha256(data).hexdigest())
 
@@ -229,16 +235,19 @@ def _photo_bytes(q: str, target: Path, limits: Limits) -> bytes:
         raise Invalid(f"the photo {q} cannot be read ({exc.strerror})") from exc
 
 
-def _damage(data: bytes) -> str | None:
+def _damage(data: bytes) -> tuple[str | None, tuple[int, int]]:
+    """What is wrong with the image's structure (None: nothing), and its size in pixels
+    (read from the header; Pillow's decompression-bomb guard stays on)."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(data)) as image:
+                size = image.size
                 image.verify()
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError,
             Image.DecompressionBombWarning) as exc:
-        return str(exc) or type(exc).__name__
-    return None
+        return str(exc) or type(exc).__name__, (0, 0)
+    return None, size
 
 
 def _clean_name(name: str, target: Path) -> str:

@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Protocol
 
 from ..config import Settings
-from ..errors import PipelineError
+from ..errors import PipelineError, StoreError
 from ..store import Store
 from . import outbox
 from .alerts import deliver_alerts
@@ -145,6 +145,8 @@ def notify_tick(store: Store, settings: Settings, now: datetime) -> None:
     for name, job in jobs:
         try:
             log.debug("notify %s: %s", name, job())
+        except StoreError:
+            raise  # the database is gone: the tick says so once, not once per job
         except PipelineError as exc:
             log.error("notify %s failed: %s", name, exc)
 

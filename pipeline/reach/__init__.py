@@ -12,7 +12,7 @@ import logging
 from datetime import datetime
 
 from ..config import Settings
-from ..errors import PipelineError
+from ..errors import PipelineError, StoreError
 from ..store import Store
 
 log = logging.getLogger(__name__)
@@ -28,5 +28,7 @@ def reach_tick(store: Store, settings: Settings, now: datetime) -> None:
         report = reach_due(store, settings, now)
         if report is not None:
             log.info("reach: %s", report.summary())
+    except StoreError:
+        raise  # the tick logs a lost database once
     except PipelineError as exc:
         log.error("reach fetch failed: %s", exc)

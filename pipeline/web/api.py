@@ -18,6 +18,7 @@ from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from sqlmodel import Session
+from starlette.concurrency import run_in_threadpool
 
 from .. import review, units
 from ..errors import ReviewError
@@ -26,12 +27,22 @@ from ..proofread import apply_finding, dismiss_finding
 from ..push import order as push_order
 from ..push import run_push
 from ..views import detail, iso, units_tree
-from .auth import AuthError, authenticate, check_csrf, start_session
+from .auth import AuthError, check_csrf, end_session
+from .bodies import body_schema, read_model
 from .errors import ERROR_RESPONSES, FieldErrors
 from .forms import FormCheck, save_encoded, validate
 from .queries import SCOPES, QueueFilter, active_links, queue_page, unit_reports, week_numbers
 from .reporter import idempotency_key, store_report, stored_under
-from .state import DraftId, WebState, audit, editor_of, remote, unit_of_link, web
+from .state import (
+    DraftId,
+    WebState,
+    attempt_login,
+    audit,
+    editor_of,
+    remote,
+    unit_of_link,
+    web,
+)
 
 router = APIRouter(prefix="/api", responses=ERROR_RESPONSES)
 Json = dict[str, Any]
@@ -132,23 +143,19 @@ def _review_call(request: Request, user: str, draft_id: int, action: str,
 
 @router.post("/login")
 def api_login(request: Request, body: LoginIn) -> Json:
-    state, address = web(request), remote(request)
-    if state.limiter.blocked_for(address, body.name) > 0:
+    result = attempt_login(request, body.name.strip(), body.password)  # a sync route: a thread
+    if result.wait > 0:
         raise AuthError(429, "登录失败次数过多，请稍后再试。")
-    with state.store.session() as session:
-        user = authenticate(session, body.name, body.password)
-        audit(session, request, body.name or "-", "login" if user else "login_failed")
-    if user is None:
-        state.limiter.failed(address, body.name)
+    if result.user is None:
         raise AuthError(401, "用户名或密码不正确。")
-    state.limiter.succeeded(address, body.name)
-    start_session(request.session, user)
-    return {"ok": True, "user": user.name, "csrf_token": request.session["csrf"]}
+    return {"ok": True, "user": result.user, "csrf_token": request.session["csrf"]}
 
 
 @router.post("/logout")
 def api_logout(request: Request, user: Writer) -> Json:
-    request.session.clear()
+    with web(request).store.session() as session:
+        audit(session, request, user, "logout")
+        end_session(request.session, session)
     return {"ok": True}
 
 
@@ -272,7 +279,8 @@ def api_units(request: Request, user: Reader) -> Json:
         week = week_numbers(session, s.settings, s.now())
     for row in rows:
         link = links.get(row["id"])
-        row["link"] = f"/r/{link.token}" if link else None
+        # only the hash is kept: the link itself was shown once, when it was made
+        row["link_created_at"] = iso(link.created_at, s.settings) if link else None
         row["this_week"] = week.get(row["id"], {"received": 0, "published": 0, "late": 0})
     return {"ok": True, "units": rows}
 
@@ -305,15 +313,28 @@ def api_unit_reports(request: Request, token: str) -> Json:
                 "reports": unit_reports(session, s.settings, unit, s.now())}
 
 
-@router.post("/r/{token}/reports", status_code=201)
-def api_submit(request: Request, token: str, body: ReportIn,
-               idempotency_key_: Annotated[str | None, Header(alias="Idempotency-Key",
-                                                              max_length=100)] = None
-               ) -> JSONResponse:
-    s = web(request)
+def _link_unit(s: WebState, token: str) -> Unit:
     with s.store.session() as session:
-        _, unit = unit_of_link(session, token)
-        key = idempotency_key(unit, idempotency_key_ or "")
+        return unit_of_link(session, token)[1]
+
+
+@router.post("/r/{token}/reports", status_code=201, openapi_extra=body_schema(ReportIn))
+async def api_submit(request: Request, token: str,
+                     idempotency_key_: Annotated[str | None, Header(alias="Idempotency-Key",
+                                                                    max_length=100)] = None
+                     ) -> JSONResponse:
+    s = web(request)
+    # the link first: nobody without one gets the body read, let alone parsed
+    unit = await run_in_threadpool(_link_unit, s, token)
+    body = await read_model(request, ReportIn)
+    return await run_in_threadpool(_submit, request, s, unit, body, idempotency_key_ or "")
+
+
+def _submit(request: Request, s: WebState, unit: Unit, body: ReportIn,
+            client_key: str) -> JSONResponse:
+    """Store the report (photo decoding and checks included: in a worker thread)."""
+    with s.store.session() as session:
+        key = idempotency_key(unit, client_key)
         earlier = stored_under(session, key)
     if earlier is None:
         values = {k: v for k, v in body.model_dump().items()
@@ -372,9 +393,16 @@ def _own_report(session: Session, s: WebState, token: str, draft_id: int) -> dic
     return data
 
 
-@router.post("/r/{token}/reports/{draft_id}/resubmit")
-def api_resubmit(request: Request, token: str, draft_id: DraftId, body: ResubmitIn) -> Json:
+@router.post("/r/{token}/reports/{draft_id}/resubmit", openapi_extra=body_schema(ResubmitIn))
+async def api_resubmit(request: Request, token: str, draft_id: DraftId) -> Json:
     s = web(request)
+    await run_in_threadpool(_link_unit, s, token)
+    body = await read_model(request, ResubmitIn)
+    return await run_in_threadpool(_resubmit, request, s, token, draft_id, body)
+
+
+def _resubmit(request: Request, s: WebState, token: str, draft_id: int,
+              body: ResubmitIn) -> Json:
     with s.store.session() as session:
         data = _own_report(session, s, token, draft_id)
         if data["status"] not in review.RESUBMITTABLE:

@@ -15,6 +15,7 @@ import secrets
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from starlette.middleware.sessions import SessionMiddleware
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from .. import __version__
 from ..clock import Clock
@@ -31,14 +32,12 @@ from . import (
     reporter,
     wechat_push,
 )
+from .bodies import body_limit
 from .middleware import BodyLimit, SecurityHeaders
 from .state import HERE, WebState, make_environment
 
 log = logging.getLogger(__name__)
 SECRET_ENV = "PIPELINE_WEB_SECRET"
-SESSION_HOURS = 12
-MAX_BODY = 1 * 2**20          # every request but a report with photos
-MAX_UPLOAD = 64 * 2**20       # a report with photos (form or API)
 
 
 def _secret(given: str | None) -> str:
@@ -51,8 +50,8 @@ def _secret(given: str | None) -> str:
     return secret
 
 
-def create_app(settings: Settings, store: Store, clock: Clock, *, secret: str | None = None,
-               max_body: int = MAX_BODY, max_upload: int = MAX_UPLOAD) -> FastAPI:
+def create_app(settings: Settings, store: Store, clock: Clock, *,
+               secret: str | None = None) -> FastAPI:
     """The ASGI app serving the desk, the reporters' pages and ``/api/``."""
     app = FastAPI(title="pipeline 编辑台与报送接口", version=__version__,
                   description="区禁毒办公众号内容流水线的 JSON 接口。错误统一为 "
@@ -66,12 +65,13 @@ def create_app(settings: Settings, store: Store, clock: Clock, *, secret: str | 
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     errors.install(app)
     app.add_middleware(SessionMiddleware, secret_key=key, session_cookie="pipeline_session",
-                       max_age=SESSION_HOURS * 3600, same_site="lax",
+                       max_age=settings.web.session_hours * 3600, same_site="lax",
                        https_only=settings.notify.base_url.startswith("https://"))
     app.add_middleware(SecurityHeaders)
 
-    def limit_for(path: str) -> int:
-        return max_upload if path.startswith(("/r/", "/api/r/")) else max_body
-
-    app.add_middleware(BodyLimit, limit_for=limit_for)
+    app.add_middleware(BodyLimit, limit_for=lambda path: body_limit(settings.limits, path))
+    # X-Forwarded-For only from the proxies we were told about: anyone else could claim
+    # any address (the login limiter and the audit log go by it)
+    app.add_middleware(ProxyHeadersMiddleware,
+                       trusted_hosts=list(settings.web.trusted_proxies) or [])
     return app

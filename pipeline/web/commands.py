@@ -27,7 +27,8 @@ from ..errors import PipelineError
 from ..schedule import serve
 from ..store import Store
 from .app import create_app
-from .auth import add_user
+from .auth import add_user, disable_user
+from .serving import server_config
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +70,13 @@ def cmd_user_add(ctx: Ctx) -> int:
 
 def cmd_user_passwd(ctx: Ctx) -> int:
     return _set_user(ctx, replace=True)
+
+
+def cmd_user_disable(ctx: Ctx) -> int:
+    with ctx.store.session() as session:
+        user = disable_user(session, ctx.args.name)
+    print(f"disabled {user.name}; its sessions have ended")
+    return 0
 
 
 def _set_user(ctx: Ctx, *, replace: bool) -> int:
@@ -255,8 +263,7 @@ def serve_web(ctx: Ctx) -> int:
     print(f"pipeline serve: {where}" + ("" if scheduler is None else
           f"; push at {settings.schedule.push_time:%H:%M} {settings.tz.key}") +
           "; Ctrl-C to stop", flush=True)
-    config = uvicorn.Config(app, host=args.host, port=args.port, log_level="info",
-                            proxy_headers=True, server_header=False)
+    config = server_config(app, settings.web, args.host, args.port)
     try:
         _Server(config).run(sockets=[listener])
     finally:

@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 
 from .. import review
@@ -23,10 +24,11 @@ from ..render import rerender
 from ..units import all_units
 from ..views import detail
 from . import i18n
-from .auth import AuthError, authenticate, check_csrf, flash, start_session
+from .auth import MAX_NAME, AuthError, check_csrf, end_session, flash
+from .bodies import read_json
 from .files import PREVIEW_CSP, draft_file
 from .queries import SCOPES, QueueFilter, photos_of, queue_page
-from .state import DraftId, audit, editor_of, page, remote, web
+from .state import DraftId, attempt_login, audit, editor_of, page, remote, web
 
 router = APIRouter(include_in_schema=False)
 
@@ -64,22 +66,16 @@ def login_page(request: Request, next: str = "/") -> Response:
 @router.post("/login")
 async def login(request: Request) -> Response:
     form = await verified_form(request)
-    state, address = web(request), remote(request)
-    name, password = _text(form, "name").strip(), _text(form, "password")
+    name, password = _text(form, "name").strip()[:MAX_NAME], _text(form, "password")[:1000]
     target = _safe_next(_text(form, "next"))
-    wait = state.limiter.blocked_for(address, name)
-    if wait > 0:
+    # argon2 takes most of a second: in a worker thread, so other requests go on meanwhile
+    result = await run_in_threadpool(attempt_login, request, name, password)
+    if result.wait > 0:
         return page(request, "login.html", 429, next=target, name=name,
-                    error=f"登录失败次数过多，请 {int(wait // 60) + 1} 分钟后再试。")
-    with state.store.session() as session:
-        user = authenticate(session, name, password)
-        audit(session, request, name or "-", "login" if user else "login_failed")
-    if user is None:
-        state.limiter.failed(address, name)
+                    error=f"登录失败次数过多，请 {int(result.wait // 60) + 1} 分钟后再试。")
+    if result.user is None:
         return page(request, "login.html", 401, next=target, name=name,
                     error="用户名或密码不正确。")
-    state.limiter.succeeded(address, name)
-    start_session(request.session, user)
     return RedirectResponse(target, 303)
 
 
@@ -88,7 +84,7 @@ async def logout(request: Request, user: Editor) -> Response:
     await verified_form(request)
     with web(request).store.session() as session:
         audit(session, request, user, "logout")
-    request.session.clear()
+        end_session(request.session, session)
     return RedirectResponse("/login", 303)
 
 
@@ -266,14 +262,16 @@ async def edit(request: Request, user: Editor, draft_id: DraftId) -> Response:
 async def preview(request: Request, user: Editor, draft_id: DraftId) -> Response:
     """The live re-render while the editor types: nothing is saved."""
     check_csrf(request.session, request.headers.get("x-csrf-token"))
-    body: Any = await request.json()
+    body: Any = await read_json(request)
     markdown = body.get("markdown") if isinstance(body, dict) else None
     if not isinstance(markdown, str):
         raise AuthError(422, "缺少正文。")
     state = web(request)
     with state.store.session() as session:
         draft = review.get_draft(session, draft_id)
-    article = rerender(markdown, draft.title, draft.author, draft.digest, state.settings)
+    # a long article takes a while to render: never on the event loop
+    article = await run_in_threadpool(rerender, markdown, draft.title, draft.author,
+                                      draft.digest, state.settings)
     return JSONResponse({"ok": True, "html": article.html,
                          "problems": [i18n.problem_message(p) for p in article.problems]})
 
@@ -285,8 +283,8 @@ async def preview_page(request: Request, user: Editor, draft_id: DraftId) -> Res
     state = web(request)
     with state.store.session() as session:
         draft = review.get_draft(session, draft_id)
-    article = rerender(_text(form, "markdown"), draft.title, draft.author, draft.digest,
-                       state.settings)
+    article = await run_in_threadpool(rerender, _text(form, "markdown"), draft.title,
+                                      draft.author, draft.digest, state.settings)
     # the saved article's photos are relative to its folder: point the base there
     head = f'<!DOCTYPE html><meta charset="utf-8"><base href="/drafts/{draft_id}/files/">'
     return HTMLResponse(head + article.html, headers={"Content-Security-Policy": PREVIEW_CSP})

@@ -74,8 +74,9 @@ def units(request: Request, user: Editor) -> Response:
         # notify.base_url left at its local default: the address this page was opened on
         # is the one that works (the desk may serve on another port).
         base = str(request.base_url).rstrip("/")
+    new_link = request.session.pop("new_link", None)  # a new link's URL is shown once
     return page(request, "units.html", user=user, rows=rows, links=links, week=week,
-                base=base)
+                base=base, new_link=new_link if isinstance(new_link, list) else None)
 
 
 @router.post("/units/{unit_id}/link")
@@ -90,8 +91,9 @@ async def unit_link(request: Request, user: Editor, unit_id: int) -> Response:
                 count = revoke_links(session, unit_id, state.now())
                 message = "链接已停用。" if count else "该单位没有可停用的链接。"
             else:
-                create_link(session, unit_id, actor=user, now=state.now(),
-                                    replace=action == "regenerate")
+                made = create_link(session, unit_id, actor=user, now=state.now(),
+                                   replace=action == "regenerate")
+                request.session["new_link"] = [unit_id, f"/r/{made.token}"]
                 message = ("已生成新链接，旧链接已停用。" if action == "regenerate"
                            else "已生成链接。")
             audit(session, request, user, f"link_{action}", f"unit:{unit_id}")

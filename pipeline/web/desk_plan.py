@@ -7,20 +7,24 @@ unique slot row makes a second click, the scheduler and the CLI all safe.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
-from datetime import timedelta
+import secrets
+from datetime import datetime, timedelta
 from typing import Any
 
+import sqlalchemy as sa
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
+from sqlmodel import Session, col, select
 
 from ..errors import PipelineError
+from ..models import FeedToken
 from ..push import local_date, plan, run_push
 from ..push import order as push_order
+from ..units import hash_token
 from . import i18n
 from .auth import AuthError, check_csrf, flash, session_user
+from .bodies import read_json
 from .desk import Editor, verified_form
 from .planning import calendar_days, ical_feed, next_push_moment
 from .state import audit, page, web
@@ -28,9 +32,22 @@ from .state import audit, page, web
 router = APIRouter(include_in_schema=False)
 
 
-def feed_token(secret: str) -> str:
-    """The calendar feed's key: calendar apps cannot log in, so the URL carries one."""
-    return hmac.new(secret.encode(), b"calendar-feed", hashlib.sha256).hexdigest()[:32]
+def new_feed_token(session: Session, actor: str, now: datetime) -> str:
+    """A new key for the calendar feed (calendar apps cannot log in, so the URL carries
+    one); the old keys stop working. Only its hash is kept: it is shown once."""
+    session.execute(sa.update(FeedToken).where(col(FeedToken.revoked_at).is_(None))
+                    .values(revoked_at=now))
+    token = secrets.token_urlsafe(24)
+    session.add(FeedToken(token_hash=hash_token(token), created_at=now, created_by=actor))
+    return token
+
+
+def feed_token_ok(session: Session, token: str) -> bool:
+    if not token or len(token) > 100:
+        return False
+    return session.exec(select(FeedToken).where(FeedToken.token_hash == hash_token(token),
+                                                col(FeedToken.revoked_at).is_(None))
+                        ).first() is not None
 
 
 def push_plan(request: Request) -> dict[str, Any]:
@@ -69,7 +86,7 @@ async def move(request: Request, user: Editor) -> Response:
 async def reorder(request: Request, user: Editor) -> Response:
     """The whole order at once (the drag-and-drop list posts it as JSON)."""
     check_csrf(request.session, request.headers.get("x-csrf-token"))
-    body = await request.json()
+    body = await read_json(request)
     ids = body.get("order") if isinstance(body, dict) else None
     if not isinstance(ids, list) or not all(isinstance(i, int) for i in ids):
         raise AuthError(422, "顺序应为稿件编号列表。")
@@ -105,11 +122,25 @@ async def push_now(request: Request, user: Editor) -> Response:
 def calendar(request: Request, user: Editor) -> Response:
     state = web(request)
     days = _three_weeks(request)
-    feed = (f"{state.settings.notify.base_url.rstrip('/')}/calendar.ics?token="
-            f"{feed_token(state.secret)}")
+    token = request.session.pop("new_feed", None)  # shown once, right after it was made
+    feed = (f"{state.settings.notify.base_url.rstrip('/')}/calendar.ics?token={token}"
+            if isinstance(token, str) else "")
+    with state.store.session() as session:
+        has_feed = session.exec(select(FeedToken.id).where(
+            col(FeedToken.revoked_at).is_(None))).first() is not None
     weeks = [days[i:i + 7] for i in range(0, len(days), 7)]
-    return page(request, "calendar.html", user=user, weeks=weeks, feed=feed,
+    return page(request, "calendar.html", user=user, weeks=weeks, feed=feed, has_feed=has_feed,
                 today=local_date(state.now(), state.settings))
+
+
+@router.post("/calendar/feed")
+async def calendar_feed_token(request: Request, user: Editor) -> Response:
+    await verified_form(request)
+    state = web(request)
+    with state.store.session() as session:
+        request.session["new_feed"] = new_feed_token(session, user, state.now())
+        audit(session, request, user, "feed_token")
+    return RedirectResponse("/calendar", 303)
 
 
 def _three_weeks(request: Request) -> list[Any]:
@@ -124,13 +155,12 @@ def _three_weeks(request: Request) -> list[Any]:
 @router.get("/calendar.ics")
 def calendar_feed(request: Request, token: str = "") -> Response:
     state = web(request)
-    if token:
-        if not hmac.compare_digest(token, feed_token(state.secret)):
-            raise AuthError(403, "日历订阅地址无效。")
-    else:
-        with state.store.session() as session:
-            if session_user(request.session, session) is None:
-                raise AuthError(303, "请先登录。")
+    with state.store.session() as session:
+        if token:
+            if not feed_token_ok(session, token):
+                raise AuthError(403, "日历订阅地址无效。")
+        elif session_user(request.session, session, state.now(), state.settings.web) is None:
+            raise AuthError(303, "请先登录。")
     body = ical_feed(_three_weeks(request), state.settings, state.now(),
                      state.settings.notify.base_url)
     return Response(body, media_type="text/calendar; charset=utf-8",

@@ -17,7 +17,7 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ..errors import PipelineError, ReviewError
+from ..errors import PipelineError, ReviewError, StoreError
 from . import i18n
 from .auth import AuthError
 from .state import page
@@ -26,19 +26,25 @@ log = logging.getLogger(__name__)
 
 HTTP_WORDS = {400: "请求有误。", 401: "请先登录。", 403: "没有权限。", 404: "页面不存在。",
               405: "不支持此请求方式。", 409: "操作与当前状态冲突。", 413: "提交的内容太大。",
-              422: "提交的内容有误。", 429: "请求太频繁，请稍后再试。", 500: "服务器出错了。"}
+              422: "提交的内容有误。", 429: "请求太频繁，请稍后再试。", 500: "服务器出错了。",
+              503: "服务暂时不可用，请稍后再试。"}
+
+
+MAX_PROBLEMS = 20
+RETRY_AFTER = 30  # seconds: a database restart usually takes less
 
 
 class ErrorBody(BaseModel):
     ok: bool = False
     error: str
     status: int
+    code: str | None = None      # the error vocabulary's code, e.g. store.unavailable
     fields: dict[str, list[str]] | None = None
 
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorBody, "description": HTTP_WORDS[code]}
-    for code in (400, 401, 403, 404, 409, 413, 422, 429)}
+    for code in (400, 401, 403, 404, 409, 413, 422, 429, 503)}
 
 
 class FieldErrors(Exception):
@@ -88,7 +94,8 @@ def install(app: FastAPI) -> None:
     async def on_validation(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)
         fields: dict[str, list[str]] = {}
-        for error in exc.errors():
+        # the first problems only: 90,000 unknown keys must not make a 5 MB answer
+        for error in list(exc.errors())[:MAX_PROBLEMS]:
             where = ".".join(str(p) for p in error.get("loc", ()) if p != "body") or "request"
             fields.setdefault(where, []).append(str(error.get("msg", "")))
         return _answer(request, 422, "请求格式不正确：" + "；".join(fields), fields=fields)
@@ -97,8 +104,18 @@ def install(app: FastAPI) -> None:
         assert isinstance(exc, StarletteHTTPException)
         return _answer(request, exc.status_code, HTTP_WORDS.get(exc.status_code, str(exc.detail)))
 
+    async def on_store(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StoreError)
+        log.warning("request %s: %s", request.url.path, exc)  # one line, no traceback
+        answer = _answer(request, 503, exc.text("zh_CN"), code=exc.code or "store.unavailable")
+        answer.headers["Retry-After"] = str(RETRY_AFTER)
+        return answer
+
     async def on_pipeline(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, PipelineError)
+        if exc.code:
+            log.warning("request %s failed: %s", request.url.path, exc)
+            return _answer(request, 409, exc.text("zh_CN"), code=exc.code)
         message = str(exc)
         if isinstance(exc, ReviewError):
             return _answer(request, i18n.review_status(message), i18n.review_message(exc))
@@ -113,5 +130,6 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(FieldErrors, on_fields)
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(StarletteHTTPException, on_http)
+    app.add_exception_handler(StoreError, on_store)
     app.add_exception_handler(PipelineError, on_pipeline)
     app.add_exception_handler(Exception, on_bug)

@@ -78,6 +78,9 @@ _REJECTION_RULES: tuple[Rule, ...] = (
                     "（手机 HEIC 照片请在设置中改为“兼容性最佳”后重新拍摄或导出）"),
     _rule(r"is ([\d.]+) MB .*the limit is ([\d.]+) MB",
           lambda m: f"图片有 {m[1]} MB，每张最多 {m[2]} MB，请压缩后再上传"),
+    _rule(r"is (\d+) × (\d+) pixels \(([\d.]+) megapixels\); the limit is ([\d.]+) megapixels",
+          lambda m: f"图片有 {m[1]}×{m[2]} 像素（{m[3]} 百万像素），每张最多 {m[4]} 百万像素，"
+                    "请缩小后再上传"),
     _rule(r"empty file", lambda m: "图片是空文件（0 字节），请重新选择"),
     _rule(r"damaged", lambda m: "图片已损坏，请重新导出后上传"),
     _rule(r"disguised|also contains", lambda m: "图片中夹带了其他文件，请从相机或相册重新导出"),

@@ -17,7 +17,7 @@ def _lazy(name: str) -> Callable[[Any], int]:
 
 
 def register(subparsers: Any) -> None:
-    """Add ``user add NAME``, ``user passwd NAME`` and ``worker`` to the CLI."""
+    """Add ``user add|passwd|disable NAME`` and ``worker`` to the CLI."""
     user = subparsers.add_parser("user", help="editor accounts for the web desk",
                                  description="editor accounts for the web desk")
     actions = user.add_subparsers(dest="user_command", metavar="ACTION", required=True)
@@ -34,6 +34,11 @@ def register(subparsers: Any) -> None:
                            "stages (repeat for several), e.g. --stage 终审")
             p.add_argument("--email", help="where alerts about drafts waiting for this "
                            "editor's stages go")
+    p = actions.add_parser("disable", help="turn an editor's account off and end its sessions",
+                           description="turn an editor's account off; every session it has "
+                           "ends at once ('user passwd' turns it on again)")
+    p.add_argument("name", help="the editor's login name")
+    p.set_defaults(func=_lazy("cmd_user_disable"))
     worker_parser = subparsers.add_parser(
         "worker", help="run the scheduler only (when the web runs in other processes)",
         description="run the scheduler only (when the web runs in other processes)")

@@ -21,6 +21,7 @@ from ..config import Settings
 from ..deadlines import due_soon_limit
 from ..domain import DeadlineState, DraftStatus
 from ..models import Draft, DraftEvent, OutboxMessage, Submission, Unit, UnitLink
+from ..units import hash_token
 from ..views import summary
 
 S, D = DraftStatus, DeadlineState
@@ -122,7 +123,7 @@ def find_link(session: Session, token: str) -> tuple[UnitLink, Unit] | None:
     if not token or len(token) > 100:
         return None
     row = session.exec(select(UnitLink, Unit).join(Unit, col(Unit.id) == col(UnitLink.unit_id))
-                       .where(UnitLink.token == token)).first()
+                       .where(UnitLink.token_hash == hash_token(token))).first()
     return (row[0], row[1]) if row else None
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlmodel import Session, col, select
+from starlette.concurrency import run_in_threadpool
 
 from .. import review
 from ..domain import DraftStatus
@@ -129,10 +130,13 @@ async def submit_form(request: Request, token: str) -> Response:
     with tempfile.TemporaryDirectory(prefix="pipeline-upload-") as tmp:
         folder = Path(tmp)
         names = await save_uploads(form.getlist("photos"), folder, limits, check)
-        validate(check, names, unit.name, state.settings, state.now(), folder, "网页表单")
+        # decoding and checking photos is CPU work: in a worker thread
+        await run_in_threadpool(validate, check, names, unit.name, state.settings,
+                                state.now(), folder, "网页表单")
         if check.report is None:
             return _form_page(request, token, unit, check, 422)
-        stored = store_report(state, request, check, unit, key, f"reporter:{unit.name}")
+        stored = await run_in_threadpool(store_report, state, request, check, unit, key,
+                                         f"reporter:{unit.name}")
     return RedirectResponse(f"/r/{token}/done/{stored.id}", 303)
 
 

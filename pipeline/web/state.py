@@ -26,7 +26,15 @@ from ..deadlines import deadline_text
 from ..models import AuditLog, Unit, UnitLink
 from ..store import Store
 from . import i18n
-from .auth import AuthError, LoginLimiter, csrf_token, session_user, take_flashes
+from .auth import (
+    AuthError,
+    LoginLimiter,
+    authenticate,
+    csrf_token,
+    session_user,
+    start_session,
+    take_flashes,
+)
 from .queries import find_link
 
 HERE = Path(__file__).parent
@@ -115,8 +123,9 @@ def editor_of(request: Request, status: int) -> str:
     Raises:
         AuthError: ``status`` (303 to the login page, or 401 for the API) without a session.
     """
-    with web(request).store.session() as db:
-        name = session_user(request.session, db)
+    state = web(request)
+    with state.store.session() as db:
+        name = session_user(request.session, db, state.now(), state.settings.web)
     if name is None:
         raise AuthError(status, "请先登录。")
     return name
@@ -135,3 +144,27 @@ def unit_of_link(session: Session, token: str) -> tuple[UnitLink, Unit]:
     if link.revoked_at is not None:
         raise AuthError(403, "此报送链接已停用。请向区禁毒办索取新的链接。")
     return link, unit
+
+
+@dataclass(frozen=True)
+class LoginResult:
+    user: str | None
+    wait: float = 0.0      # > 0: refused by the limiter, try again in this many seconds
+
+
+def attempt_login(request: Request, name: str, password: str) -> LoginResult:
+    """Check a login and start its session; blocking (argon2), so async handlers run it
+    in a worker thread. Every attempt is audited; failures feed the limiter."""
+    state, address = web(request), remote(request)
+    wait = state.limiter.blocked_for(address, name)
+    if wait > 0:
+        return LoginResult(None, wait)
+    with state.store.session() as session:
+        user = authenticate(session, name, password)
+        audit(session, request, name or "-", "login" if user else "login_failed")
+        if user is None:
+            state.limiter.failed(address, name)
+            return LoginResult(None)
+        state.limiter.succeeded(address, name)
+        start_session(request.session, session, user, state.now(), address)
+        return LoginResult(user.name)
