@@ -14,6 +14,8 @@ import sys
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
+from sqlalchemy.exc import IntegrityError
+
 from . import __version__
 from . import commands as c
 from .clock import Clock
@@ -49,9 +51,8 @@ class Context:
     def store(self) -> Store:
         if self._store is None:
             settings = self.settings  # a broken config stops us before the database
-            self._store = open_store(settings.database_url)
-            with self._store.session() as session:
-                sync_units(session, settings.units, self.now())
+            self._store = open_store(settings.database_url, pool=settings.database)
+            _sync_units(self._store, settings, self.now())
         return self._store
 
     @property
@@ -69,6 +70,19 @@ class Context:
     def close(self) -> None:
         if self._store is not None:
             self._store.close()
+
+
+def _sync_units(store: Store, settings: Settings, now: datetime) -> None:
+    # Processes started together on a fresh database insert the configured units at the
+    # same moment: the loser of a unique name finds them there on its next try.
+    for attempt in range(3):
+        try:
+            with store.session() as session:
+                sync_units(session, settings.units, now)
+            return
+        except IntegrityError:
+            if attempt == 2:
+                raise
 
 
 def _parse_now(text: str | None) -> datetime | None:
@@ -102,6 +116,8 @@ def build_parser() -> argparse.ArgumentParser:
         return p
 
     add("init", c.cmd_init, "create a new workspace").add_argument("dir")
+    add("migrate", c.cmd_migrate, "bring the database schema up to date and exit (safe to "
+        "run from several processes at once)")
     add("submit", c.cmd_submit, "submit report files (.toml .json .md .csv .xlsx)",
         True).add_argument("files", nargs="+", metavar="FILE")
     p = add("queue", c.cmd_queue, "drafts waiting for an editor, earliest deadline first", True)

@@ -262,8 +262,19 @@ def _transition(action: str) -> Callable[[Context], int]:
     return command
 
 
+def cmd_migrate(ctx: Context) -> int:
+    """Migrate (opening the store does it, under a lock) and say where the schema is."""
+    from .store import HEAD
+
+    url = ctx.store.engine.url.render_as_string(hide_password=True)
+    print(f"database {url}: schema at revision {HEAD}")
+    return 0
+
+
 def cmd_edit(ctx: Context) -> int:
     settings = ctx.settings
+    with ctx.store.session() as session:
+        seen = review.get_draft(session, ctx.args.id).version  # the save is conditional on it
     original = read_markdown(settings, ctx.args.id)
     with tempfile.NamedTemporaryFile("w", suffix=".md", encoding="utf-8", delete=False) as tmp:
         tmp.write(original)
@@ -280,7 +291,7 @@ def cmd_edit(ctx: Context) -> int:
     actor = ctx.args.by or os.environ.get("USER") or "editor"
     with ctx.store.session() as session:
         problems = review.edit(session, settings, ctx.args.id, edited, actor=actor,
-                               now=ctx.now())
+                               now=ctx.now(), remote="cli", expected_version=seen)
     print(f"draft {ctx.args.id}: saved and re-rendered")
     for problem in problems:
         print(f"problem: {problem}")

@@ -212,6 +212,17 @@ class SchedulerLease(SQLModel, table=True):
     host: str = ""
     started_at: datetime = _utc_field()
     heartbeat_at: datetime = _utc_field()
+    # Added by migration 0010: the fencing token, bumped by every takeover. A scheduler
+    # acts only while the row still carries the token it took (``pipeline.lease``).
+    token: int = 0
+
+
+class LoginFailure(SQLModel, table=True):
+    """A failed login (migration 0010): counted by every web process alike."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(max_length=300, index=True)      # address and lower-cased name
+    at: datetime = _utc_field(index=True)
 
 
 class OutboxMessage(SQLModel, table=True):

@@ -60,6 +60,9 @@ class DismissIn(Strict):
 
 class MarkdownIn(Strict):
     markdown: str = Field(max_length=200_000)
+    version: int | None = Field(None, ge=1, le=2**31 - 1, description=(
+        "the draft's version the editor read; when someone saved since, nothing is saved "
+        "and the answer is 409 with the new version"))
 
 
 class CoverIn(Strict):
@@ -209,7 +212,8 @@ def api_edit(request: Request, user: Writer, draft_id: DraftId, body: MarkdownIn
 
     def call(session: Any) -> Json:
         return {"problems": review.edit(session, s.settings, draft_id, body.markdown,
-                                        actor=user, now=s.now())}
+                                        actor=user, now=s.now(), remote=remote(request),
+                                        expected_version=body.version)}
     return _review_call(request, user, draft_id, "edit", {}, call)
 
 

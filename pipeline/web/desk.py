@@ -15,7 +15,7 @@ from starlette.datastructures import FormData
 
 from .. import review
 from ..drafts import read_markdown
-from ..errors import PipelineError, ReviewError
+from ..errors import EditConflict, PipelineError, ReviewError
 from ..models import Finding, Unit
 from ..proofread import BLOCKING, apply_finding, blocking_findings, dismiss_finding, open_findings
 from ..reach.stats import story_figures
@@ -115,7 +115,7 @@ def queue(request: Request, user: Editor, scope: str = "waiting", state: str = "
 
 def draft_page(request: Request, user: str, draft_id: int, *, error: str = "",
                status: int = 200, markdown: str | None = None,
-               problems: list[str] | None = None) -> Response:
+               problems: list[str] | None = None, conflict: bool = False) -> Response:
     state = web(request)
     with state.store.session() as session:
         data = detail(session, state.settings, draft_id, state.now())
@@ -135,7 +135,7 @@ def draft_page(request: Request, user: str, draft_id: int, *, error: str = "",
                 stages=[s.name for s in state.settings.review.stages],
                 problems=problems if problems is not None else data["problems"],
                 editable=draft.status in review.EDITABLE, figures=figures, findings=findings,
-                blocking=blocking, marked=highlighted(saved, findings))
+                blocking=blocking, marked=highlighted(saved, findings), conflict=conflict)
 
 
 def highlighted(markdown: str, findings: list[Finding]) -> list[tuple[str, Finding | None]]:
@@ -201,8 +201,10 @@ def _refused(request: Request, user: str, draft_id: int, exc: PipelineError,
     message = str(exc)
     if isinstance(exc, ReviewError) and i18n.review_status(message) == 404:
         raise AuthError(404, i18n.review_message(exc))
+    # The loser of an edit race keeps the text typed, and gets a link to the winner's version.
     return draft_page(request, user, draft_id, error=i18n.review_message(exc),
-                      status=i18n.review_status(message), markdown=markdown)
+                      status=i18n.review_status(message), markdown=markdown,
+                      conflict=isinstance(exc, EditConflict))
 
 
 @router.post("/drafts/{draft_id}/action")
@@ -247,11 +249,10 @@ async def edit(request: Request, user: Editor, draft_id: DraftId) -> Response:
     state, markdown = web(request), _text(form, "markdown")
     try:
         with state.store.session() as session:
-            draft = review.get_draft(session, draft_id)
-            if str(draft.version) != _text(form, "version"):
-                raise ReviewError(f"Draft {draft_id} was changed by someone else just now.")
+            seen = _int(_text(form, "version"))
             problems = review.edit(session, state.settings, draft_id, markdown, actor=user,
-                                   now=state.now())
+                                   now=state.now(), remote=remote(request),
+                                   expected_version=seen if seen is not None else -1)
             audit(session, request, user, "edit", f"draft:{draft_id}",
                   {"problems": len(problems)})
     except ReviewError as exc:

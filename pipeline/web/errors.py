@@ -17,7 +17,7 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ..errors import PipelineError, ReviewError
+from ..errors import EditConflict, PipelineError, ReviewError
 from . import i18n
 from .auth import AuthError
 from .state import page
@@ -34,6 +34,9 @@ class ErrorBody(BaseModel):
     error: str
     status: int
     fields: dict[str, list[str]] | None = None
+    version: int | None = None   # an edit conflict: the version now committed ...
+    latest: str | None = None    # ... and where to read it
+    page: str | None = None
 
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -100,6 +103,10 @@ def install(app: FastAPI) -> None:
     async def on_pipeline(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, PipelineError)
         message = str(exc)
+        if isinstance(exc, EditConflict):  # the loser of an edit race: where the new text is
+            return _answer(request, 409, i18n.review_message(exc), version=exc.version,
+                           latest=f"/api/drafts/{exc.draft_id}",
+                           page=f"/drafts/{exc.draft_id}")
         if isinstance(exc, ReviewError):
             return _answer(request, i18n.review_status(message), i18n.review_message(exc))
         log.warning("request %s failed: %s", request.url.path, message)

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Protocol
 
 import jinja2
 from fastapi import Path as PathParam
@@ -26,12 +26,18 @@ from ..deadlines import deadline_text
 from ..models import AuditLog, Unit, UnitLink
 from ..store import Store
 from . import i18n
-from .auth import AuthError, LoginLimiter, csrf_token, session_user, take_flashes
+from .auth import AuthError, csrf_token, session_user, take_flashes
 from .queries import find_link
 
 HERE = Path(__file__).parent
 # Ids fit the databases' 32-bit integer columns; a larger one is a 422, not a crash.
 DraftId = Annotated[int, PathParam(ge=1, le=2**31 - 1)]
+
+
+class Limiter(Protocol):
+    def blocked_for(self, address: str, name: str) -> float: ...
+    def failed(self, address: str, name: str) -> None: ...
+    def succeeded(self, address: str, name: str) -> None: ...
 
 
 @dataclass
@@ -41,7 +47,7 @@ class WebState:
     clock: Clock
     env: jinja2.Environment
     secret: str
-    limiter: LoginLimiter = field(default_factory=LoginLimiter)
+    limiter: Limiter
 
     def now(self) -> datetime:
         return self.clock.now()
