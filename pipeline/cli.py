@@ -122,7 +122,10 @@ def build_parser() -> argparse.ArgumentParser:
         True).add_argument("files", nargs="+", metavar="FILE")
     p = add("queue", c.cmd_queue, "drafts waiting for an editor, earliest deadline first", True)
     p.add_argument("--all", action="store_true", help="every unfinished draft")
-    p.add_argument("--limit", type=int, default=200, help="rows to list (0: all)")
+    p.add_argument("--limit", type=int, default=None,
+                   help="rows to list (0: all; default 200, and all with --json); with "
+                   "--json, a page: {items, total, limit, offset, next}")
+    p.add_argument("--offset", type=int, default=0, help="skip this many rows (paging)")
     p.add_argument("--for", dest="signer", metavar="NAME",
                    help="only drafts waiting at a review stage NAME may sign")
     add("show", c.cmd_show, "one draft in full", True).add_argument("id", type=int)

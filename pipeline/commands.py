@@ -117,12 +117,17 @@ def _where(source: str, row: int | None) -> str:
 
 
 def cmd_queue(ctx: Context) -> int:
-    settings, now = ctx.settings, ctx.now()
+    settings, now, args = ctx.settings, ctx.now(), ctx.args
+    # JSON gets every row unless a page is asked for, and then says where the next starts.
+    paged = args.limit is not None and args.limit > 0
+    limit = args.limit if args.limit is not None else (0 if args.json else 200)
     with ctx.store.session() as session:
-        rows, total = views.queue(session, settings, now, include_all=ctx.args.all,
-                                  limit=ctx.args.limit, signer=ctx.args.signer)
-    if ctx.args.json:
-        _out(rows)
+        rows, total = views.queue(session, settings, now, include_all=args.all,
+                                  limit=limit, signer=args.signer, offset=args.offset)
+    if args.json:
+        following = args.offset + len(rows)
+        _out({"items": rows, "total": total, "limit": limit, "offset": args.offset,
+              "next": following if following < total else None} if paged else rows)
         return 0
     if not rows:
         print("the queue is empty")
@@ -134,7 +139,7 @@ def cmd_queue(ctx: Context) -> int:
         if r.get("attention"):
             print(f"        ! {r['attention']}")
     if total > len(rows):
-        print(f"... and {total - len(rows)} more (use --limit 0 to list all)")
+        print(f"... and {total - len(rows) - args.offset} more (use --limit 0 to list all)")
     return 0
 
 
@@ -314,7 +319,8 @@ def _push_json(report: PushReport, settings: Settings) -> dict[str, Any]:
         c = a.candidate
         return {"id": c.id, "title": c.title, "unit": c.unit, "late": a.late,
                 "position": a.position, "deadline": views.iso(c.deadline, settings)}
-    return {"date": report.day.isoformat(), "already_done": report.already_done,
+    return {"date": report.day.isoformat(),
+            "already_done": report.already_done or report.done_elsewhere,
             "wechat_state": report.wechat_state,
             "dry_run": report.dry_run, "articles": [item(a) for a in report.articles],
             "left_over": [item(a) for a in report.left_over],

@@ -253,11 +253,16 @@ def api_push_order(request: Request, user: Writer, body: OrderIn) -> Json:
 
 @router.post("/push/run")
 def api_push_run(request: Request, user: Writer, body: ConfirmIn) -> Json:
+    from .desk_plan import push_answer
+
     s = web(request)
     report = run_push(s.store, s.settings, s.now())
-    with s.store.session() as session:
-        audit(session, request, user, "push_now", f"push:{report.day}")
-    return {"ok": True, "date": report.day.isoformat(), "already_done": report.already_done,
+    if not report.done_elsewhere:  # one audit row per push: the loser of a race writes none
+        with s.store.session() as session:
+            audit(session, request, user, "push_now", f"push:{report.day}")
+    return {"ok": True, "date": report.day.isoformat(),
+            "already_done": report.already_done or report.done_elsewhere,
+            "message": push_answer(report),
             "articles": [a.candidate.id for a in report.articles],
             "left_over": [a.candidate.id for a in report.left_over]}
 

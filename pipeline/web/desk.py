@@ -46,6 +46,20 @@ async def verified_form(request: Request) -> FormData:
     return form
 
 
+# Handlers are plain ``def`` (FastAPI runs them in its thread pool, so a database wait or
+# a render never stalls the event loop); only reading the body is async, in these
+# dependencies.
+VerifiedForm = Annotated[FormData, Depends(verified_form)]
+
+
+async def json_body(request: Request) -> Any:
+    """The posted JSON document (the handler checks the CSRF header itself)."""
+    return await request.json()
+
+
+JsonBody = Annotated[Any, Depends(json_body)]
+
+
 def _text(form: FormData, name: str) -> str:
     value = form.get(name)
     return value if isinstance(value, str) else ""
@@ -62,8 +76,7 @@ def login_page(request: Request, next: str = "/") -> Response:
 
 
 @router.post("/login")
-async def login(request: Request) -> Response:
-    form = await verified_form(request)
+def login(request: Request, form: VerifiedForm) -> Response:
     state, address = web(request), remote(request)
     name, password = _text(form, "name").strip(), _text(form, "password")
     target = _safe_next(_text(form, "next"))
@@ -84,8 +97,7 @@ async def login(request: Request) -> Response:
 
 
 @router.post("/logout")
-async def logout(request: Request, user: Editor) -> Response:
-    await verified_form(request)
+def logout(request: Request, user: Editor, _form: VerifiedForm) -> Response:
     with web(request).store.session() as session:
         audit(session, request, user, "logout")
     request.session.clear()
@@ -154,9 +166,8 @@ def highlighted(markdown: str, findings: list[Finding]) -> list[tuple[str, Findi
 
 
 @router.post("/drafts/{draft_id}/findings/{finding_id}/apply")
-async def apply(request: Request, user: Editor, draft_id: DraftId,
-                finding_id: DraftId) -> Response:
-    await verified_form(request)
+def apply(request: Request, user: Editor, draft_id: DraftId, finding_id: DraftId,
+          _form: VerifiedForm) -> Response:
     state = web(request)
     try:
         with state.store.session() as session:
@@ -171,9 +182,8 @@ async def apply(request: Request, user: Editor, draft_id: DraftId,
 
 
 @router.post("/drafts/{draft_id}/findings/{finding_id}/dismiss")
-async def dismiss(request: Request, user: Editor, draft_id: DraftId,
-                  finding_id: DraftId) -> Response:
-    form = await verified_form(request)
+def dismiss(request: Request, user: Editor, draft_id: DraftId, finding_id: DraftId,
+            form: VerifiedForm) -> Response:
     state, reason = web(request), _text(form, "reason")
     try:
         with state.store.session() as session:
@@ -208,8 +218,7 @@ def _refused(request: Request, user: str, draft_id: int, exc: PipelineError,
 
 
 @router.post("/drafts/{draft_id}/action")
-async def act(request: Request, user: Editor, draft_id: DraftId) -> Response:
-    form = await verified_form(request)
+def act(request: Request, user: Editor, draft_id: DraftId, form: VerifiedForm) -> Response:
     state, action = web(request), _text(form, "action")
     if action not in ACTIONS:
         raise AuthError(400, "未知的操作。")
@@ -244,8 +253,7 @@ def _done(draft_id: int, action: str, outcome: review.Outcome) -> str:
 
 
 @router.post("/drafts/{draft_id}/edit")
-async def edit(request: Request, user: Editor, draft_id: DraftId) -> Response:
-    form = await verified_form(request)
+def edit(request: Request, user: Editor, draft_id: DraftId, form: VerifiedForm) -> Response:
     state, markdown = web(request), _text(form, "markdown")
     try:
         with state.store.session() as session:
@@ -264,10 +272,9 @@ async def edit(request: Request, user: Editor, draft_id: DraftId) -> Response:
 
 
 @router.post("/drafts/{draft_id}/render")
-async def preview(request: Request, user: Editor, draft_id: DraftId) -> Response:
+def preview(request: Request, user: Editor, draft_id: DraftId, body: JsonBody) -> Response:
     """The live re-render while the editor types: nothing is saved."""
     check_csrf(request.session, request.headers.get("x-csrf-token"))
-    body: Any = await request.json()
     markdown = body.get("markdown") if isinstance(body, dict) else None
     if not isinstance(markdown, str):
         raise AuthError(422, "缺少正文。")
@@ -280,9 +287,9 @@ async def preview(request: Request, user: Editor, draft_id: DraftId) -> Response
 
 
 @router.post("/drafts/{draft_id}/preview")
-async def preview_page(request: Request, user: Editor, draft_id: DraftId) -> Response:
+def preview_page(request: Request, user: Editor, draft_id: DraftId,
+                 form: VerifiedForm) -> Response:
     """The edited text rendered into the preview frame (the live preview's target)."""
-    form = await verified_form(request)
     state = web(request)
     with state.store.session() as session:
         draft = review.get_draft(session, draft_id)
@@ -294,8 +301,7 @@ async def preview_page(request: Request, user: Editor, draft_id: DraftId) -> Res
 
 
 @router.post("/drafts/{draft_id}/cover")
-async def cover(request: Request, user: Editor, draft_id: DraftId) -> Response:
-    form = await verified_form(request)
+def cover(request: Request, user: Editor, draft_id: DraftId, form: VerifiedForm) -> Response:
     state, name = web(request), _text(form, "cover")
     try:
         with state.store.session() as session:

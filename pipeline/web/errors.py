@@ -15,6 +15,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from pydantic import BaseModel
+from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..errors import EditConflict, PipelineError, ReviewError
@@ -26,7 +27,9 @@ log = logging.getLogger(__name__)
 
 HTTP_WORDS = {400: "请求有误。", 401: "请先登录。", 403: "没有权限。", 404: "页面不存在。",
               405: "不支持此请求方式。", 409: "操作与当前状态冲突。", 413: "提交的内容太大。",
-              422: "提交的内容有误。", 429: "请求太频繁，请稍后再试。", 500: "服务器出错了。"}
+              422: "提交的内容有误。", 429: "请求太频繁，请稍后再试。", 500: "服务器出错了。",
+              503: "系统繁忙（数据库连接已满），请稍后再试；您的操作没有保存，请稍后重新提交。"}
+RETRY_AFTER = 5  # seconds: a busy database usually has a free connection again by then
 
 
 class ErrorBody(BaseModel):
@@ -41,7 +44,7 @@ class ErrorBody(BaseModel):
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorBody, "description": HTTP_WORDS[code]}
-    for code in (400, 401, 403, 404, 409, 413, 422, 429)}
+    for code in (400, 401, 403, 404, 409, 413, 422, 429, 503)}
 
 
 class FieldErrors(Exception):
@@ -61,13 +64,15 @@ def _is_api(request: Request) -> bool:
     return request.url.path.startswith("/api/") or request.url.path == "/api"
 
 
-def _answer(request: Request, status: int, message: str, **extra: Any) -> Response:
+def _answer(request: Request, status: int, message: str, *,
+            headers: Mapping[str, str] | None = None, **extra: Any) -> Response:
     if _is_api(request):
-        return JSONResponse(error_body(status, message, **extra), status_code=status)
+        return JSONResponse(error_body(status, message, **extra), status_code=status,
+                            headers=dict(headers or {}))
     if status in (303, 401) and not request.url.path.startswith("/r/"):
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         return RedirectResponse(f"/login?next={_quote(target)}", 303)
-    return page(request, "error.html", status, message=message, code=status)
+    return page(request, "error.html", status, headers, message=message, code=status)
 
 
 def _quote(path: str) -> str:
@@ -112,6 +117,15 @@ def install(app: FastAPI) -> None:
         log.warning("request %s failed: %s", request.url.path, message)
         return _answer(request, 409, f"操作未完成（{message}）")
 
+    async def on_database(request: Request, exc: Exception) -> Response:
+        # No connection within pool_timeout (our pool or the server's slots), or the
+        # database is unreachable: the transaction rolled back whole, so nothing is
+        # half-written and the request may simply be sent again.
+        log.warning("request %s: no database connection (%s)", request.url.path,
+                    str(getattr(exc, "orig", None) or exc).splitlines()[0])
+        return _answer(request, 503, HTTP_WORDS[503],
+                       headers={"Retry-After": str(RETRY_AFTER)})
+
     async def on_bug(request: Request, exc: Exception) -> Response:
         log.error("unhandled error on %s", request.url.path, exc_info=exc)
         return _answer(request, 500, HTTP_WORDS[500])
@@ -121,4 +135,6 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(StarletteHTTPException, on_http)
     app.add_exception_handler(PipelineError, on_pipeline)
+    app.add_exception_handler(sa_exc.TimeoutError, on_database)
+    app.add_exception_handler(sa_exc.OperationalError, on_database)
     app.add_exception_handler(Exception, on_bug)

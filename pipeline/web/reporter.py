@@ -18,6 +18,8 @@ from pathlib import Path
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlmodel import Session, col, select
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData
 
 from .. import review
 from ..domain import DraftStatus
@@ -115,23 +117,30 @@ def report_form(request: Request, token: str) -> Response:
 
 @router.post("/r/{token}")
 async def submit_form(request: Request, token: str) -> Response:
-    state, unit = web(request), _link(request, token)
-    limits = state.settings.limits
+    # Only reading the body and streaming the photos happen on the event loop; the
+    # database and the render run in the thread pool, so other requests never wait.
+    limits = web(request).settings.limits
     form = await request.form(max_files=limits.photos_per_report + 1, **FORM_LIMITS)
     check_csrf(request.session, form.get("csrf_token"))
+    check = FormCheck(form_values(form))
+    with tempfile.TemporaryDirectory(prefix="pipeline-upload-") as tmp:
+        folder = Path(tmp)
+        names = await save_uploads(form.getlist("photos"), folder, limits, check)
+        return await run_in_threadpool(_store_form, request, token, form, check, names, folder)
+
+
+def _store_form(request: Request, token: str, form: FormData, check: FormCheck,
+                names: list[str], folder: Path) -> Response:
+    state, unit = web(request), _link(request, token)
     key = idempotency_key(unit, str(form.get("idempotency_key") or ""))
     with state.store.session() as session:
         earlier = stored_under(session, key)
     if earlier is not None:  # a double tap or a retried upload: same report
         return RedirectResponse(f"/r/{token}/done/{earlier.id}", 303)
-    check = FormCheck(form_values(form))
-    with tempfile.TemporaryDirectory(prefix="pipeline-upload-") as tmp:
-        folder = Path(tmp)
-        names = await save_uploads(form.getlist("photos"), folder, limits, check)
-        validate(check, names, unit.name, state.settings, state.now(), folder, "网页表单")
-        if check.report is None:
-            return _form_page(request, token, unit, check, 422)
-        stored = store_report(state, request, check, unit, key, f"reporter:{unit.name}")
+    validate(check, names, unit.name, state.settings, state.now(), folder, "网页表单")
+    if check.report is None:
+        return _form_page(request, token, unit, check, 422)
+    stored = store_report(state, request, check, unit, key, f"reporter:{unit.name}")
     return RedirectResponse(f"/r/{token}/done/{stored.id}", 303)
 
 
@@ -187,9 +196,13 @@ def own_file(request: Request, token: str, draft_id: DraftId, path: str) -> Resp
 
 @router.post("/r/{token}/reports/{draft_id}/resubmit")
 async def resubmit(request: Request, token: str, draft_id: DraftId) -> Response:
-    state, unit = web(request), _link(request, token)
     form = await request.form(max_files=0, **FORM_LIMITS)
     check_csrf(request.session, form.get("csrf_token"))
+    return await run_in_threadpool(_resubmit, request, token, draft_id, form)
+
+
+def _resubmit(request: Request, token: str, draft_id: int, form: FormData) -> Response:
+    state, unit = web(request), _link(request, token)
     markdown, note = str(form.get("markdown") or ""), str(form.get("note") or "")
     actor = f"reporter:{unit.name}"
     try:
