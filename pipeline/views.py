@@ -150,6 +150,7 @@ def detail(session: Session, settings: Settings, draft_id: int, now: datetime
     data = summary(draft, unit, settings, now)
     data.update({
         "author": draft.author, "digest": draft.digest, "cover": draft.cover,
+        "version": draft.version,  # what an edit must name (a save is conditional on it)
         "notes": json.loads(draft.notes),
         "findings": [finding_json(f) for f in open_findings(session, draft_id)],
         "proofread": _proofread(session, draft_id, settings),
