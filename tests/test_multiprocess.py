@@ -389,3 +389,43 @@ def test_no_free_connection_answers_503_and_writes_nothing(pg_ws: Workspace) -> 
     with store.session() as session:
         assert session.exec(select(sa.func.count()).select_from(Draft)).one() == before
     store.close()
+
+
+def test_a_full_server_is_waited_for_then_answered_503(pg_ws: Workspace) -> None:
+    """The server itself has no slot left (a role limited to one connection, taken):
+    the request keeps trying for pool_timeout, then gets 503; once a slot is free it
+    is served."""
+    role = f"lim_{os.getpid()}_{int(time.monotonic() * 1000) % 100000}"
+    name = pg_ws.database_url.rsplit("/", 1)[1]
+    with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
+        admin.execute(f'CREATE ROLE "{role}" LOGIN CONNECTION LIMIT 1')
+        admin.execute(f'GRANT ALL ON DATABASE "{name}" TO "{role}"')
+    with psycopg.connect(pg_ws.database_url, autocommit=True) as owner:
+        owner.execute(f'GRANT ALL ON ALL TABLES IN SCHEMA public TO "{role}"')
+    limited = pg_ws.database_url.replace("postgres@", f"{role}@")
+    pg_ws.configure("database", pool_size=1, max_overflow=0, pool_timeout=2.0)
+    settings = pg_ws.settings
+    store = open_store(limited, upgrade=False, pool=settings.database)
+    client = TestClient(create_app(settings, store, Clock(), secret=SECRET))
+    try:
+        taken = psycopg.connect(limited)  # the role's only slot
+        try:
+            started = time.monotonic()
+            answer = client.get("/api/r/no-such-link/reports")
+            waited = time.monotonic() - started
+            assert answer.status_code == 503, answer.text
+            assert answer.headers["retry-after"] == "5"
+            assert waited >= 1.5  # it waited for a slot before giving up
+        finally:
+            taken.close()
+        assert client.get("/api/r/no-such-link/reports").status_code == 404
+    finally:
+        store.close()
+        with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                          "WHERE usename = %s", (role,))
+        with psycopg.connect(pg_ws.database_url, autocommit=True) as owner:
+            owner.execute(f'DROP OWNED BY "{role}" CASCADE')  # its grants in this database
+        with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
+            admin.execute(f'REVOKE ALL ON DATABASE "{name}" FROM "{role}"')
+            admin.execute(f'DROP ROLE IF EXISTS "{role}"')
