@@ -133,13 +133,18 @@ class Lease:
     def _read_token(self) -> int | None:
         # A plain read outside any transaction: the job calling us may hold SQLite's
         # write lock (BEGIN IMMEDIATE would wait for it), and it must cost one round trip.
+        query = f"SELECT token FROM schedulerlease WHERE name = '{NAME}'"
         connection = self.store.engine.raw_connection()
         try:
             cursor = connection.cursor()
-            cursor.execute(f"SELECT token FROM schedulerlease WHERE name = '{NAME}'")
+            cursor.execute(query)
             row = cursor.fetchone()
             cursor.close()
             connection.rollback()
+        except Exception as exc:
+            # Like any database failure in a job: the job stops, the next tick resumes.
+            connection.invalidate()
+            raise sa.exc.OperationalError(query, None, exc) from exc
         finally:
             connection.close()
         return int(row[0]) if row else None
