@@ -204,7 +204,8 @@ class Alert(SQLModel, table=True):
 
 
 class SchedulerLease(SQLModel, table=True):
-    """Who runs the scheduler against this database (for the "already running" message)."""
+    """The scheduler lease: who runs the scheduler, its heartbeat and fencing token
+    (``pipeline.lease``)."""
 
     name: str = Field(primary_key=True, max_length=50)
     holder: str = ""
