@@ -15,6 +15,8 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy.exc import IntegrityError
+
 from . import __version__, clihelp
 from . import commands as c
 from .clihelp import Parser
@@ -52,9 +54,8 @@ class Context:
     def store(self) -> Store:
         if self._store is None:
             settings = self.settings  # a broken config stops us before the database
-            self._store = open_store(settings.database_url)
-            with self._store.session() as session:
-                sync_units(session, settings.units, self.now())
+            self._store = open_store(settings.database_url, pool=settings.database)
+            _sync_units(self._store, settings, self.now())
         return self._store
 
     @property
@@ -72,6 +73,19 @@ class Context:
     def close(self) -> None:
         if self._store is not None:
             self._store.close()
+
+
+def _sync_units(store: Store, settings: Settings, now: datetime) -> None:
+    # Processes started together on a fresh database insert the configured units at the
+    # same moment: the loser of a unique name finds them there on its next try.
+    for attempt in range(3):
+        try:
+            with store.session() as session:
+                sync_units(session, settings.units, now)
+            return
+        except IntegrityError:
+            if attempt == 2:
+                raise
 
 
 def _parse_now(text: str | None) -> datetime | None:
@@ -108,12 +122,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     add("init", c.cmd_init, "create a new workspace").add_argument(
         "dir", help="the new workspace's folder")
+    add("migrate", c.cmd_migrate, "bring the database schema up to date and exit (safe to "
+        "run from several processes at once)")
     add("submit", c.cmd_submit, "submit report files (.toml .json .md .csv .xlsx)",
         True, late_epilog=_fields_help).add_argument(
         "files", nargs="+", metavar="FILE", help="report files or ledgers")
     p = add("queue", c.cmd_queue, "drafts waiting for an editor, earliest deadline first", True)
     p.add_argument("--all", action="store_true", help="every unfinished draft")
-    p.add_argument("--limit", type=int, default=200, help="rows to list (0: all)")
+    p.add_argument("--limit", type=int, default=None,
+                   help="rows to list (0: all; default 200, and all with --json); with "
+                   "--json, a page: {items, total, limit, offset, next}")
+    p.add_argument("--offset", type=int, default=0, help="skip this many rows (paging)")
     p.add_argument("--for", dest="signer", metavar="NAME",
                    help="only drafts waiting at a review stage NAME may sign")
     add("show", c.cmd_show, "one draft in full", True).add_argument(

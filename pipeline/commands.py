@@ -130,12 +130,17 @@ def _where(source: str, row: int | None) -> str:
 
 
 def cmd_queue(ctx: Context) -> int:
-    settings, now = ctx.settings, ctx.now()
+    settings, now, args = ctx.settings, ctx.now(), ctx.args
+    # JSON gets every row unless a page is asked for, and then says where the next starts.
+    paged = args.limit is not None and args.limit > 0
+    limit = args.limit if args.limit is not None else (0 if args.json else 200)
     with ctx.store.session() as session:
-        rows, total = views.queue(session, settings, now, include_all=ctx.args.all,
-                                  limit=ctx.args.limit, signer=ctx.args.signer)
-    if ctx.args.json:
-        _out(rows)
+        rows, total = views.queue(session, settings, now, include_all=args.all,
+                                  limit=limit, signer=args.signer, offset=args.offset)
+    if args.json:
+        following = args.offset + len(rows)
+        _out({"items": rows, "total": total, "limit": limit, "offset": args.offset,
+              "next": following if following < total else None} if paged else rows)
         return 0
     lang = cli_lang()
     if not rows:
@@ -153,8 +158,8 @@ def cmd_queue(ctx: Context) -> int:
         if r.get("attention"):
             print(f"        ! {r['attention']}")
     if total > len(rows):
-        print(pick(lang, f"……另有 {total - len(rows)} 篇（--limit 0 列出全部）",
-                   f"... and {total - len(rows)} more (use --limit 0 to list all)"))
+        print(pick(lang, f"……另有 {total - len(rows) - args.offset} 篇（--limit 0 列出全部）",
+                   f"... and {total - len(rows) - args.offset} more (use --limit 0 to list all)"))
     return 0
 
 
@@ -301,8 +306,19 @@ def _transition(action: str) -> Callable[[Context], int]:
     return command
 
 
+def cmd_migrate(ctx: Context) -> int:
+    """Migrate (opening the store does it, under a lock) and say where the schema is."""
+    from .store import HEAD
+
+    url = ctx.store.engine.url.render_as_string(hide_password=True)
+    print(f"database {url}: schema at revision {HEAD}")
+    return 0
+
+
 def cmd_edit(ctx: Context) -> int:
     settings = ctx.settings
+    with ctx.store.session() as session:
+        seen = review.get_draft(session, ctx.args.id).version  # the save is conditional on it
     original = read_markdown(settings, ctx.args.id)
     with tempfile.NamedTemporaryFile("w", suffix=".md", encoding="utf-8", delete=False) as tmp:
         tmp.write(original)
@@ -318,7 +334,7 @@ def cmd_edit(ctx: Context) -> int:
     actor = ctx.args.by or os.environ.get("USER") or "editor"
     with ctx.store.session() as session:
         problems = review.edit(session, settings, ctx.args.id, edited, actor=actor,
-                               now=ctx.now())
+                               now=ctx.now(), remote="cli", expected_version=seen)
     print(f"draft {ctx.args.id}: saved and re-rendered")
     for problem in problems:
         print(f"problem: {problem}")
@@ -358,7 +374,8 @@ def _push_json(report: PushReport, settings: Settings) -> dict[str, Any]:
         c = a.candidate
         return {"id": c.id, "title": c.title, "unit": c.unit, "late": a.late,
                 "position": a.position, "deadline": views.iso(c.deadline, settings)}
-    return {"date": report.day.isoformat(), "already_done": report.already_done,
+    return {"date": report.day.isoformat(),
+            "already_done": report.already_done or report.done_elsewhere,
             "wechat_state": report.wechat_state,
             "dry_run": report.dry_run, "articles": [item(a) for a in report.articles],
             "left_over": [item(a) for a in report.left_over],

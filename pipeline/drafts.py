@@ -279,16 +279,58 @@ def draft_files(settings: Settings, draft_id: int) -> tuple[Path, Path]:
 
 
 def rerender_draft(settings: Settings, draft: Draft, markdown: str) -> RenderedArticle:
-    """Re-render a draft from edited Markdown (no template involved) and rewrite its files."""
+    """Re-render a draft from edited Markdown (no template involved); nothing is written."""
     from .render import rerender
 
     assert draft.id is not None
     article = rerender(markdown, draft.title, draft.author, draft.digest, settings)
-    writer = GuardedWriter(settings.paths.drafts)
-    writer.write_text(f"{draft_dir(draft.id)}/{ARTICLE_MD}", article.markdown)
-    writer.write_text(f"{draft_dir(draft.id)}/{ARTICLE_HTML}", article.html)
     draft.problems = json.dumps(list(article.problems), ensure_ascii=False)
     return article
+
+
+def write_draft_files(session: Session, settings: Settings, draft_id: int,
+                      article: RenderedArticle) -> None:
+    """Write an edited draft's files inside the transaction that moved its row.
+
+    The caller has already updated the row conditionally, so it holds the row (a row
+    lock on PostgreSQL, the write lock on SQLite) until commit: no other edit of this
+    draft can write between our two files. Should the transaction roll back (a lost
+    connection, a failed commit), the previous files are put back, so what is on disk
+    is always what the committed row says.
+    """
+    writer = GuardedWriter(settings.paths.drafts)
+    folder = draft_dir(draft_id)
+    previous: dict[str, bytes | None] = {}
+    for name in (ARTICLE_MD, ARTICLE_HTML):
+        path = writer.path(f"{folder}/{name}")
+        previous[name] = path.read_bytes() if path.exists() else None
+
+    def restore() -> None:
+        for name, data in previous.items():
+            if data is not None:
+                writer.write_bytes(f"{folder}/{name}", data)
+        log.info("draft %d: the edit was rolled back; its previous files are restored",
+                 draft_id)
+
+    session.info.setdefault(_RESTORE, []).append(restore)
+    writer.write_text(f"{folder}/{ARTICLE_MD}", article.markdown)
+    writer.write_text(f"{folder}/{ARTICLE_HTML}", article.html)
+
+
+_RESTORE = "pipeline.restore_files"
+
+
+@sa.event.listens_for(Session, "after_commit")
+def _files_committed(session: Session) -> None:
+    session.info.pop(_RESTORE, None)
+
+
+@sa.event.listens_for(Session, "after_transaction_end")
+def _files_rolled_back(session: Session, transaction: Any) -> None:
+    if transaction.nested or transaction.parent is not None:
+        return  # a savepoint ended; the outer transaction decides
+    for restore in reversed(session.info.pop(_RESTORE, [])):
+        restore()  # the transaction ended without a commit: put the old files back
 
 
 def read_markdown(settings: Settings, draft_id: int) -> str:

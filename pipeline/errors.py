@@ -9,7 +9,8 @@ the CLI prints ``error: <message>`` and the web layer shows the same sentence.
     ├── SubmissionError    a report was rejected (names source, row and field)
     ├── RenderError        a template or WeChat content rule failed
     ├── ReviewError        an illegal status transition was asked for
-    │   └── TransitionError  a move not in the lifecycle table, or a lost race
+    │   ├── TransitionError  a move not in the lifecycle table, or a lost race
+    │   └── EditConflict     someone saved the draft since this editor opened it
     ├── StoreError         the database is unusable or locked by another process
     ├── ScheduleError      the scheduler cannot start (another instance runs)
     ├── PublishError       publishing failed (``retryable`` says whether to try again)
@@ -100,6 +101,19 @@ class TransitionError(ReviewError):
     def __init__(self, message: str, zh: str = "", *, lost_race: bool = False) -> None:
         self.lost_race = lost_race
         super().__init__(message, zh=zh)
+
+
+class EditConflict(ReviewError):
+    """Another editor saved the draft first: ``version`` is the one now committed."""
+
+    def __init__(self, draft_id: int, version: int) -> None:
+        self.draft_id = draft_id
+        self.version = version
+        super().__init__(f"Draft {draft_id} was changed by someone else (it is now version "
+                         f"{version}); nothing was saved. Look at the new version "
+                         f"('pipeline show {draft_id}') and edit again.",
+                         zh=f"稿件已被他人修改（现为第 {version} 版），您的修改未保存。"
+                            "请查看最新版本后再编辑。")
 
 
 class ProofreadError(PipelineError):

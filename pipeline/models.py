@@ -204,7 +204,8 @@ class Alert(SQLModel, table=True):
 
 
 class SchedulerLease(SQLModel, table=True):
-    """Who runs the scheduler against this database (for the "already running" message)."""
+    """The scheduler lease: who runs the scheduler, its heartbeat and fencing token
+    (``pipeline.lease``)."""
 
     name: str = Field(primary_key=True, max_length=50)
     holder: str = ""
@@ -212,6 +213,17 @@ class SchedulerLease(SQLModel, table=True):
     host: str = ""
     started_at: datetime = _utc_field()
     heartbeat_at: datetime = _utc_field()
+    # Added by migration 0010: the fencing token, bumped by every takeover. A scheduler
+    # acts only while the row still carries the token it took (``pipeline.lease``).
+    token: int = 0
+
+
+class LoginFailure(SQLModel, table=True):
+    """A failed login (migration 0010): counted by every web process alike."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(max_length=300, index=True)      # address and lower-cased name
+    at: datetime = _utc_field(index=True)
 
 
 class OutboxMessage(SQLModel, table=True):

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from . import lifecycle
@@ -28,7 +29,7 @@ from .alerts import record_alert
 from .config import Settings
 from .config.settings import ReviewStage
 from .domain import DraftStatus
-from .errors import PipelineError, ReviewError
+from .errors import EditConflict, PipelineError, ReviewError, TransitionError
 from .lifecycle import DRAFT, Who
 from .models import Draft, DraftEvent, SignOff, Submission, Unit, User
 from .proofread import proofread_draft, require_confirmation
@@ -240,22 +241,28 @@ def _tell_unit(session: Session, draft: Draft, action: str, note: str, now: date
 
 
 def edit(session: Session, settings: Settings, draft_id: int, markdown: str, *, actor: str,
-         now: datetime, remote: str = "", note: str = "") -> list[str]:
+         now: datetime, remote: str = "", note: str = "",
+         expected_version: int | None = None) -> list[str]:
     """Replace a draft's Markdown, re-render and proofread it, and return the remaining
     WeChat problems. ``note`` says why (an applied proofreading suggestion).
 
+    ``expected_version`` is the version the editor opened: the update is conditional on
+    it, and the files are written only after the row was won (see ``write_draft_files``).
     An edit after a sign-off is recorded as such; with ``review.edit_resets`` it sends
     the draft back to the first stage.
 
     Raises:
+        EditConflict: someone else saved the draft first.
         ReviewError: when the draft can no longer be edited.
     """
     draft = get_draft(session, draft_id)
+    if expected_version is not None and draft.version != expected_version:
+        raise EditConflict(draft_id, draft.version)
     if draft.status not in EDITABLE:
         _, chinese = lifecycle.describe(DRAFT, draft_id, draft.status, "edit")
         raise ReviewError(f"Draft {draft_id} is '{draft.status}' and can no longer be edited.",
                           zh=chinese)
-    from .drafts import rerender_draft  # the render stage loads only for edits
+    from .drafts import rerender_draft, write_draft_files  # the render stage loads for edits
 
     signed = _signed_this_round(session, draft)
     resets = settings.review.edit_resets and bool(signed) and draft.status in (
@@ -263,12 +270,24 @@ def edit(session: Session, settings: Settings, draft_id: int, markdown: str, *, 
     article = rerender_draft(settings, draft, markdown)
     left = f"{len(article.problems)} problem(s) left" if article.problems else ""
     after = f"after {signed[-1].stage_name} signed by {signed[-1].by}" if signed else ""
-    lifecycle.move(session, DRAFT, draft, "edit_reset" if resets else "edit", actor=actor,
-                   now=now, note="; ".join(x for x in (note, after, left) if x),
-                   remote=remote, values={"problems": draft.problems,
-                                          **(_new_round(draft) if resets else {})})
+    try:
+        lifecycle.move(session, DRAFT, draft, "edit_reset" if resets else "edit", actor=actor,
+                       now=now, note="; ".join(x for x in (note, after, left) if x),
+                       remote=remote, values={"problems": draft.problems,
+                                              **(_new_round(draft) if resets else {})})
+    except TransitionError as exc:
+        if not exc.lost_race:
+            raise
+        raise EditConflict(draft_id, _committed_version(session, draft_id)) from exc
+    write_draft_files(session, settings, draft_id, article)
     proofread_draft(session, settings, draft_id, article.markdown, draft.title, now)
     return list(article.problems)
+
+
+def _committed_version(session: Session, draft_id: int) -> int:
+    # The winner has committed by now (our conditional update waited for it on PostgreSQL).
+    found = session.execute(sa.select(col(Draft.version)).where(col(Draft.id) == draft_id)).scalar()
+    return int(found or 0)
 
 
 def _signed_this_round(session: Session, draft: Draft) -> list[SignOff]:

@@ -10,7 +10,8 @@ instead of failing with SQLITE_BUSY half-way. The schema is managed by Alembic
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -21,13 +22,14 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlmodel import Session
 
 from . import lifecycle  # noqa: F401  (installs the guard: states change only by a move)
+from .config.settings import DatabaseSettings
 from .errors import StoreError
 
 log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).parent / "migrations"
 # The newest revision; a test checks it against Alembic's own idea of the head, so a
 # current database is recognised with one query instead of loading Alembic.
-HEAD = "0009"
+HEAD = "0010"
 
 
 def normalise_url(url: str) -> str:
@@ -38,15 +40,47 @@ def normalise_url(url: str) -> str:
     return url
 
 
-def create_db_engine(url: str) -> Engine:
-    """Create an engine with the project's connection settings applied."""
+def create_db_engine(url: str, pool: DatabaseSettings | None = None) -> Engine:
+    """Create an engine with the project's connection settings applied.
+
+    On PostgreSQL the pool is sized by ``[database]``; a connection the server refuses
+    because it has no slot left ("too many clients") is tried again until
+    ``pool_timeout``, like a wait for a pooled connection, and then fails.
+    """
     url = normalise_url(url)
     if url.startswith("sqlite"):
         engine = sa.create_engine(url, connect_args={"timeout": 15})
         sa.event.listen(engine, "connect", _sqlite_on_connect)
         sa.event.listen(engine, "begin", _sqlite_on_begin)
         return engine
-    return sa.create_engine(url, pool_pre_ping=True)
+    pool = pool or DatabaseSettings()
+    engine = sa.create_engine(url, pool_pre_ping=True, pool_size=pool.pool_size,
+                              max_overflow=pool.max_overflow, pool_timeout=pool.pool_timeout)
+    sa.event.listen(engine, "do_connect", _patient_connect(pool.pool_timeout))
+    return engine
+
+
+def server_full(exc: BaseException) -> bool:
+    """Whether a connection error says the server has no connection slot left."""
+    text = str(getattr(exc, "orig", exc)).lower()
+    return any(words in text for words in (
+        "too many clients", "too many connections", "remaining connection slots",
+        "connection limit exceeded", "no more connections allowed"))
+
+
+def _patient_connect(timeout: float) -> Callable[..., Any]:
+    def connect(dialect: Any, _record: Any, cargs: Any, cparams: Any) -> Any:
+        deadline = time.monotonic() + timeout
+        pause = 0.05
+        while True:
+            try:
+                return dialect.connect(*cargs, **cparams)
+            except Exception as exc:
+                if not server_full(exc) or time.monotonic() + pause > deadline:
+                    raise
+                time.sleep(pause)
+                pause = min(pause * 2, 1.0)
+    return connect
 
 
 def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -72,8 +106,17 @@ def _alembic_config(connection: sa.Connection) -> Any:
     return cfg
 
 
+# The advisory lock id that serialises migrations on PostgreSQL ("MIGR").
+MIGRATE_LOCK_KEY = 0x4D49_4752
+
+
 def migrate(engine: Engine) -> None:
     """Bring the schema to the newest revision (a no-op when it is current).
+
+    Any number of processes may call this at once on a fresh database: the migration
+    runs under a lock (a transaction-scoped advisory lock on PostgreSQL, the write lock
+    of ``BEGIN IMMEDIATE`` on SQLite), and whoever gets the lock second finds the schema
+    current and does nothing.
 
     Raises:
         StoreError: when the database cannot be opened or migrated.
@@ -84,6 +127,12 @@ def migrate(engine: Engine) -> None:
         from alembic import command
 
         with engine.begin() as connection:
+            if connection.dialect.name == "postgresql":
+                connection.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"),
+                                   {"k": MIGRATE_LOCK_KEY})
+            # (SQLite: BEGIN IMMEDIATE has already taken the database's write lock.)
+            if _revision_on(connection) == HEAD:
+                return  # another process migrated while we waited for the lock
             log.info("migrating database to %s", HEAD)
             command.upgrade(_alembic_config(connection), "head")
     except OperationalError as exc:
@@ -96,17 +145,22 @@ def migrate(engine: Engine) -> None:
 
 def _current_revision(engine: Engine) -> str | None:
     with engine.connect() as connection:
-        if not sa.inspect(connection).has_table("alembic_version"):
-            return None
-        return connection.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
+        return _revision_on(connection)
+
+
+def _revision_on(connection: sa.Connection) -> str | None:
+    if not sa.inspect(connection).has_table("alembic_version"):
+        return None
+    found = connection.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
+    return str(found) if found is not None else None
 
 
 class Store:
     """An engine plus a session factory; the one way the stages reach the database."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, pool: DatabaseSettings | None = None) -> None:
         self.url = normalise_url(url)
-        self.engine = create_db_engine(self.url)
+        self.engine = create_db_engine(self.url, pool)
 
     @property
     def is_sqlite(self) -> bool:
@@ -157,7 +211,8 @@ def _outage(exc: DBAPIError) -> bool:
     return _read_only(str(exc.orig))
 
 
-def open_store(url: str, *, upgrade: bool = True) -> Store:
+def open_store(url: str, *, upgrade: bool = True, pool: DatabaseSettings | None = None
+               ) -> Store:
     """Open the database at ``url`` and migrate it to the newest schema.
 
     Raises:
@@ -165,7 +220,7 @@ def open_store(url: str, *, upgrade: bool = True) -> Store:
     """
     if url.startswith("sqlite:///") and "?" not in url:
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    store = Store(url)
+    store = Store(url, pool)
     if upgrade:
         migrate(store.engine)
     return store

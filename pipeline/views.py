@@ -69,12 +69,13 @@ ATTENTION = {"needs_human": "WeChat could not tell whether the push went out: ch
 
 
 def queue(session: Session, settings: Settings, now: datetime, *, include_all: bool = False,
-          limit: int = 200, signer: str | None = None) -> tuple[list[dict[str, Any]], int]:
+          limit: int = 200, signer: str | None = None, offset: int = 0
+          ) -> tuple[list[dict[str, Any]], int]:
     """Drafts waiting for an editor, earliest deadline first, with every story publishing
     gave up on (``failed``, or in a push that waits for a person) marked ``attention``;
     ``include_all``: every unfinished draft; ``signer``: only the drafts waiting at a
     review stage that person may sign. At most ``limit`` rows (0: no limit) and the total
-    count."""
+    count; ``offset`` skips the first rows (stories held in a push come on the first page)."""
     statuses = [*list(WAITING), DraftStatus.FAILED] if include_all else [
         DraftStatus.DRAFTED, DraftStatus.FAILED]
     base = select(Draft, Unit).join(Unit, col(Unit.id) == Draft.unit_id).where(
@@ -86,12 +87,15 @@ def queue(session: Session, settings: Settings, now: datetime, *, include_all: b
     query = base.order_by(col(Draft.deadline), col(Draft.id))
     if limit:
         query = query.limit(limit)
+    if offset:
+        query = query.offset(offset)
     found = list(session.exec(query))
-    if not include_all and signer is None:  # stories held in a push waiting for a person
+    if not include_all and signer is None and not offset:  # held in a push for a person
         found = sorted(found + _held(session), key=lambda r: (r[0].deadline, r[0].id or 0))
     rows = [summary(d, u, settings, now) for d, u in found]
     _mark_attention(session, rows)
-    total = len(rows) if not limit or len(rows) < limit else _count(session, statuses)
+    total = (len(rows) if not offset and (not limit or len(rows) < limit)
+             else _count(session, statuses))
     return rows, total
 
 
@@ -150,6 +154,7 @@ def detail(session: Session, settings: Settings, draft_id: int, now: datetime
     data = summary(draft, unit, settings, now)
     data.update({
         "author": draft.author, "digest": draft.digest, "cover": draft.cover,
+        "version": draft.version,  # what an edit must name (a save is conditional on it)
         "notes": json.loads(draft.notes),
         "findings": [finding_json(f) for f in open_findings(session, draft_id)],
         "proofread": _proofread(session, draft_id, settings),

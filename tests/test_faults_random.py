@@ -21,6 +21,7 @@ import os
 import random
 import secrets
 import signal
+import time as time_module
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -200,3 +201,84 @@ def test_random_faults(make_rig: Callable[..., Rig], monkeypatch: pytest.MonkeyP
         check_invariants(rig)
     except Exception as exc:
         raise AssertionError(f"{exc}\n{replay}\n{script}") from exc
+
+
+# ------------------------------------------------------- schedulers killed and frozen
+
+STANDBY_ROUNDS = int(os.environ.get("PIPELINE_STANDBY_ROUNDS", "4"))
+
+
+@dataclass
+class StandbyScript:
+    """A round of the standby mode: how the active scheduler is stopped, and when."""
+
+    mode: str
+    stories: int
+    late: int            # minutes after push time the schedulers start
+    how: str             # "kill" (SIGKILL) or "freeze" (SIGSTOP, woken after the takeover)
+    after: float         # seconds after the active one started
+
+
+def draw_standby(rng: random.Random) -> StandbyScript:
+    return StandbyScript(mode=rng.choice(["freepublish", "masssend"]),
+                         stories=rng.randint(1, 4), late=rng.choice([0, 3, 90]),
+                         how=rng.choice(["kill", "freeze"]), after=rng.choice([0.0, 0.3, 1.0,
+                                                                               2.5]))
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+@pytest.mark.parametrize("round_no", range(STANDBY_ROUNDS),
+                         ids=[f"standby{n}" for n in range(STANDBY_ROUNDS)])
+def test_random_scheduler_kills_and_freezes_with_a_standby(
+        make_rig: Callable[..., Rig], pg_url: str, round_no: int) -> None:
+    """An active `pipeline worker` and a `--standby` one on one PostgreSQL database; the
+    active one is killed or frozen at a random moment of the day's push. The standby
+    takes over, a frozen one woken afterwards stops by itself, and every story still
+    goes out exactly once (the invariants of test_faults)."""
+    script = draw_standby(random.Random(SEED * 1000 + 500 + round_no))
+    replay = (f"replay: PIPELINE_FAULT_SEED={SEED} pytest tests/test_faults_random.py "
+              f"-k standby{round_no}")
+    print(f"{replay}\n{script}")
+    rig = make_rig(script.mode, pg_url)
+    rig.ws.configure("schedule", lease_seconds=5)
+    rig.add_stories(script.stories)
+    when = at("20:00") + timedelta(minutes=script.late)
+    active = rig.serve(when)
+    standby: Any = None
+    try:
+        wait_for(lambda: "scheduler running" in active.output()
+                 or "scheduler lease" in active.output() or active.proc.poll() is not None,
+                 what="the active scheduler starts")
+        standby = rig.serve(when, None, "worker", "--standby")
+        wait_for(lambda: "standby:" in standby.output() or "scheduler running"
+                 in standby.output(), what="the standby waits")
+        time_module.sleep(script.after)  # a random moment; nothing is asserted before it
+        os.kill(active.pid, signal.SIGKILL if script.how == "kill" else signal.SIGSTOP)
+        # A frozen holder may hold row locks the standby's catch-up waits for: wake it
+        # after a while, and it must then stop by itself at its next lease check.
+        try:
+            wait_for(lambda: "scheduler running" in standby.output(), timeout=40,
+                     what="the standby takes over")
+        finally:
+            if script.how == "freeze":
+                os.kill(active.pid, signal.SIGCONT)
+        wait_for(lambda: "scheduler running" in standby.output(), timeout=90,
+                 what="the standby takes over")
+        code = active.wait_exit(90)
+        assert code == (-signal.SIGKILL if script.how == "kill" else 0), active.output()
+        if script.how == "freeze":
+            assert active.output().count("the scheduler lease was taken over") == 1, \
+                active.output()
+            assert "Traceback" not in active.output(), active.output()
+        assert standby.stop() == 0, standby.output()
+        assert "Traceback" not in standby.output(), standby.output()
+        rig.run(when + timedelta(minutes=5), at("12:00", 2), every=30)  # drain
+        check_invariants(rig)
+    except Exception as exc:
+        raise AssertionError(f"{exc}\n{replay}\n{script}") from exc
+    finally:
+        for proc in (active, standby):
+            if proc is not None and proc.proc.poll() is None:
+                os.kill(proc.pid, signal.SIGCONT)
+                proc.kill()

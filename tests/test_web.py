@@ -304,7 +304,11 @@ def test_edit_live_render_and_stale_version(desk: Desk) -> None:
     html = (desk.ws.path / "drafts" / str(draft_id) / "article.html").read_text("utf-8")
     assert "改过的正文" in html and "<script" not in html
     stale = desk.post(f"/drafts/{draft_id}/edit", {"markdown": "旧", "version": version})
-    assert stale.status_code == 409 and "刚被他人修改" in stale.text
+    assert stale.status_code == 409 and "稿件已被他人修改" in stale.text
+    # the loser keeps the text typed and gets a link to the version that won
+    assert f'href="/drafts/{draft_id}"' in stale.text and "查看最新版本" in stale.text
+    assert "旧" in stale.text and "改过的正文" in (desk.ws.path / "drafts" / str(draft_id)
+                                                / "article.md").read_text("utf-8")
     assert "<script>alert(1)</script>" not in desk.client.get(f"/drafts/{draft_id}").text
 
 

@@ -23,6 +23,7 @@ from .reader import (
 from .settings import (
     EMAIL_RE,
     AccountSettings,
+    DatabaseSettings,
     DeadlineSettings,
     Limits,
     MediaSettings,
@@ -110,6 +111,7 @@ def parse_settings(raw: Mapping[str, Any], root: Path, source: str = "config.tom
     reach = _reach(top.sub("reach"))
     media = _media(top.sub("media"), root, problems)
     web = _web(top.sub("web"))
+    database = _database(top.sub("database"))
     report_unknown(top)
     if problems:
         raise ConfigError(problems, source)
@@ -118,7 +120,7 @@ def parse_settings(raw: Mapping[str, Any], root: Path, source: str = "config.tom
                     limits=limits, paths=paths, activity_types=types, units=units,
                     campaign=campaign, database_url=url, wechat=wechat, smtp=smtp,
                     notify=notify, scoring=scoring, review=review, reach=reach, media=media,
-                    web=web)
+                    web=web, database=database)
 
 
 def _web(r: Reader) -> WebSettings:
@@ -171,7 +173,22 @@ def _schedule(r: Reader) -> ScheduleSettings:
         max_articles_per_push=r.get("max_articles_per_push", int, 8,
                                     lambda v: None if 1 <= v <= 8 else "must be 1 to 8 "
                                     "(WeChat allows at most 8 articles per push)"),
-        sweep_minutes=r.get("sweep_minutes", int, 5, positive))
+        sweep_minutes=r.get("sweep_minutes", int, 5, positive),
+        lease_seconds=r.get("lease_seconds", int, 90, lambda v: None if 5 <= v <= 3600 else
+                            "must be 5 to 3600 (seconds without a heartbeat before a standby "
+                            "scheduler takes over)"))
+    report_unknown(r)
+    return result
+
+
+def _database(r: Reader) -> DatabaseSettings:
+    d = DatabaseSettings()
+    result = DatabaseSettings(
+        pool_size=r.get("pool_size", int, d.pool_size,
+                        lambda v: None if 1 <= v <= 100 else "must be 1 to 100"),
+        max_overflow=r.get("max_overflow", int, d.max_overflow,
+                           lambda v: None if 0 <= v <= 100 else "must be 0 to 100"),
+        pool_timeout=r.get("pool_timeout", float, d.pool_timeout, _positive_float))
     report_unknown(r)
     return result
 

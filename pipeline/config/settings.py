@@ -27,6 +27,16 @@ class ScheduleSettings:
     push_time: time = time(20, 0)        # local time of the daily push
     max_articles_per_push: int = 8       # WeChat allows 8 articles per message
     sweep_minutes: int = 5               # deadline sweep interval
+    lease_seconds: int = 90              # a standby takes over after this long without heartbeat
+
+
+@dataclass(frozen=True)
+class DatabaseSettings:
+    """Connection pool of each process (PostgreSQL; SQLite opens a file per connection)."""
+
+    pool_size: int = 5                   # connections kept open per process
+    max_overflow: int = 5                # extra connections opened under load, then closed
+    pool_timeout: float = 10.0           # seconds a request waits for a connection, then 503
 
 
 @dataclass(frozen=True)
@@ -247,6 +257,7 @@ class Settings:
     reach: ReachSettings = field(default_factory=ReachSettings)
     media: MediaSettings = field(default_factory=MediaSettings)
     web: WebSettings = field(default_factory=WebSettings)
+    database: DatabaseSettings = field(default_factory=DatabaseSettings)
 
     @property
     def tz(self) -> ZoneInfo:

@@ -27,6 +27,7 @@ from types import TracebackType
 
 from ..config import EMAIL_RE, SmtpSettings
 from ..errors import NotifyError
+from ..fence import fence
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +101,7 @@ class SmtpMailer:
         bad = bad_addresses(recipients)
         if bad:
             raise NotifyError(f"Not a valid email address: {', '.join(bad)}.", permanent=True)
+        fence()  # a scheduler that lost its lease stops before sending
         client = self._connect()
         try:
             refused = client.send_message(message, to_addrs=recipients)

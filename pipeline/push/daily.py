@@ -104,7 +104,7 @@ def claim(store: Store, settings: Settings, now: datetime, day: date,
                 session.add(WeChatJob(push_id=row.id or 0, mode=settings.wechat.mode,
                                       state=wechat.QUEUED, created_at=now, updated_at=now))
         delete_drafts(client, stray)
-        return PushReport(day, articles=chosen, left_over=left,
+        return PushReport(day, articles=chosen, left_over=left, claimed=True,
                           message="" if chosen else "nothing is approved for today's push")
     except IntegrityError:
         # Another process claimed the same slot or story at the same moment: it wins and

@@ -52,6 +52,13 @@ class PushReport:
     message: str = ""
     wechat_state: str | None = None
     lost_race: bool = False  # another process claimed the same push at the same moment
+    claimed: bool = False    # this call claimed the day's push (it won any race for it)
+
+    @property
+    def done_elsewhere(self) -> bool:
+        """Someone else (another editor, process or the scheduler) has today's push: this
+        call pushed nothing, whatever it found in progress or finished."""
+        return not self.dry_run and not self.claimed
 
 
 def pack(candidates: Sequence[Candidate], limit: int, at: datetime, next_push: datetime

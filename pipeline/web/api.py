@@ -71,6 +71,9 @@ class DismissIn(Strict):
 
 class MarkdownIn(Strict):
     markdown: str = Field(max_length=200_000)
+    version: int | None = Field(None, ge=1, le=2**31 - 1, description=(
+        "the draft's version the editor read; when someone saved since, nothing is saved "
+        "and the answer is 409 with the new version"))
 
 
 class CoverIn(Strict):
@@ -222,7 +225,8 @@ def api_edit(request: Request, user: Writer, draft_id: DraftId, body: MarkdownIn
 
     def call(session: Any) -> Json:
         return {"problems": review.edit(session, s.settings, draft_id, body.markdown,
-                                        actor=user, now=s.now())}
+                                        actor=user, now=s.now(), remote=remote(request),
+                                        expected_version=body.version)}
     return _review_call(request, user, draft_id, "edit", {}, call)
 
 
@@ -262,11 +266,16 @@ def api_push_order(request: Request, user: Writer, body: OrderIn) -> Json:
 
 @router.post("/push/run")
 def api_push_run(request: Request, user: Writer, body: ConfirmIn) -> Json:
+    from .desk_plan import push_answer
+
     s = web(request)
     report = run_push(s.store, s.settings, s.now())
-    with s.store.session() as session:
-        audit(session, request, user, "push_now", f"push:{report.day}")
-    return {"ok": True, "date": report.day.isoformat(), "already_done": report.already_done,
+    if not report.done_elsewhere:  # one audit row per push: the loser of a race writes none
+        with s.store.session() as session:
+            audit(session, request, user, "push_now", f"push:{report.day}")
+    return {"ok": True, "date": report.day.isoformat(),
+            "already_done": report.already_done or report.done_elsewhere,
+            "message": push_answer(report),
             "articles": [a.candidate.id for a in report.articles],
             "left_over": [a.candidate.id for a in report.left_over]}
 

@@ -33,6 +33,7 @@ from . import (
     wechat_push,
 )
 from .bodies import body_limit
+from .limiter import DbLoginLimiter
 from .middleware import BodyLimit, SecurityHeaders
 from .state import HERE, WebState, make_environment
 
@@ -58,7 +59,9 @@ def create_app(settings: Settings, store: Store, clock: Clock, *,
                               '{"ok": false, "error": "...", "status": N}。',
                   openapi_url="/api/openapi.json", docs_url=None, redoc_url=None)
     key = _secret(secret)
-    app.state.web = WebState(settings, store, clock, make_environment(settings), key)
+    # The login limit counts in the database, so N processes still allow 5 attempts.
+    app.state.web = WebState(settings, store, clock, make_environment(settings), key,
+                             DbLoginLimiter(store))
     for router in (desk.router, desk_plan.router, desk_review.router, desk_admin.router,
                    desk_reach.router, reporter.router, api.router, wechat_push.router):
         app.include_router(router)

@@ -26,7 +26,7 @@ from ..config import Settings
 from ..errors import PipelineError
 from ..schedule import serve
 from ..store import Store
-from .app import create_app
+from .app import SECRET_ENV, create_app
 from .auth import add_user, disable_user
 from .serving import server_config
 
@@ -167,9 +167,10 @@ def worker(ctx: Ctx) -> int:
     warn_frozen_clock(ctx.args)
     settings = ctx.settings
     check_wechat(settings, ctx.store)
-    print(f"pipeline worker: push at {settings.schedule.push_time:%H:%M} {settings.tz.key}; "
-          "Ctrl-C to stop", flush=True)
-    serve(ctx.store, settings, ctx.clock, tick_seconds=_tick_seconds())
+    standby = bool(getattr(ctx.args, "standby", False))
+    print(f"pipeline worker{' (standby)' if standby else ''}: push at "
+          f"{settings.schedule.push_time:%H:%M} {settings.tz.key}; Ctrl-C to stop", flush=True)
+    serve(ctx.store, settings, ctx.clock, tick_seconds=_tick_seconds(), standby=standby)
     return 0
 
 
@@ -238,10 +239,18 @@ def serve_web(ctx: Ctx) -> int:
     """``pipeline serve``: the web app, and the scheduler in the same process unless
     ``--no-scheduler``. uvicorn owns the main thread and its signals; the scheduler
     thread is stopped after the server has shut down."""
-    args = ctx.args
+    settings, args = ctx.settings, ctx.args
     warn_frozen_clock(args)
+    if not os.environ.get(SECRET_ENV) and not settings.database_url.startswith("sqlite"):
+        # Several processes share one PostgreSQL: each would sign sessions, CSRF tokens
+        # and the calendar feed with its own random key, and editors would be thrown out.
+        raise PipelineError(f"{SECRET_ENV} is not set: on PostgreSQL (where several web "
+                            "processes may serve the desk) every process must sign sessions "
+                            "with the same secret. Set it to a long random string, the same "
+                            "for every process, e.g. `python -c 'import secrets; "
+                            "print(secrets.token_urlsafe(32))'`.")
     listener = bind(args.host, args.port)  # a busy port stops us before anything starts
-    settings, store = ctx.settings, ctx.store
+    store = ctx.store
     if not args.no_scheduler:
         check_wechat(settings, store)
     # A signal during the catch-up (before uvicorn takes the signals over) still ends

@@ -16,7 +16,7 @@ from starlette.datastructures import FormData
 
 from .. import review
 from ..drafts import read_markdown
-from ..errors import PipelineError, ReviewError
+from ..errors import EditConflict, PipelineError, ReviewError
 from ..models import Finding, Unit
 from ..proofread import BLOCKING, apply_finding, blocking_findings, dismiss_finding, open_findings
 from ..reach.stats import story_figures
@@ -46,6 +46,21 @@ async def verified_form(request: Request) -> FormData:
     form = await request.form(max_files=0, max_fields=200)
     check_csrf(request.session, form.get("csrf_token"))
     return form
+
+
+# Handlers are plain ``def`` (FastAPI runs them in its thread pool, so a database wait or
+# a render never stalls the event loop); only reading the body is async, in these
+# dependencies.
+VerifiedForm = Annotated[FormData, Depends(verified_form)]
+
+
+async def json_body(request: Request) -> Any:
+    """The posted JSON document (the handler checks the CSRF header itself); malformed
+    JSON is a 400 with a sentence (``bodies.read_json``)."""
+    return await read_json(request)
+
+
+JsonBody = Annotated[Any, Depends(json_body)]
 
 
 def _text(form: FormData, name: str) -> str:
@@ -80,8 +95,7 @@ async def login(request: Request) -> Response:
 
 
 @router.post("/logout")
-async def logout(request: Request, user: Editor) -> Response:
-    await verified_form(request)
+def logout(request: Request, user: Editor, _form: VerifiedForm) -> Response:
     with web(request).store.session() as session:
         audit(session, request, user, "logout")
         end_session(request.session, session)
@@ -111,7 +125,7 @@ def queue(request: Request, user: Editor, scope: str = "waiting", state: str = "
 
 def draft_page(request: Request, user: str, draft_id: int, *, error: str = "",
                status: int = 200, markdown: str | None = None,
-               problems: list[str] | None = None) -> Response:
+               problems: list[str] | None = None, conflict: bool = False) -> Response:
     state = web(request)
     with state.store.session() as session:
         data = detail(session, state.settings, draft_id, state.now())
@@ -131,7 +145,7 @@ def draft_page(request: Request, user: str, draft_id: int, *, error: str = "",
                 stages=[s.name for s in state.settings.review.stages],
                 problems=problems if problems is not None else data["problems"],
                 editable=draft.status in review.EDITABLE, figures=figures, findings=findings,
-                blocking=blocking, marked=highlighted(saved, findings))
+                blocking=blocking, marked=highlighted(saved, findings), conflict=conflict)
 
 
 def highlighted(markdown: str, findings: list[Finding]) -> list[tuple[str, Finding | None]]:
@@ -150,9 +164,8 @@ def highlighted(markdown: str, findings: list[Finding]) -> list[tuple[str, Findi
 
 
 @router.post("/drafts/{draft_id}/findings/{finding_id}/apply")
-async def apply(request: Request, user: Editor, draft_id: DraftId,
-                finding_id: DraftId) -> Response:
-    await verified_form(request)
+def apply(request: Request, user: Editor, draft_id: DraftId, finding_id: DraftId,
+          _form: VerifiedForm) -> Response:
     state = web(request)
     try:
         with state.store.session() as session:
@@ -167,9 +180,8 @@ async def apply(request: Request, user: Editor, draft_id: DraftId,
 
 
 @router.post("/drafts/{draft_id}/findings/{finding_id}/dismiss")
-async def dismiss(request: Request, user: Editor, draft_id: DraftId,
-                  finding_id: DraftId) -> Response:
-    form = await verified_form(request)
+def dismiss(request: Request, user: Editor, draft_id: DraftId, finding_id: DraftId,
+            form: VerifiedForm) -> Response:
     state, reason = web(request), _text(form, "reason")
     try:
         with state.store.session() as session:
@@ -197,13 +209,14 @@ def _refused(request: Request, user: str, draft_id: int, exc: PipelineError,
     message = str(exc)
     if isinstance(exc, ReviewError) and i18n.review_status(message) == 404:
         raise AuthError(404, i18n.review_message(exc))
+    # The loser of an edit race keeps the text typed, and gets a link to the winner's version.
     return draft_page(request, user, draft_id, error=i18n.review_message(exc),
-                      status=i18n.review_status(message), markdown=markdown)
+                      status=i18n.review_status(message), markdown=markdown,
+                      conflict=isinstance(exc, EditConflict))
 
 
 @router.post("/drafts/{draft_id}/action")
-async def act(request: Request, user: Editor, draft_id: DraftId) -> Response:
-    form = await verified_form(request)
+def act(request: Request, user: Editor, draft_id: DraftId, form: VerifiedForm) -> Response:
     state, action = web(request), _text(form, "action")
     if action not in ACTIONS:
         raise AuthError(400, "未知的操作。")
@@ -238,16 +251,14 @@ def _done(draft_id: int, action: str, outcome: review.Outcome) -> str:
 
 
 @router.post("/drafts/{draft_id}/edit")
-async def edit(request: Request, user: Editor, draft_id: DraftId) -> Response:
-    form = await verified_form(request)
+def edit(request: Request, user: Editor, draft_id: DraftId, form: VerifiedForm) -> Response:
     state, markdown = web(request), _text(form, "markdown")
     try:
         with state.store.session() as session:
-            draft = review.get_draft(session, draft_id)
-            if str(draft.version) != _text(form, "version"):
-                raise ReviewError(f"Draft {draft_id} was changed by someone else just now.")
+            seen = _int(_text(form, "version"))
             problems = review.edit(session, state.settings, draft_id, markdown, actor=user,
-                                   now=state.now())
+                                   now=state.now(), remote=remote(request),
+                                   expected_version=seen if seen is not None else -1)
             audit(session, request, user, "edit", f"draft:{draft_id}",
                   {"problems": len(problems)})
     except ReviewError as exc:
@@ -259,40 +270,37 @@ async def edit(request: Request, user: Editor, draft_id: DraftId) -> Response:
 
 
 @router.post("/drafts/{draft_id}/render")
-async def preview(request: Request, user: Editor, draft_id: DraftId) -> Response:
+def preview(request: Request, user: Editor, draft_id: DraftId, body: JsonBody) -> Response:
     """The live re-render while the editor types: nothing is saved."""
     check_csrf(request.session, request.headers.get("x-csrf-token"))
-    body: Any = await read_json(request)
     markdown = body.get("markdown") if isinstance(body, dict) else None
     if not isinstance(markdown, str):
         raise AuthError(422, "缺少正文。")
     state = web(request)
     with state.store.session() as session:
         draft = review.get_draft(session, draft_id)
-    # a long article takes a while to render: never on the event loop
-    article = await run_in_threadpool(rerender, markdown, draft.title, draft.author,
-                                      draft.digest, state.settings)
+    # a plain def: a long article renders in the thread pool, never on the event loop
+    article = rerender(markdown, draft.title, draft.author, draft.digest, state.settings)
     return JSONResponse({"ok": True, "html": article.html,
                          "problems": [i18n.problem_message(p) for p in article.problems]})
 
 
 @router.post("/drafts/{draft_id}/preview")
-async def preview_page(request: Request, user: Editor, draft_id: DraftId) -> Response:
+def preview_page(request: Request, user: Editor, draft_id: DraftId,
+                 form: VerifiedForm) -> Response:
     """The edited text rendered into the preview frame (the live preview's target)."""
-    form = await verified_form(request)
     state = web(request)
     with state.store.session() as session:
         draft = review.get_draft(session, draft_id)
-    article = await run_in_threadpool(rerender, _text(form, "markdown"), draft.title,
-                                      draft.author, draft.digest, state.settings)
+    article = rerender(_text(form, "markdown"), draft.title, draft.author, draft.digest,
+                       state.settings)
     # the saved article's photos are relative to its folder: point the base there
     head = f'<!DOCTYPE html><meta charset="utf-8"><base href="/drafts/{draft_id}/files/">'
     return HTMLResponse(head + article.html, headers={"Content-Security-Policy": PREVIEW_CSP})
 
 
 @router.post("/drafts/{draft_id}/cover")
-async def cover(request: Request, user: Editor, draft_id: DraftId) -> Response:
-    form = await verified_form(request)
+def cover(request: Request, user: Editor, draft_id: DraftId, form: VerifiedForm) -> Response:
     state, name = web(request), _text(form, "cover")
     try:
         with state.store.session() as session:

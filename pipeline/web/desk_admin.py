@@ -13,7 +13,7 @@ from ..notify import outbox as mail_outbox
 from ..units import create_link, revoke_links
 from ..views import units_tree
 from .auth import AuthError, flash
-from .desk import Editor, verified_form
+from .desk import Editor, VerifiedForm
 from .files import PREVIEW_CSP, bulletin_file, bulletin_names
 from .queries import active_links, outbox, week_numbers
 from .state import audit, page, web
@@ -48,8 +48,7 @@ def outbox_message(request: Request, user: Editor, message_id: int) -> Response:
 
 
 @router.post("/reports/outbox/{message_id}/resend")
-async def resend(request: Request, user: Editor, message_id: int) -> Response:
-    await verified_form(request)
+def resend(request: Request, user: Editor, message_id: int, _form: VerifiedForm) -> Response:
     state = web(request)
     try:
         with state.store.session() as session:
@@ -80,8 +79,7 @@ def units(request: Request, user: Editor) -> Response:
 
 
 @router.post("/units/{unit_id}/link")
-async def unit_link(request: Request, user: Editor, unit_id: int) -> Response:
-    form = await verified_form(request)
+def unit_link(request: Request, user: Editor, unit_id: int, form: VerifiedForm) -> Response:
     state, action = web(request), form.get("action")
     if action not in LINK_ACTIONS:
         raise AuthError(400, "未知的操作。")

@@ -21,11 +21,11 @@ from ..errors import PipelineError
 from ..models import FeedToken
 from ..push import local_date, plan, run_push
 from ..push import order as push_order
+from ..push.plan import PushReport
 from ..units import hash_token
 from . import i18n
 from .auth import AuthError, check_csrf, flash, session_user
-from .bodies import read_json
-from .desk import Editor, verified_form
+from .desk import Editor, JsonBody, VerifiedForm
 from .planning import calendar_days, ical_feed, next_push_moment
 from .state import audit, page, web
 
@@ -65,8 +65,7 @@ def push_page(request: Request, user: Editor) -> Response:
 
 
 @router.post("/push/move")
-async def move(request: Request, user: Editor) -> Response:
-    form = await verified_form(request)
+def move(request: Request, user: Editor, form: VerifiedForm) -> Response:
     state = web(request)
     draft_id, step = str(form.get("id") or ""), -1 if form.get("step") == "up" else 1
     if not draft_id.isdigit():
@@ -83,10 +82,9 @@ async def move(request: Request, user: Editor) -> Response:
 
 
 @router.post("/push/order")
-async def reorder(request: Request, user: Editor) -> Response:
+def reorder(request: Request, user: Editor, body: JsonBody) -> Response:
     """The whole order at once (the drag-and-drop list posts it as JSON)."""
     check_csrf(request.session, request.headers.get("x-csrf-token"))
-    body = await read_json(request)
     ids = body.get("order") if isinstance(body, dict) else None
     if not isinstance(ids, list) or not all(isinstance(i, int) for i in ids):
         raise AuthError(422, "顺序应为稿件编号列表。")
@@ -98,24 +96,31 @@ async def reorder(request: Request, user: Editor) -> Response:
 
 
 @router.post("/push/run")
-async def push_now(request: Request, user: Editor) -> Response:
-    form = await verified_form(request)
+def push_now(request: Request, user: Editor, form: VerifiedForm) -> Response:
     if form.get("confirm") != "yes":
         flash(request.session, "请勾选确认后再推送。", "error")
         return RedirectResponse("/push", 303)
     state = web(request)
     report = run_push(state.store, state.settings, state.now())
-    with state.store.session() as session:
-        audit(session, request, user, "push_now", f"push:{report.day}",
-              {"articles": [a.candidate.id for a in report.articles],
-               "already_done": report.already_done})
-    if report.already_done:
-        flash(request.session, f"{report.day} 的推送已经完成，没有重复推送。", "warn")
-    elif report.articles:
-        flash(request.session, f"已推送 {len(report.articles)} 篇稿件。")
-    else:
-        flash(request.session, "没有已通过的稿件，本次未推送。", "warn")
+    if not report.done_elsewhere:  # one audit row per push: the loser of a race writes none
+        with state.store.session() as session:
+            audit(session, request, user, "push_now", f"push:{report.day}",
+                  {"articles": [a.candidate.id for a in report.articles],
+                   "already_done": report.already_done})
+    flash(request.session, push_answer(report),
+          "ok" if report.articles and not report.done_elsewhere else "warn")
     return RedirectResponse("/push", 303)
+
+
+def push_answer(report: PushReport) -> str:
+    """What a "push now" did, in Chinese; the loser of a race is told who has the push."""
+    titles = "、".join(f"《{a.candidate.title}》" for a in report.articles)
+    what = f"（{len(report.articles)} 篇：{titles}）" if report.articles else "（没有稿件）"
+    if report.done_elsewhere:
+        return f"今天的推送已由另一位编辑完成{what}，本次没有重复推送。"
+    if report.articles:
+        return f"已推送 {len(report.articles)} 篇稿件：{titles}。"
+    return "没有已通过的稿件，本次未推送。"
 
 
 @router.get("/calendar")
@@ -134,8 +139,7 @@ def calendar(request: Request, user: Editor) -> Response:
 
 
 @router.post("/calendar/feed")
-async def calendar_feed_token(request: Request, user: Editor) -> Response:
-    await verified_form(request)
+def calendar_feed_token(request: Request, user: Editor, _form: VerifiedForm) -> Response:
     state = web(request)
     with state.store.session() as session:
         request.session["new_feed"] = new_feed_token(session, user, state.now())

@@ -23,7 +23,7 @@ from ..reach.stats import (
     unit_reach,
 )
 from .auth import flash
-from .desk import Editor, verified_form
+from .desk import Editor, VerifiedForm
 from .state import audit, page, web
 
 router = APIRouter(include_in_schema=False)
@@ -52,8 +52,7 @@ def reach(request: Request, user: Editor, days: int = 30) -> Response:
 
 
 @router.post("/reach/media")
-async def classify(request: Request, user: Editor) -> Response:
-    form = await verified_form(request)
+def classify(request: Request, user: Editor, form: VerifiedForm) -> Response:
     state = web(request)
     key, level = str(form.get("key") or ""), str(form.get("level") or "")
     outlet = str(form.get("outlet") or "")

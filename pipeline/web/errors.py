@@ -15,9 +15,10 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from pydantic import BaseModel
+from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ..errors import PipelineError, ReviewError, StoreError
+from ..errors import EditConflict, PipelineError, ReviewError, StoreError
 from . import i18n
 from .auth import AuthError
 from .state import page
@@ -32,6 +33,8 @@ HTTP_WORDS = {400: "请求有误。", 401: "请先登录。", 403: "没有权限
 
 MAX_PROBLEMS = 20
 RETRY_AFTER = 30  # seconds: a database restart usually takes less
+POOL_BUSY = "系统繁忙（数据库连接已满），请稍后再试；您的操作没有保存，请稍后重新提交。"
+POOL_RETRY_AFTER = 5  # seconds: a busy database usually has a free connection again by then
 
 
 class ErrorBody(BaseModel):
@@ -40,6 +43,9 @@ class ErrorBody(BaseModel):
     status: int
     code: str | None = None      # the error vocabulary's code, e.g. store.unavailable
     fields: dict[str, list[str]] | None = None
+    version: int | None = None   # an edit conflict: the version now committed ...
+    latest: str | None = None    # ... and where to read it
+    page: str | None = None
 
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -64,13 +70,15 @@ def _is_api(request: Request) -> bool:
     return request.url.path.startswith("/api/") or request.url.path == "/api"
 
 
-def _answer(request: Request, status: int, message: str, **extra: Any) -> Response:
+def _answer(request: Request, status: int, message: str, *,
+            headers: Mapping[str, str] | None = None, **extra: Any) -> Response:
     if _is_api(request):
-        return JSONResponse(error_body(status, message, **extra), status_code=status)
+        return JSONResponse(error_body(status, message, **extra), status_code=status,
+                            headers=dict(headers or {}))
     if status in (303, 401) and not request.url.path.startswith("/r/"):
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         return RedirectResponse(f"/login?next={_quote(target)}", 303)
-    return page(request, "error.html", status, message=message, code=status)
+    return page(request, "error.html", status, headers, message=message, code=status)
 
 
 def _quote(path: str) -> str:
@@ -117,10 +125,23 @@ def install(app: FastAPI) -> None:
             log.warning("request %s failed: %s", request.url.path, exc)
             return _answer(request, 409, exc.text("zh_CN"), code=exc.code)
         message = str(exc)
+        if isinstance(exc, EditConflict):  # the loser of an edit race: where the new text is
+            return _answer(request, 409, i18n.review_message(exc), version=exc.version,
+                           latest=f"/api/drafts/{exc.draft_id}",
+                           page=f"/drafts/{exc.draft_id}")
         if isinstance(exc, ReviewError):
             return _answer(request, i18n.review_status(message), i18n.review_message(exc))
         log.warning("request %s failed: %s", request.url.path, message)
         return _answer(request, 409, f"操作未完成（{message}）")
+
+    async def on_database(request: Request, exc: Exception) -> Response:
+        # No connection within pool_timeout (our pool or the server's slots), or the
+        # database is unreachable: the transaction rolled back whole, so nothing is
+        # half-written and the request may simply be sent again.
+        log.warning("request %s: no database connection (%s)", request.url.path,
+                    str(getattr(exc, "orig", None) or exc).splitlines()[0])
+        return _answer(request, 503, POOL_BUSY,
+                       headers={"Retry-After": str(POOL_RETRY_AFTER)})
 
     async def on_bug(request: Request, exc: Exception) -> Response:
         log.error("unhandled error on %s", request.url.path, exc_info=exc)
@@ -132,4 +153,6 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, on_http)
     app.add_exception_handler(StoreError, on_store)
     app.add_exception_handler(PipelineError, on_pipeline)
+    app.add_exception_handler(sa_exc.TimeoutError, on_database)
+    app.add_exception_handler(sa_exc.OperationalError, on_database)
     app.add_exception_handler(Exception, on_bug)

@@ -43,6 +43,9 @@ def register(subparsers: Any) -> None:
         "worker", help="run the scheduler only (when the web runs in other processes)",
         description="run the scheduler only (when the web runs in other processes)")
     worker_parser.set_defaults(func=_lazy("worker"), running_clock=True)
+    worker_parser.add_argument("--standby", action="store_true",
+                               help="when another scheduler runs, wait and take over once "
+                               "its heartbeat is older than schedule.lease_seconds")
 
 
 def add_serve(subparsers: Any) -> None:

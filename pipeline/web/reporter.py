@@ -19,6 +19,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlmodel import Session, col, select
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData
 
 from .. import review
 from ..domain import DraftStatus
@@ -117,26 +118,30 @@ def report_form(request: Request, token: str) -> Response:
 
 @router.post("/r/{token}")
 async def submit_form(request: Request, token: str) -> Response:
-    state, unit = web(request), _link(request, token)
-    limits = state.settings.limits
+    # Only reading the body and streaming the photos happen on the event loop; the
+    # database and the render run in the thread pool, so other requests never wait.
+    limits = web(request).settings.limits
     form = await request.form(max_files=limits.photos_per_report + 1, **FORM_LIMITS)
     check_csrf(request.session, form.get("csrf_token"))
+    check = FormCheck(form_values(form))
+    with tempfile.TemporaryDirectory(prefix="pipeline-upload-") as tmp:
+        folder = Path(tmp)
+        names = await save_uploads(form.getlist("photos"), folder, limits, check)
+        return await run_in_threadpool(_store_form, request, token, form, check, names, folder)
+
+
+def _store_form(request: Request, token: str, form: FormData, check: FormCheck,
+                names: list[str], folder: Path) -> Response:
+    state, unit = web(request), _link(request, token)
     key = idempotency_key(unit, str(form.get("idempotency_key") or ""))
     with state.store.session() as session:
         earlier = stored_under(session, key)
     if earlier is not None:  # a double tap or a retried upload: same report
         return RedirectResponse(f"/r/{token}/done/{earlier.id}", 303)
-    check = FormCheck(form_values(form))
-    with tempfile.TemporaryDirectory(prefix="pipeline-upload-") as tmp:
-        folder = Path(tmp)
-        names = await save_uploads(form.getlist("photos"), folder, limits, check)
-        # decoding and checking photos is CPU work: in a worker thread
-        await run_in_threadpool(validate, check, names, unit.name, state.settings,
-                                state.now(), folder, "网页表单")
-        if check.report is None:
-            return _form_page(request, token, unit, check, 422)
-        stored = await run_in_threadpool(store_report, state, request, check, unit, key,
-                                         f"reporter:{unit.name}")
+    validate(check, names, unit.name, state.settings, state.now(), folder, "网页表单")
+    if check.report is None:
+        return _form_page(request, token, unit, check, 422)
+    stored = store_report(state, request, check, unit, key, f"reporter:{unit.name}")
     return RedirectResponse(f"/r/{token}/done/{stored.id}", 303)
 
 
@@ -192,40 +197,43 @@ def own_file(request: Request, token: str, draft_id: DraftId, path: str) -> Resp
 
 @router.post("/r/{token}/reports/{draft_id}/resubmit")
 async def resubmit(request: Request, token: str, draft_id: DraftId) -> Response:
-    state, unit = web(request), _link(request, token)
-    limits = state.settings.limits
+    # Reading the body and streaming the photos on the event loop; the rest in the pool.
+    limits = web(request).settings.limits
     form = await request.form(max_files=limits.photos_per_report + 1, **FORM_LIMITS)
     check_csrf(request.session, form.get("csrf_token"))
-    markdown, note = str(form.get("markdown") or ""), str(form.get("note") or "")
-    actor = f"reporter:{unit.name}"
     with tempfile.TemporaryDirectory(prefix="pipeline-upload-") as tmp:
         # An editor's "请补充活动照片" must be answerable: the correction takes photos too.
         check = FormCheck({})
         names = await save_uploads(form.getlist("photos"), Path(tmp), limits, check)
-        try:
-            photos = [check_photo(Path(tmp) / name, limits) for name in names]
-            if check.errors:
-                raise SubmissionError(next(iter(check.errors.values()))[0], field="photos")
-            with state.store.session() as session:
-                draft = _own_draft(session, unit, draft_id)
-                if draft.status not in review.RESUBMITTABLE:
-                    # checked before editing: the edit rewrites the draft's files at once
-                    raise ReviewError(f"Draft {draft_id} is '{draft.status}'; only "
-                                      "'changes_requested' drafts can be resubmitted.")
-                markdown += add_photos(session, state.settings, draft, photos)
-                _resubmit(request, session, state, draft_id, markdown, note, actor)
-        except SubmissionError as exc:
-            return _report_page(request, token, draft_id, i18n.rejection_message(exc.message),
-                                422, markdown)
-        except ReviewError as exc:
-            return _report_page(request, token, draft_id, i18n.review_message(exc),
-                                i18n.review_status(str(exc)), markdown)
+        return await run_in_threadpool(_resubmit, request, token, draft_id, form, check,
+                                       [Path(tmp) / name for name in names])
+
+
+def _resubmit(request: Request, token: str, draft_id: int, form: FormData, check: FormCheck,
+              uploads: list[Path]) -> Response:
+    state, unit = web(request), _link(request, token)
+    markdown, note = str(form.get("markdown") or ""), str(form.get("note") or "")
+    actor = f"reporter:{unit.name}"
+    try:
+        photos = [check_photo(path, state.settings.limits) for path in uploads]
+        if check.errors:
+            raise SubmissionError(next(iter(check.errors.values()))[0], field="photos")
+        with state.store.session() as session:
+            draft = _own_draft(session, unit, draft_id)
+            if draft.status not in review.RESUBMITTABLE:
+                # checked before editing: the edit rewrites the draft's files at once
+                raise ReviewError(f"Draft {draft_id} is '{draft.status}'; only "
+                                  "'changes_requested' drafts can be resubmitted.")
+            markdown += add_photos(session, state.settings, draft, photos)
+            review.edit(session, state.settings, draft_id, markdown, actor=actor,
+                        now=state.now())
+            review.transition(session, state.settings, draft_id, "resubmit", actor=actor,
+                              note=note, now=state.now(), remote=remote(request))
+            audit(session, request, actor, "resubmit", f"draft:{draft_id}")
+    except SubmissionError as exc:
+        return _report_page(request, token, draft_id, i18n.rejection_message(exc.message),
+                            422, markdown)
+    except ReviewError as exc:
+        return _report_page(request, token, draft_id, i18n.review_message(exc),
+                            i18n.review_status(str(exc)), markdown)
     return RedirectResponse(f"/r/{token}/reports/{draft_id}", 303)
-
-
-def _resubmit(request: Request, session: Session, state: WebState, draft_id: int,
-              markdown: str, note: str, actor: str) -> None:
-    review.edit(session, state.settings, draft_id, markdown, actor=actor, now=state.now())
-    review.transition(session, state.settings, draft_id, "resubmit", actor=actor, note=note,
-                      now=state.now(), remote=remote(request))
-    audit(session, request, actor, "resubmit", f"draft:{draft_id}")

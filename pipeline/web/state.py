@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Protocol
 
 import jinja2
 from fastapi import Path as PathParam
@@ -28,7 +28,6 @@ from ..store import Store
 from . import i18n
 from .auth import (
     AuthError,
-    LoginLimiter,
     authenticate,
     csrf_token,
     session_user,
@@ -42,6 +41,12 @@ HERE = Path(__file__).parent
 DraftId = Annotated[int, PathParam(ge=1, le=2**31 - 1)]
 
 
+class Limiter(Protocol):
+    def blocked_for(self, address: str, name: str) -> float: ...
+    def failed(self, address: str, name: str) -> None: ...
+    def succeeded(self, address: str, name: str) -> None: ...
+
+
 @dataclass
 class WebState:
     settings: Settings
@@ -49,7 +54,7 @@ class WebState:
     clock: Clock
     env: jinja2.Environment
     secret: str
-    limiter: LoginLimiter = field(default_factory=LoginLimiter)
+    limiter: Limiter
 
     def now(self) -> datetime:
         return self.clock.now()

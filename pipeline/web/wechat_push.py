@@ -13,6 +13,7 @@ import os
 
 from fastapi import APIRouter, Request
 from fastapi.responses import PlainTextResponse
+from starlette.concurrency import run_in_threadpool
 
 from ..errors import PublishError
 from ..publish.wechat import record_event
@@ -47,6 +48,7 @@ async def receive(request: Request) -> PlainTextResponse:
         return PlainTextResponse(str(exc), status_code=400)
     if event is not None:
         state = web(request)
-        record_event(state.store, event.event, event.ref, event.status, event.article_id,
-                     event.urls, body.decode("utf-8", "replace"), state.now())
+        await run_in_threadpool(record_event, state.store, event.event, event.ref,
+                                event.status, event.article_id, event.urls,
+                                body.decode("utf-8", "replace"), state.now())
     return PlainTextResponse("success")

@@ -36,6 +36,7 @@ from typing import Any, Protocol
 import requests
 
 from pipeline.errors import ErrorKind, WeChatAPIError
+from pipeline.fence import fence
 
 from .codes import (
     READ_ENDPOINTS,
@@ -254,6 +255,7 @@ class WeChatClient:
                   body: Mapping[str, Any] | None, params: Mapping[str, str] | None,
                   files: Any, pass_codes: Collection[int]) -> dict[str, Any]:
         """Send once; return the parsed answer or raise the classified error."""
+        fence()  # a scheduler that lost its lease stops before calling WeChat
         query = dict(params or {})
         if token is not None:
             query["access_token"] = token
