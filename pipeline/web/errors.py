@@ -32,9 +32,10 @@ HTTP_WORDS = {400: "请求有误。", 401: "请先登录。", 403: "没有权限
 
 
 MAX_PROBLEMS = 20
-RETRY_AFTER = 30  # seconds: a database restart usually takes less
+# Seconds: a busy database usually has a free connection again by then; a client that
+# finds it still restarting is told the same again.
+RETRY_AFTER = 5
 POOL_BUSY = "系统繁忙（数据库连接已满），请稍后再试；您的操作没有保存，请稍后重新提交。"
-POOL_RETRY_AFTER = 5  # seconds: a busy database usually has a free connection again by then
 
 
 class ErrorBody(BaseModel):
@@ -141,7 +142,7 @@ def install(app: FastAPI) -> None:
         log.warning("request %s: no database connection (%s)", request.url.path,
                     str(getattr(exc, "orig", None) or exc).splitlines()[0])
         return _answer(request, 503, POOL_BUSY,
-                       headers={"Retry-After": str(POOL_RETRY_AFTER)})
+                       headers={"Retry-After": str(RETRY_AFTER)})
 
     async def on_bug(request: Request, exc: Exception) -> Response:
         log.error("unhandled error on %s", request.url.path, exc_info=exc)

@@ -18,8 +18,15 @@ from ..models import LoginFailure
 from ..store import Store
 
 
-def _key(address: str, name: str) -> str:
-    return f"{address}|{name.strip().lower()}"[:300]
+def _address_key(address: str) -> str:
+    # Failures from an address, whatever the name: trying other names buys nothing.
+    return f"{address[:200]}|*"
+
+
+def _name_key(name: str) -> str:
+    # Failures for a name from any address: changing X-Forwarded-For or the address does
+    # not buy more tries (issue 11), and every process sees the same rows (issue 16).
+    return f"*|{name.strip().lower()[:100]}"
 
 
 class DbLoginLimiter:
@@ -33,12 +40,16 @@ class DbLoginLimiter:
     def blocked_for(self, address: str, name: str) -> float:
         """Seconds until this address may try this name again (0: now)."""
         now = datetime.now(UTC)
+        return max(self._wait(_address_key(address), self.attempts, now),
+                   self._wait(_name_key(name), self.attempts, now))
+
+    def _wait(self, key: str, attempts: int, now: datetime) -> float:
         with self.store.session() as session:
             times = list(session.exec(
-                select(LoginFailure.at).where(LoginFailure.key == _key(address, name),
+                select(LoginFailure.at).where(LoginFailure.key == key,
                                               col(LoginFailure.at) > now - self.window)
-                .order_by(col(LoginFailure.at).desc()).limit(self.attempts)))
-        if len(times) < self.attempts:
+                .order_by(col(LoginFailure.at).desc()).limit(attempts)))
+        if len(times) < attempts:
             return 0.0
         return max(0.0, (min(times) + self.window - now).total_seconds())
 
@@ -47,9 +58,10 @@ class DbLoginLimiter:
         with self.store.session() as session:
             session.execute(sa.delete(LoginFailure).where(
                 col(LoginFailure.at) <= now - self.window))
-            session.add(LoginFailure(key=_key(address, name), at=now))
+            session.add(LoginFailure(key=_address_key(address), at=now))
+            session.add(LoginFailure(key=_name_key(name), at=now))
 
     def succeeded(self, address: str, name: str) -> None:
         with self.store.session() as session:
             session.execute(sa.delete(LoginFailure).where(
-                col(LoginFailure.key) == _key(address, name)))
+                col(LoginFailure.key).in_([_address_key(address), _name_key(name)])))

@@ -167,9 +167,12 @@ def attempt_login(request: Request, name: str, password: str) -> LoginResult:
     with state.store.session() as session:
         user = authenticate(session, name, password)
         audit(session, request, name or "-", "login" if user else "login_failed")
-        if user is None:
-            state.limiter.failed(address, name)
-            return LoginResult(None)
-        state.limiter.succeeded(address, name)
-        start_session(request.session, session, user, state.now(), address)
-        return LoginResult(user.name)
+        if user is not None:
+            start_session(request.session, session, user, state.now(), address)
+    # The limiter keeps its rows in the database: after this session has committed (on
+    # SQLite a second writer inside it would wait for the first, that is for itself).
+    if user is None:
+        state.limiter.failed(address, name)
+        return LoginResult(None)
+    state.limiter.succeeded(address, name)
+    return LoginResult(user.name)
