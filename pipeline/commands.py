@@ -302,7 +302,8 @@ def _push_json(report: PushReport, settings: Settings) -> dict[str, Any]:
     def item(a: PackedArticle) -> dict[str, Any]:
         c = a.candidate
         return {"id": c.id, "title": c.title, "unit": c.unit, "late": a.late,
-                "position": a.position, "deadline": views.iso(c.deadline, settings)}
+                "position": a.position, "deadline": views.iso(c.deadline, settings),
+                **({"reason": a.reason} if a.reason else {})}
     return {"date": report.day.isoformat(), "already_done": report.already_done,
             "wechat_state": report.wechat_state,
             "dry_run": report.dry_run, "articles": [item(a) for a in report.articles],
@@ -331,6 +332,8 @@ def _print_push(report: PushReport, settings: Settings, now: datetime) -> None:
         warn = " - will be LATE" if a.late else ""
         print(f"does not fit: #{a.candidate.id}  {a.candidate.title}  deadline "
               f"{deadline_text(a.candidate.deadline, now, settings.tz)}{warn}")
+        if a.reason:
+            print(f"    why: {a.reason}")
     if report.manifest:
         print(f"manifest: {settings.paths.published / report.manifest}")
 
