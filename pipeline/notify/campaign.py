@@ -102,13 +102,13 @@ def unit_late(story: Story, report_hours: int) -> bool:
 
 
 def desk_late(story: Story, report_hours: int, until: datetime) -> bool:
-    """Late (published after the deadline, or still out at ``until`` past it) although the
-    unit reported on time: the desk held it."""
+    """Late (published after the deadline, or not out when ``until`` reached it) although
+    the unit reported on time: the desk held it."""
     if unit_late(story, report_hours):
         return False
     if story.published is not None:
         return story.published > story.deadline
-    return until > story.deadline
+    return until >= story.deadline
 
 
 def desk_stages(story: Story) -> list[tuple[str, timedelta]]:
