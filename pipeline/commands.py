@@ -196,7 +196,8 @@ def _print_report(report: dict[str, Any], settings: Settings) -> None:
     fields = [
         ("time", f"{_when(report['start'], settings)} to {_when(report['end'], settings)}"),
         ("place", report["place"]), ("form", report["form"]),
-        ("people", _people(report)), ("contact", report["contact"]),
+        ("people", _people(report)), ("partners", "、".join(report.get("partners", []))),
+        ("contact", report["contact"]),
         ("notes", report["notes"]),
         ("source", f"{source}, received {_when(report['received_at'], settings)}"),
     ]

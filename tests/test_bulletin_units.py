@@ -213,6 +213,9 @@ def test_partners_on_every_intake_path(workspace: Workspace) -> None:
             posted = report_post(anon, token, form_data(title="表单报送",
                                                          partners="白马小学，白马社区"))
             assert posted.status_code == 303, posted.text
+            refused = report_post(anon, token, form_data(title="太长", partners="很" * 101))
+            assert refused.status_code == 422
+            assert "合作单位名称有 101 个字，每个单位最多 100 个字" in refused.text
             api = anon.post(f"/api/r/{unit_link(store, '洋湖国际社区')}/reports",
                             json=report_json(partners=["洋湖学校"]))
             assert api.status_code == 201, api.text

@@ -97,7 +97,8 @@ async def push_now(request: Request, user: Editor) -> Response:
     elif report.articles:
         flash(request.session, f"已推送 {len(report.articles)} 篇稿件。")
     else:
-        flash(request.session, "没有已通过的稿件，本次未推送。", "warn")
+        flash(request.session, "没有已通过的稿件，本次未推送；今天之内审核通过的稿件"
+                               "仍可再点“立即推送”。", "warn")
     return RedirectResponse("/push", 303)
 
 

@@ -62,6 +62,8 @@ _REJECTION_RULES: tuple[Rule, ...] = (
           lambda m: f"开始时间 {m[1]} 在将来；只能报送已经举行的活动"),
     _rule(r"ends at (\S+ \S+), before it starts at (\S+ \S+)",
           lambda m: f"结束时间 {m[1]} 早于开始时间 {m[2]}"),
+    _rule(r"the partner .* is (\d+) characters long; write each unit's name in at most (\d+)",
+          lambda m: f"合作单位名称有 {m[1]} 个字，每个单位最多 {m[2]} 个字；多个单位用顿号分隔"),
     _rule(r"is (\d+) characters long; write the number of people in at most (\d+)",
           lambda m: f"参与人数有 {m[1]} 个字，最多 {m[2]} 个字，如：约260人"),
     _rule(r"uses '([^']*):'; only http",
