@@ -354,15 +354,10 @@ def score(unit: UnitWeek, targets: Mapping[str, Target], weights: ScoringSetting
     """The ranking score; ``formula`` prints the same arithmetic for the readers. Only the
     unit's own delays count against it: a story late on the desk is the desk's."""
     return (targets_met(unit, targets) * weights.target_met + unit.published * weights.published
-            + _unit_late(unit) * weights.late + unit.missed_unit * weights.missed
+            + unit.late_unit * weights.late + unit.missed_unit * weights.missed
             + (unit.reads_per_story or 0) * weights.reads_per_story
             + sum(unit.coverage.get(k, 0) * float(getattr(weights, k))
                   for k in COVERAGE_LEVELS))
-
-
-def _unit_late(unit: UnitWeek) -> int:
-    # Without plan data (older callers), a late story is the unit's as before.
-    return unit.late_unit if unit.progress or unit.late_unit else unit.late - unit.late_desk
 
 
 def targets_met(unit: UnitWeek, targets: Mapping[str, Target]) -> int:

@@ -128,32 +128,37 @@ def warn_if_empty(store: Store, settings: Settings, now: datetime) -> bool:
         chosen, _ = plan(session, settings, at)
         if chosen:
             return False
-        detail = empty_detail(session, settings, at)
+        detail, holders_ = empty_detail(session, settings, at)
         return record_alert(session, f"push_empty:{day}", "push_empty", now,
-                            recipients=settings.notify.editors, detail=detail)
+                            recipients=[*settings.notify.editors, *holders_], detail=detail)
 
 
-def empty_detail(session: Session, settings: Settings, at: datetime) -> str:
-    """What waits, stage by stage, in one Chinese paragraph."""
+def empty_detail(session: Session, settings: Settings, at: datetime
+                 ) -> tuple[str, list[str]]:
+    """What waits, stage by stage, in one Chinese paragraph; and the addresses of the
+    people holding those stages (they are told too)."""
     waiting = list(session.exec(
         select(Draft).where(col(Draft.status).in_([DraftStatus.DRAFTED,
                                                     DraftStatus.CHANGES_REQUESTED]))
         .order_by(col(Draft.deadline), col(Draft.id))))
     head = f"今日{at.astimezone(settings.tz):%H:%M}推送前还没有已通过终审的稿件；"
     if not waiting:
-        return head + "目前也没有待审稿件，今日将断更。"
+        return head + "目前也没有待审稿件，今日将断更。", []
     stages = holders(session, settings)
-    parts = []
+    parts: list[str] = []
+    emails: list[str] = []
     for i, held in enumerate(stages):
         drafts = [d for d in waiting if d.status == DraftStatus.DRAFTED
                   and min(d.review_stage, len(stages) - 1) == i]
         if drafts:
             parts.append(f"待{held.stage}（{'、'.join(held.names) or '任一编辑'}）"
                          f"{len(drafts)}篇：{_titles(drafts)}")
+            emails.extend(held.emails)
     back = [d for d in waiting if d.status == DraftStatus.CHANGES_REQUESTED]
     if back:
         parts.append(f"退回修改中{len(back)}篇：{_titles(back)}")
-    return head + "；".join(parts) + "。请在推送前完成审核，或之后用“立即推送”补发。"
+    return (head + "；".join(parts) + "。请在推送前完成审核，或之后用“立即推送”补发。",
+            emails)
 
 
 def _titles(drafts: Sequence[Draft]) -> str:
