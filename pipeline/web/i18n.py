@@ -168,6 +168,23 @@ _NOTE_RULES: tuple[Rule, ...] = (
 )
 
 
+# Why a story waits for the next push (pipeline.push.plan._why_left).
+_LEFT_RULES: tuple[Rule, ...] = (
+    _rule(r"full \((\d+)\) with stories whose deadline comes earlier",
+          lambda m: f"本次推送已满（{m[1]}篇），都是期限更早的稿件；本稿下次推送时将超期"),
+    _rule(r"already overdue; the push is full \((\d+)\)",
+          lambda m: f"本稿已超期；本次推送已满（{m[1]}篇），优先今晚仍可按期的稿件、"
+                    "头条和更早超期的稿件"),
+    _rule(r"still on time at the next push; the push is full \((\d+)\)",
+          lambda m: f"下次推送时仍在期限内；本次推送已满（{m[1]}篇），优先期限更早或已超期的稿件"),
+)
+
+
+def left_reason(message: str) -> str:
+    """Why a story was left out of the push, in Chinese."""
+    return _translate(message, _LEFT_RULES, "未排入本次推送") if message else ""
+
+
 def _translate(message: str, rules: tuple[Rule, ...], lead: str) -> str:
     for pattern, render in rules:
         found = pattern.search(message)
