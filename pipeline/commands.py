@@ -238,7 +238,8 @@ def _print_report(report: dict[str, Any], settings: Settings) -> None:
     fields = [
         ("time", f"{_when(report['start'], settings)} to {_when(report['end'], settings)}"),
         ("place", report["place"]), ("form", report["form"]),
-        ("people", _people(report)), ("contact", report["contact"]),
+        ("people", _people(report)), ("partners", "、".join(report.get("partners", []))),
+        ("contact", report["contact"]),
         ("notes", report["notes"]),
         ("source", f"{source}, received {_when(report['received_at'], settings)}"),
     ]
@@ -373,7 +374,8 @@ def _push_json(report: PushReport, settings: Settings) -> dict[str, Any]:
     def item(a: PackedArticle) -> dict[str, Any]:
         c = a.candidate
         return {"id": c.id, "title": c.title, "unit": c.unit, "late": a.late,
-                "position": a.position, "deadline": views.iso(c.deadline, settings)}
+                "position": a.position, "deadline": views.iso(c.deadline, settings),
+                **({"reason": a.reason} if a.reason else {})}
     return {"date": report.day.isoformat(),
             "already_done": report.already_done or report.done_elsewhere,
             "wechat_state": report.wechat_state,
@@ -403,6 +405,8 @@ def _print_push(report: PushReport, settings: Settings, now: datetime) -> None:
         warn = " - will be LATE" if a.late else ""
         print(f"does not fit: #{a.candidate.id}  {a.candidate.title}  deadline "
               f"{deadline_text(a.candidate.deadline, now, settings.tz)}{warn}")
+        if a.reason:
+            print(f"    why: {a.reason}")
     if report.manifest:
         print(f"manifest: {settings.paths.published / report.manifest}")
 

@@ -113,6 +113,7 @@ class Report:
     participants_text: str = ""   # 参与人数 as the reporter wrote it, printed verbatim
     timed: bool = True            # False: the activity time was a date without a time
     notes: str = ""               # the reporter's notes to the editors, never published
+    partners: tuple[str, ...] = ()  # 合作单位: the units the activity was held with
 
     @property
     def dedupe_key(self) -> str:

@@ -187,7 +187,7 @@ class DraftMaker:
                 "links": "[]", "photos": "[]", "contact": "", "extra": "{}",
                 "source": actor, "dedupe_key": key, "received_at": now,
                 "participants_text": "", "participants_unit": "", "timed": True,
-                "notes": ""})
+                "notes": "", "partners": "[]"})
             draft_id = self._insert_draft(session, sub_id, unit, article, activity_type,
                                           deadline, None, now, actor, actor)
             try:
@@ -260,7 +260,8 @@ def _submission(report: Report, unit: Unit, now: datetime, key: str | None
         "source_row": report.row, "dedupe_key": report.dedupe_key, "idempotency_key": key,
         "received_at": now, "participants_text": report.participants_text,
         "participants_unit": report.participants_unit, "timed": report.timed,
-        "notes": report.notes}
+        "notes": report.notes,
+        "partners": json.dumps(list(report.partners), ensure_ascii=False)}
 
 
 def _existing_draft(session: Session, report: Report, key: str | None) -> int | None:

@@ -180,7 +180,9 @@ P = PushState
 PUSH = Machine("push", Push, "state", "version",
                frozenset({P.RUNNING, P.EMPTY, P.DONE, P.MISSED}), moves=(
                    _m(P.EMPTY, "claim", P.RUNNING, Who.SYSTEM),
-                   _m(P.EMPTY, "close", P.DONE, Who.SYSTEM),  # push time came with nothing
+                   # The day ended with nothing pushed: a break in the daily regime (断更).
+                   # An empty push never takes the day before its end (issue 10).
+                   _m(P.EMPTY, "lapse", P.MISSED, Who.SYSTEM),
                    _m(P.RUNNING, "finish", P.DONE, Who.SYSTEM),
                    _m(P.RUNNING, "fail", P.FAILED, Who.SYSTEM),
                    _m(P.RUNNING, "release", P.MISSED, Who.SYSTEM),

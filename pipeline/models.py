@@ -73,6 +73,8 @@ class Submission(SQLModel, table=True):
     participants_unit: str = Field(default="", max_length=10)  # 人, 人次 or 户
     timed: bool = True                         # False: a date without a time was reported
     notes: str = Field(default="", sa_type=sa.Text)  # the reporter's notes, never published
+    # Added by migration 0008 (issue 10): 合作单位, a JSON list of the partner units.
+    partners: str = Field(default="[]", sa_type=sa.Text)
 
 
 class Draft(SQLModel, table=True):

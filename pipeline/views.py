@@ -238,6 +238,7 @@ def _report(sub: Submission, settings: Settings) -> dict[str, Any]:
             "participants": sub.participants, "participants_unit": sub.participants_unit,
             "participants_text": sub.participants_text,
             "body": sub.body, "links": json.loads(sub.links),
+            "partners": json.loads(sub.partners or "[]"),
             "photos": json.loads(sub.photos), "contact": sub.contact, "notes": sub.notes,
             "kept_fields": _notes(sub), "source": sub.source, "row": sub.source_row,
             "received_at": iso(sub.received_at, settings)}

@@ -59,6 +59,8 @@ CASES: dict[str, dict[str, object]] = {
     "base_visit": {"start": at(2026, 6, 24, 14, 30), "end": at(2026, 6, 24, 17, 0)},
     "quiz": {"participants": None, "participants_unit": "", "participants_text": ""},
     "training": {"form": ""},
+    "parent_pledge": {"place": "麓谷小学", "form": "签订承诺书", "participants": 300,
+                      "participants_text": "学生家长300余人"},     # issue 10's new type
     "other": {},
 }
 
@@ -94,6 +96,7 @@ def test_the_rules_in_the_golden_articles() -> None:
     assert text["film"].startswith("6月24日上午，麓谷街道在社区会议室放映")  # no lead
     assert text["base_visit"].startswith("2026年6月24日下午，")
     assert "人数" not in text["quiz"] and "活动形式" not in text["training"]
+    assert "学生家长承诺书" in text["parent_pledge"] and "学生家长300余人" in text["parent_pledge"]
     assert not any(word in t for t in text.values()
                    for word in ("图文展板", "仿真毒品模型", "讲解员", "慰问品", "拉家常"))
 

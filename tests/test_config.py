@@ -72,7 +72,7 @@ def test_defaults_and_database_url_from_environment(tmp_path: Path) -> None:
     assert settings.database_url == "postgresql://x/y"
     assert settings.schedule.push_time.hour == 20
     assert settings.deadline.days == 2 and settings.deadline.counting == "calendar"
-    assert len(settings.activity_types) == 10
+    assert len(settings.activity_types) == 11  # 学生家长承诺书 added by issue 10
     default = parse_settings({}, tmp_path, environ={})
     assert default.database_url == f"sqlite:///{tmp_path / 'pipeline.db'}"
 

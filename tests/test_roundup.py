@@ -47,5 +47,5 @@ def test_round_up_is_written_once_and_goes_through_the_queue(workspace: Workspac
     assert bulletin.code == 0
     md = (ws.path / "published" / "bulletins" / "2026-W25.md").read_text("utf-8")
     # The round-up is the account's own article: neither a report nor a story of the district.
-    assert "| XX新区 | 0 | 0 | — | 0 | 0 |" in md.splitlines()
+    assert "| XX新区 | 0 | 0 | — | 0 | 0 | 0 | 0 |" in md.splitlines()
     assert "| 麓谷街道 | 1 | 1 |" in md

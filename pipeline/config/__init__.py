@@ -20,6 +20,7 @@ from .settings import (
     NotifySettings,
     OutletSpec,
     Paths,
+    PlanItem,
     ReachSettings,
     ScheduleSettings,
     ScoringSettings,
@@ -36,7 +37,7 @@ from .tree import check_unit_tree, parent_problem, parse_target
 __all__ = [
     "DEFAULT_ACTIVITY_TYPES", "EMAIL_RE", "MEDIA_LEVELS", "AccountSettings", "ActivityType",
     "Campaign", "DeadlineSettings", "Limits", "MediaSettings", "NotifySettings", "OutletSpec",
-    "Paths", "ReachSettings", "ScheduleSettings", "ScoringSettings", "Settings",
+    "Paths", "PlanItem", "ReachSettings", "ScheduleSettings", "ScoringSettings", "Settings",
     "SmtpSettings", "Target", "UnitSpec", "WeChatSettings", "WebSettings", "check_unit_tree",
     "load_settings",
     "parent_problem", "parse_media_level", "parse_settings", "parse_target",

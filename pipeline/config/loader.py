@@ -102,7 +102,7 @@ def parse_settings(raw: Mapping[str, Any], root: Path, source: str = "config.tom
     paths = _paths(top.sub("paths"), root)
     types = read_activity_types(top, problems)
     units = read_units(top, problems)
-    campaign = read_campaign(top, problems, types)
+    campaign = read_campaign(top, problems, types, units)
     wechat = _wechat(top.sub("wechat"))
     smtp = _smtp(top.sub("smtp"))
     notify = _notify(top.sub("notify"))
@@ -167,6 +167,16 @@ def _clock_time(r: Reader, name: str, default: time) -> time:
     return default
 
 
+def _duration_minutes(r: Reader, name: str, default: int) -> int:
+    """A duration like "2h", "90m", "1h30m" or "0" (off), in minutes."""
+    text = r.get(name, str, f"{default}m").strip().lower()
+    match = re.fullmatch(r"(?:(\d+)h)?(?:(\d+)m)?|0", text)
+    if match and text:
+        return int(match[1] or 0) * 60 + int(match[2] or 0)
+    r.problem(name, f'expected a duration like "2h", "90m" or "0" (off), got {text!r}')
+    return default
+
+
 def _schedule(r: Reader) -> ScheduleSettings:
     result = ScheduleSettings(
         push_time=_clock_time(r, "push_time", time(20, 0)),
@@ -176,7 +186,9 @@ def _schedule(r: Reader) -> ScheduleSettings:
         sweep_minutes=r.get("sweep_minutes", int, 5, positive),
         lease_seconds=r.get("lease_seconds", int, 90, lambda v: None if 5 <= v <= 3600 else
                             "must be 5 to 3600 (seconds without a heartbeat before a standby "
-                            "scheduler takes over)"))
+                            "scheduler takes over)"),
+        empty_warning_minutes=_duration_minutes(r, "empty_warning", 120),
+        late_push=r.get("late_push", bool, False))
     report_unknown(r)
     return result
 
@@ -198,7 +210,8 @@ def _deadline(r: Reader) -> DeadlineSettings:
         days=r.get("days", int, 2, non_negative),
         counting=r.get("counting", str, "calendar",
                        lambda v: None if v in ("calendar", "workdays")
-                       else 'must be "calendar" or "workdays"'))
+                       else 'must be "calendar" or "workdays"'),
+        report_hours=r.get("report_hours", int, 24, positive))
     report_unknown(r)
     return result
 

@@ -28,6 +28,9 @@ class ScheduleSettings:
     max_articles_per_push: int = 8       # WeChat allows 8 articles per message
     sweep_minutes: int = 5               # deadline sweep interval
     lease_seconds: int = 90              # a standby takes over after this long without heartbeat
+    empty_warning_minutes: int = 120     # warn the editors this long before an empty push
+    late_push: bool = False              # a story approved after an empty push goes out at
+                                         # the next tick (False: on an explicit push only)
 
 
 @dataclass(frozen=True)
@@ -43,6 +46,7 @@ class DatabaseSettings:
 class DeadlineSettings:
     days: int = 2                        # a story goes out within N days of its activity
     counting: str = "calendar"           # "calendar" or "workdays" (official calendar)
+    report_hours: int = 24               # a unit reports on time within N hours of the end
 
 
 @dataclass(frozen=True)
@@ -96,12 +100,66 @@ class Target:
         return str(self.low) if self.low == self.high else f"{self.low}-{self.high}"
 
 
+MEASURES = {"activities": "activities", "households": "households", "户": "households",
+            "次": "activities", "场": "activities"}
+
+
+@dataclass(frozen=True)
+class PlanItem:
+    """One item of the campaign plan: who owes it, what counts, how much.
+
+    ``who`` names levels (district, street, branch, community) and/or units; a report
+    counts when its type is one of ``types`` or its 活动方式 contains one of ``forms``
+    (both empty: any report), and, with ``partner``, when it names a partner unit.
+    ``measure`` "households" counts the 户 a report gives (one per report otherwise).
+    """
+
+    key: str                             # the plan's number or a short key ("一", "film")
+    label: str                           # what the bulletin calls it ("联合主题活动")
+    who: tuple[str, ...]
+    target: Target | None = None         # None: no number (counted, never "met")
+    types: tuple[str, ...] = ()
+    forms: tuple[str, ...] = ()
+    partner: bool = False
+    measure: str = "activities"          # "activities" or "households"
+    unit_word: str = "次"                # 场/次/批次/户, printed after the count
+
+    def applies(self, unit: str, level: Level) -> bool:
+        return unit in self.who or level.value in self.who
+
+    def counts(self, activity_type: str, form: str, partners: int) -> bool:
+        if self.partner and partners < 1:
+            return False
+        if not self.types and not self.forms:
+            return True
+        return activity_type in self.types or any(f in form for f in self.forms)
+
+
 @dataclass(frozen=True)
 class Campaign:
     name: str
     start: date
     end: date
-    targets: Mapping[Level, Mapping[str, Target]] = field(default_factory=dict)
+    items: tuple[PlanItem, ...] = ()
+
+    @property
+    def targets(self) -> Mapping[Level, Mapping[str, Target]]:
+        """Per-level targets of single-type items (the older, simpler view)."""
+        result: dict[Level, dict[str, Target]] = {}
+        for item in self.items:
+            if item.target is None or len(item.types) != 1:
+                continue
+            for who in item.who:
+                if (level := _level_of(who)) is not None:
+                    result.setdefault(level, {})[item.types[0]] = item.target
+        return result
+
+
+def _level_of(text: str) -> Level | None:
+    try:
+        return Level(text)
+    except ValueError:
+        return None
 
 
 @dataclass(frozen=True)
@@ -284,5 +342,6 @@ DEFAULT_ACTIVITY_TYPES: dict[str, tuple[str, str]] = {
     "hardship_visit": ("走访慰问", "hardship_visit.md.j2"),
     "household_meeting": ("屋场会", "household_meeting.md.j2"),
     "quiz": ("知识竞答", "quiz.md.j2"),
+    "parent_pledge": ("学生家长承诺书", "parent_pledge.md.j2"),
     "other": ("其他", "other.md.j2"),
 }

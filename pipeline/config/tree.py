@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import date
 
 from ..domain import Level, parse_level
@@ -11,8 +11,10 @@ from .reader import Reader, non_empty, report_unknown
 from .settings import (
     DEFAULT_ACTIVITY_TYPES,
     EMAIL_RE,
+    MEASURES,
     ActivityType,
     Campaign,
+    PlanItem,
     Target,
     UnitSpec,
 )
@@ -101,8 +103,8 @@ def parent_problem(level: Level, parent: UnitSpec | None, parent_name: str | Non
     return None
 
 
-def read_campaign(top: Reader, problems: list[str], types: Mapping[str, ActivityType]
-              ) -> Campaign | None:
+def read_campaign(top: Reader, problems: list[str], types: Mapping[str, ActivityType],
+                  units: Sequence[UnitSpec] = ()) -> Campaign | None:
     if "campaign" not in top.table:
         top.seen.add("campaign")
         return None
@@ -115,32 +117,116 @@ def read_campaign(top: Reader, problems: list[str], types: Mapping[str, Activity
             r.problem(key, "is missing (a date like 2026-06-01)")
     if start > end:
         r.problem("end", f"must not be before campaign.start ({start})")
-    targets = _targets(r.sub("targets"), types)
+    items = _targets(r.sub("targets"), types) + _items(r, types, {u.name for u in units})
     report_unknown(r)
-    return Campaign(name, start, end, targets)
+    return Campaign(name, start, end, tuple(items))
 
 
-def _targets(r: Reader, types: Mapping[str, ActivityType]) -> dict[Level, dict[str, Target]]:
-    result: dict[Level, dict[str, Target]] = {}
+def _kind(types: Mapping[str, ActivityType], text: str) -> ActivityType | None:
+    return types.get(text) or next((t for t in types.values() if t.label == text), None)
+
+
+def _targets(r: Reader, types: Mapping[str, ActivityType]) -> list[PlanItem]:
+    """The short form: ``[campaign.targets.street] film = "1-2"`` (one type per item)."""
+    result: list[PlanItem] = []
     for level_key in list(r.table):
         level = parse_level(level_key)
         sub = r.sub(level_key)
         if level is None:
             r.problem(level_key, "expected a level: district, street, branch or community")
             continue
-        result[level] = {}
         for type_key, value in sub.table.items():
             sub.seen.add(type_key)
-            kind = types.get(type_key) or next(
-                (t for t in types.values() if t.label == type_key), None)
+            kind = _kind(types, type_key)
             target = parse_target(value)
             if kind is None:
                 sub.problem(type_key, "is not a configured activity type")
             elif target is None:
                 sub.problem(type_key, f'expected a target like 2, "1-2" or ">=2", got {value!r}')
             else:
-                result[level][kind.key] = target
+                result.append(PlanItem(kind.key, kind.label, (level.value,), target,
+                                       types=(kind.key,)))
     return result
+
+
+def _items(r: Reader, types: Mapping[str, ActivityType], units: set[str]) -> list[PlanItem]:
+    """``[[campaign.items]]``: every item of the plan as the speech sets it."""
+    r.seen.add("items")
+    raw = r.table.get("items", [])
+    if not isinstance(raw, list):
+        r.problem("items", "expected a list of [[campaign.items]] tables")
+        return []
+    items = []
+    for i, entry in enumerate(raw):
+        item = _item(Reader(r.problems, r.key(f"items[{i}]"),
+                            entry if isinstance(entry, dict) else {}), types, units)
+        if item is not None:
+            items.append(item)
+    keys = [item.key for item in items]
+    for key in sorted({k for k in keys if keys.count(k) > 1}):
+        r.problem("items", f"the key {key!r} is used by more than one item")
+    return items
+
+
+def _item(r: Reader, types: Mapping[str, ActivityType], units: set[str]) -> PlanItem | None:
+    label = r.get("label", str, "", non_empty)
+    key = r.get("key", str, label, non_empty)
+    if "label" not in r.table:
+        r.problem("label", "is missing (what the bulletin calls the item, e.g. 联合主题活动)")
+    who = _who(r, units)
+    kinds = []
+    for text in _strings(r, "types"):
+        kind = _kind(types, text)
+        if kind is None:
+            r.problem("types", f"{text!r} is not a configured activity type")
+        else:
+            kinds.append(kind.key)
+    forms = tuple(_strings(r, "forms"))
+    target = None
+    if "target" in r.table:
+        r.seen.add("target")
+        target = parse_target(r.table["target"])
+        if target is None:
+            r.problem("target", f'expected a target like 2, "1-2" or ">=2", '
+                                f'got {r.table["target"]!r}')
+    measure_text = r.get("measure", str, "activities")
+    measure = MEASURES.get(measure_text)
+    if measure is None:
+        r.problem("measure", f'expected "activities" or "households" (户), got {measure_text!r}')
+    default_word = "户" if measure == "households" else "次"
+    item = PlanItem(key, label, who, target, tuple(kinds), forms,
+                    r.get("partner", bool, False), measure or "activities",
+                    r.get("unit_word", str, default_word, non_empty))
+    report_unknown(r)
+    return item if label and who else None
+
+
+def _strings(r: Reader, name: str) -> list[str]:
+    r.seen.add(name)
+    value = r.table.get(name, [])
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
+        r.problem(name, f"expected a list of names, got {value!r}")
+        return []
+    return [v.strip() for v in value]
+
+
+def _who(r: Reader, units: set[str]) -> tuple[str, ...]:
+    """Levels (by key or Chinese name) and unit names that owe the item."""
+    if "who" not in r.table:
+        r.problem("who", 'is missing (levels such as "street" or unit names)')
+    who = []
+    for text in _strings(r, "who"):
+        level = parse_level(text)
+        if level is not None:
+            who.append(level.value)
+        elif text in units:
+            who.append(text)
+        else:
+            r.problem("who", f"{text!r} is neither a level (district, street, branch, "
+                             "community) nor a configured unit")
+    return tuple(who)
 
 
 def parse_target(value: object) -> Target | None:

@@ -51,6 +51,23 @@ _SCRIPT_SCHEMES = ("javascript:", "vbscript:", "data:", "file:", "blob:")
 _MAX_LINK_BYTES = 1024
 
 
+_PARTNER_SPLIT = re.compile(r"[\n\r;；、,，]+")
+_MAX_PARTNER_CHARS = 100
+
+
+def read_partners(rec: Record) -> tuple[str, ...] | None:
+    """合作单位: the communities, schools, enterprises or other units the activity was held
+    with (the plan's joint theme activity needs at least one)."""
+    items = _items(rec, "partners", _PARTNER_SPLIT)
+    if items is None:
+        return None
+    long = [p for p in items if len(p) > _MAX_PARTNER_CHARS]
+    for item in long:
+        rec.reject(rec.key("partners"), f"the partner {quote(item, 40)} is {len(item)} "
+                   f"characters long; write each unit's name in at most {_MAX_PARTNER_CHARS}")
+    return None if long else tuple(items)
+
+
 def read_links(rec: Record) -> tuple[str, ...] | None:
     items = _items(rec, "links", _LINK_SPLIT)
     if items is None:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from ..config import Limits, Settings
 from ..domain import Report
-from .attachments import read_links, read_photos
+from .attachments import read_links, read_partners, read_photos
 from .record import (
     Record,
     Rejection,
@@ -42,6 +42,7 @@ def validate_record(raw: Mapping[str, object], *, settings: Settings, units: Col
     participants, links = _participants(rec, kind), read_links(rec)
     photos, contact = read_photos(rec, base_dir, settings.limits), text_of(rec, "contact")
     notes = text_of(rec, "notes", multiline=True)
+    partners = read_partners(rec)
     if (rec.rejections or unit is None or kind is None or title is None or span is None
             or place is None or form is None or body is None or participants is None):
         return rec.rejections
@@ -50,6 +51,7 @@ def validate_record(raw: Mapping[str, object], *, settings: Settings, units: Col
                   participants_unit=participants[2], participants_text=participants[0],
                   timed=span[2], notes=notes or "",
                   links=links or (), photos=photos or (), contact=contact or "",
+                  partners=partners or (),
                   source=source, row=row, extra=rec.extra)
 
 

@@ -40,6 +40,7 @@ KINDS: dict[str, tuple[str, str]] = {
     "rejected": ("未采用", "稿件未被采用，原因见编辑意见。"),
     "published_late": ("超期发布", "稿件已发布，但晚于推送期限。"),
     "push_missed": ("当日未推送", "推送时间程序未运行，当日没有推送，请检查服务。"),
+    "push_empty": ("今日推送暂无稿件", "今日推送前还没有可推送的稿件，请尽快审核，以免断更。"),
     "publish_failed": ("发布失败", "稿件发布失败，请查看原因后处理。"),
     "needs_human": ("需要人工处理", "发布结果无法自动确认，请人工核查。"),
     "publish_deferred": ("发布推迟", "发布已推迟，稍后将自动重试。"),
@@ -291,6 +292,8 @@ def _due_soon_advice(draft: Draft, settings: Settings, now: datetime) -> str:
 def _no_draft_title(alert: Alert) -> str:
     if alert.kind == "push_missed":
         return f"{alert.key.partition(':')[2]} 未推送"
+    if alert.kind == "push_empty":
+        return f"{alert.key.partition(':')[2]} 推送暂无可发稿件"
     return KINDS.get(alert.kind, (alert.kind, ""))[0]
 
 

@@ -12,6 +12,7 @@ enqueues the email once per week (outbox key ``bulletin:<week>``).
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -25,22 +26,29 @@ from sqlmodel import Session, col, select
 from ..config import ScoringSettings, Settings, Target
 from ..domain import DraftStatus, Level
 from ..errors import NotifyError
-from ..models import Draft, Submission
+from ..models import Draft, SignOff, Submission, Unit
+from ..push.regime import DayRecord, day_records
 from ..reach.coverage import COVERAGE_LEVELS, coverage_by_unit
 from ..reach.stats import gather_articles, unit_reach
 from ..store import Store
 from ..units import all_units, tree_order
 from ..writer import GuardedWriter
-from .digest import owed, recipients
+from .campaign import (
+    Activity,
+    Progress,
+    Story,
+    desk_late,
+    desk_stages,
+    gaps_sentence,
+    progress,
+    unit_late,
+)
+from .digest import WEEKDAYS, owed, recipients
 from .outbox import DeliveryReport, deliver, enqueue, find
 from .roundup import ROUNDUP
 from .templates import render_html, render_template
+from .workbook import bulletin_xlsx
 
-GROUPS: tuple[tuple[str, tuple[Level, ...]], ...] = (
-    ("区级", (Level.DISTRICT,)),
-    ("街道/镇及行业分会", (Level.STREET, Level.BRANCH)),
-    ("社区/村", (Level.COMMUNITY,)),
-)
 BAR_PX = 100
 
 
@@ -94,13 +102,19 @@ class UnitWeek:
     parent: str | None
     submitted: int = 0
     published: int = 0
-    late: int = 0
-    missed: int = 0
-    done: Mapping[str, int] = field(default_factory=dict)   # campaign progress per type
+    late: int = 0                            # published late this week, whoever's fault
+    missed: int = 0                          # deadline passed this week, still not out
+    done: Mapping[str, int] = field(default_factory=dict)   # older per-type view
     # reach (issue 12): WeChat reads of the week's published stories, coverage by level
     measured: int = 0                        # published stories with read figures
     reads: int = 0
     coverage: Mapping[str, int] = field(default_factory=dict)  # national/provincial/city
+    # issue 10: the plan, and whose delay it was
+    progress: tuple[Progress, ...] = ()
+    late_unit: int = 0                       # reports received after deadline.report_hours
+    late_desk: int = 0                       # late although the unit reported in time
+    missed_desk: int = 0                     # of ``missed``, reported in time
+    email: str | None = None
 
     @property
     def reads_per_story(self) -> float | None:
@@ -109,6 +123,19 @@ class UnitWeek:
     @property
     def on_time(self) -> int:
         return self.published - self.late
+
+    @property
+    def missed_unit(self) -> int:
+        return self.missed - self.missed_desk
+
+
+@dataclass(frozen=True)
+class DeskWeek:
+    """The desk's own line: how long each review stage held the week's published stories."""
+
+    stages: tuple[tuple[str, int, float], ...] = ()   # stage, stories, average hours
+    late: int = 0                                     # late because the desk held them
+    missed: int = 0
 
 
 @dataclass(frozen=True)
@@ -119,6 +146,9 @@ class BulletinData:
     labels: Mapping[str, str]                         # activity type -> Chinese label
     campaign: str | None = None
     progress_until: date | None = None                # campaign progress counted up to here
+    days: tuple[DayRecord, ...] = ()                  # the week's daily regime
+    desk: DeskWeek = field(default_factory=DeskWeek)
+    report_hours: int = 24
 
 
 @dataclass(frozen=True)
@@ -139,18 +169,26 @@ class BulletinOutcome:
     queued: bool = False
     existing: str | None = None
     delivery: DeliveryReport = field(default_factory=DeliveryReport)
+    units_sent: list[str] = field(default_factory=list)  # units that got their own copy
+    data: BulletinData | None = None
 
 
 def bulletin_key(week: IsoWeek) -> str:
     return f"bulletin:{week.label}"
 
 
+def unit_key(week: IsoWeek, unit: str) -> str:
+    return f"bulletin:{week.label}:{unit}"
+
+
 # --- gather (reads the store) ----------------------------------------------------------------
 
-def gather_bulletin(session: Session, settings: Settings, week: IsoWeek) -> BulletinData:
+def gather_bulletin(session: Session, settings: Settings, week: IsoWeek,
+                    now: datetime | None = None) -> BulletinData:
     """Every unit's figures for ``week`` and its campaign progress up to the week's end."""
     start = datetime.combine(week.monday, time(0), settings.tz)
     end = start + timedelta(days=7)
+    at = min(now, end) if now is not None else end
     # The daily round-up is the account's own article, not a unit's report: not counted.
     submitted = _counts(session, select(Submission.unit_id, sa.func.count())
                         .where(col(Submission.received_at) >= start,
@@ -172,19 +210,41 @@ def gather_bulletin(session: Session, settings: Settings, week: IsoWeek) -> Bull
                             sa.or_(col(Draft.published_at).is_(None),
                                    col(Draft.published_at) > end))
                      .group_by(col(Draft.unit_id)))
-    progress, until = _progress(session, settings, end)
+    activities, until = _activities(session, settings, end)
+    stories = _stories(session, settings, start, end)
+    hours = settings.deadline.report_hours
     everyone = all_units(session)
     names = {u.id: u.name for u in everyone}
-    units = [UnitWeek(u.name, Level(u.level), names.get(u.parent_id),
-                      submitted.get(u.id or 0, 0), published.get(u.id or 0, 0),
-                      late.get(u.id or 0, 0), missed.get(u.id or 0, 0),
-                      progress.get(u.id or 0, {}))
-             for u in tree_order(everyone)]
+    items = settings.campaign.items if settings.campaign else ()
+    units = []
+    for u in tree_order(everyone):
+        uid, level = u.id or 0, Level(u.level)
+        mine = [s for s in stories if s.unit == u.name]
+        units.append(UnitWeek(
+            u.name, level, names.get(u.parent_id), submitted.get(uid, 0),
+            published.get(uid, 0), late.get(uid, 0), missed.get(uid, 0),
+            progress=progress(items, u.name, level, activities),
+            late_unit=sum(1 for s in mine if start <= s.received < end
+                          and unit_late(s, hours)),
+            late_desk=sum(1 for s in mine if s.published is not None
+                          and start <= s.published < end and desk_late(s, hours, end)),
+            missed_desk=sum(1 for s in mine if start < s.deadline <= end
+                            and (s.published is None or s.published > end)
+                            and desk_late(replace(s, published=None), hours, end)),
+            email=u.email))
     units = _with_reach(session, settings, units, start, end)
     campaign = settings.campaign
-    return BulletinData(week, tuple(units), campaign.targets if campaign else {},
+    with_done = [replace(u, done=_per_type(u.progress)) for u in units]
+    return BulletinData(week, tuple(with_done), campaign.targets if campaign else {},
                         {k: t.label for k, t in settings.activity_types.items()},
-                        campaign.name if campaign else None, until)
+                        campaign.name if campaign else None, until,
+                        tuple(day_records(session, settings, week.monday, week.sunday, at)),
+                        _desk(stories, start, end, hours,
+                              [u.missed_desk for u in with_done]), hours)
+
+
+def _per_type(progresses: Sequence[Progress]) -> dict[str, int]:
+    return {p.item.types[0]: p.done for p in progresses if len(p.item.types) == 1}
 
 
 def _with_reach(session: Session, settings: Settings, units: list[UnitWeek], start: datetime,
@@ -214,54 +274,108 @@ def _counts(session: Session, query: Any) -> dict[int, int]:
     return {int(unit_id): int(n) for unit_id, n in session.exec(query).all()}
 
 
-_AMOUNT = sa.case(
-    (sa.and_(col(Submission.activity_type) == "hardship_visit",
-             col(Submission.participants_unit) == "户",
-             col(Submission.participants).is_not(None)), col(Submission.participants)),
-    else_=1)
-
-
-def _progress(session: Session, settings: Settings, end: datetime
-              ) -> tuple[dict[int, dict[str, int]], date | None]:
-    """Activities per unit and type from the campaign's start to the week's end (not
-    rejected), counted by the activity's own date. Hardship visits count households
-    (户, the plan's measure) where the report gives them, else one per visit."""
+def _activities(session: Session, settings: Settings, end: datetime
+                ) -> tuple[list[Activity], date | None]:
+    """Every report of the campaign up to the week's end (not rejected), by the activity's
+    own date, and whether it was published by the week's end."""
     campaign = settings.campaign
     if campaign is None:
-        return {}, None
+        return [], None
     start = datetime.combine(campaign.start, time(0), settings.tz)
     stop = min(end, datetime.combine(campaign.end + timedelta(days=1), time(0), settings.tz))
-    rows = session.exec(
-        select(Submission.unit_id, Submission.activity_type, sa.func.sum(_AMOUNT))
+    rows = session.execute(
+        sa.select(col(Unit.name), col(Submission.activity_type), col(Submission.form),
+                  col(Submission.partners), col(Submission.participants),
+                  col(Submission.participants_unit), col(Draft.published_at))
         .join(Draft, col(Draft.submission_id) == Submission.id)
+        .join(Unit, col(Unit.id) == Submission.unit_id)
         .where(col(Submission.start_at) >= start, col(Submission.start_at) < stop,
-               col(Draft.status) != DraftStatus.REJECTED)
-        .group_by(col(Submission.unit_id), col(Submission.activity_type))).all()
-    result: dict[int, dict[str, int]] = {}
-    for unit_id, kind, n in rows:
-        result.setdefault(int(unit_id), {})[kind] = int(n)
+               col(Draft.status) != DraftStatus.REJECTED,
+               col(Submission.activity_type) != ROUNDUP)).all()
+    result = [Activity(name, kind, form, len(_json_list(partners)),
+                       count if unit == "户" else None,
+                       published_at is not None and published_at < end)
+              for name, kind, form, partners, count, unit, published_at in rows]
     return result, (stop - timedelta(days=1)).date() if stop > start else None
+
+
+def _json_list(text: str) -> list[Any]:
+    try:
+        value = json.loads(text or "[]")
+    except ValueError:
+        return []
+    return value if isinstance(value, list) else []
+
+
+def _stories(session: Session, settings: Settings, start: datetime, end: datetime
+             ) -> list[Story]:
+    """Reports received, published or due during the week, with their final-round
+    sign-offs (the desk's stages)."""
+    rows = session.exec(
+        select(Draft, Submission.end_at, Submission.received_at, Unit.name)
+        .join(Submission, col(Submission.id) == Draft.submission_id)
+        .join(Unit, col(Unit.id) == Draft.unit_id)
+        .where(col(Draft.activity_type) != ROUNDUP,
+               col(Draft.status) != DraftStatus.REJECTED,
+               sa.or_(sa.and_(col(Submission.received_at) >= start,
+                              col(Submission.received_at) < end),
+                      sa.and_(col(Draft.published_at) >= start, col(Draft.published_at) < end),
+                      sa.and_(col(Draft.deadline) > start, col(Draft.deadline) <= end)))).all()
+    ids = [d.id for d, *_ in rows]
+    signed: dict[int, list[SignOff]] = {}
+    for s in session.exec(select(SignOff).where(col(SignOff.draft_id).in_(ids))) if ids else ():
+        signed.setdefault(s.draft_id, []).append(s)
+    stories = []
+    for draft, ended, received, unit in rows:
+        offs = signed.get(draft.id or 0, [])
+        last = max((o.round for o in offs), default=0)
+        stories.append(Story(unit, ended, received, draft.deadline, draft.published_at,
+                             tuple((o.stage_name, o.at) for o in offs if o.round == last)))
+    return stories
+
+
+def _desk(stories: Sequence[Story], start: datetime, end: datetime, hours: int,
+          missed: Sequence[int]) -> DeskWeek:
+    spans: dict[str, list[float]] = {}
+    for story in stories:
+        if story.published is not None and start <= story.published < end:
+            for stage, held in desk_stages(story):
+                spans.setdefault(stage, []).append(held.total_seconds() / 3600)
+    order = sorted(spans, key=lambda k: (k == "待推送", list(spans).index(k)))
+    late = sum(1 for s in stories if s.published is not None and start <= s.published < end
+               and desk_late(s, hours, end))
+    return DeskWeek(tuple((k, len(spans[k]), sum(spans[k]) / len(spans[k])) for k in order),
+                    late, sum(missed))
 
 
 # --- compose (pure) ---------------------------------------------------------------------------
 
 def score(unit: UnitWeek, targets: Mapping[str, Target], weights: ScoringSettings) -> float:
-    """The ranking score; ``formula`` prints the same arithmetic for the readers."""
+    """The ranking score; ``formula`` prints the same arithmetic for the readers. Only the
+    unit's own delays count against it: a story late on the desk is the desk's."""
     return (targets_met(unit, targets) * weights.target_met + unit.published * weights.published
-            + unit.late * weights.late + unit.missed * weights.missed
+            + unit.late_unit * weights.late + unit.missed_unit * weights.missed
             + (unit.reads_per_story or 0) * weights.reads_per_story
             + sum(unit.coverage.get(k, 0) * float(getattr(weights, k))
                   for k in COVERAGE_LEVELS))
 
 
 def targets_met(unit: UnitWeek, targets: Mapping[str, Target]) -> int:
+    if unit.progress:
+        return sum(1 for p in unit.progress if p.met)
     return sum(1 for kind, target in targets.items() if unit.done.get(kind, 0) >= target.low)
+
+
+def targets_count(unit: UnitWeek, targets: Mapping[str, Target]) -> int:
+    if unit.progress:
+        return sum(1 for p in unit.progress if p.item.target is not None)
+    return len(targets)
 
 
 def formula(weights: ScoringSettings) -> str:
     return (f"得分 = 达标项数 × {_num(weights.target_met)} + 发布稿件数 × "
-            f"{_num(weights.published)} + 超期发布数 × {_num(weights.late)} + 超期未发数 × "
-            f"{_num(weights.missed)}" + _reach_terms(weights))
+            f"{_num(weights.published)} + 单位迟报数 × {_num(weights.late)} + "
+            f"单位原因超期未发数 × {_num(weights.missed)}" + _reach_terms(weights))
 
 
 def _reach_terms(weights: ScoringSettings) -> str:
@@ -277,28 +391,49 @@ def _num(value: float) -> str:
     return f"({text})" if value < 0 else text
 
 
-def compose_bulletin(data: BulletinData, settings: Settings) -> Bulletin:
-    """The bulletin's subject, Markdown (also the text body) and HTML.
+def compose_bulletin(data: BulletinData, settings: Settings, *, unit: str | None = None
+                     ) -> Bulletin:
+    """The bulletin's subject, Markdown (also the text body) and HTML; with ``unit``, that
+    unit's own copy (its line highlighted, its gaps in one sentence at the top).
 
     Raises:
         NotifyError: when a bulletin template fails (names the template and line).
     """
-    context = _context(data, settings)
+    context = _context(data, settings, unit)
     folder = settings.paths.templates
     return Bulletin(context["subject"], render_template(folder, "bulletin.md.j2", context),
                     render_html(folder, "bulletin.html.j2", context))
 
 
-def _context(data: BulletinData, settings: Settings) -> dict[str, Any]:
+def groups_of(data: BulletinData) -> list[tuple[str, Level, str | None, list[UnitWeek]]]:
+    """Ranking groups: the district alone, streets, branches, then the communities of each
+    street (label, level, parent, units)."""
+    groups: list[tuple[str, Level, str | None, list[UnitWeek]]] = []
+    for label, level in (("区级（区禁毒办、区禁毒协会）", Level.DISTRICT),
+                         ("街道/镇", Level.STREET), ("行业分会", Level.BRANCH)):
+        units = [u for u in data.units if u.level == level]
+        if units:
+            groups.append((label, level, None, units))
+    for street in [u for u in data.units if u.level == Level.STREET]:
+        units = [u for u in data.units if u.level == Level.COMMUNITY and u.parent == street.name]
+        if units:
+            groups.append((f"社区/村（{street.name}）", Level.COMMUNITY, street.name, units))
+    return groups
+
+
+def _context(data: BulletinData, settings: Settings, highlight: str | None = None
+             ) -> dict[str, Any]:
     week = data.week
-    groups = [_group(label, levels, data, settings) for label, levels in GROUPS]
-    groups = [g for g in groups if g["rows"]]
+    groups = [_group(label, level, parent, units, data, settings, highlight)
+              for label, level, parent, units in groups_of(data)]
     silent = [{"label": g["label"], "names": [r["name"] for r in g["rows"] if not r["submitted"]]}
               for g in groups]
+    own = next((u for u in data.units if u.name == highlight), None)
+    title = (f"【{settings.account.name}】每周联合通报 {week.label}"
+             f"（{_md(week.monday)}—{_md(week.sunday)}）")
     return {
         "account": settings.account.name,
-        "subject": f"【{settings.account.name}】每周联合通报 {week.label}"
-                   f"（{_md(week.monday)}—{_md(week.sunday)}）",
+        "subject": title + (f"·{highlight}" if own else ""),
         "week": week.label, "monday": week.monday.isoformat(),
         "sunday": week.sunday.isoformat(), "campaign": data.campaign,
         "progress_until": data.progress_until.isoformat() if data.progress_until else "",
@@ -306,6 +441,9 @@ def _context(data: BulletinData, settings: Settings) -> dict[str, Any]:
         "totals": _totals(data.units), "formula": formula(settings.scoring),
         "bar_px": BAR_PX, "reach_shown": any(u.measured or any(u.coverage.values())
                                              for u in data.units),
+        "days": [_day(d) for d in data.days], "regime": _regime(data.days),
+        "desk": _desk_context(data.desk), "report_hours": data.report_hours,
+        "own": {"name": own.name, "gaps": gaps_sentence(own.progress)} if own else None,
     }
 
 
@@ -313,26 +451,52 @@ def _md(day: date) -> str:
     return f"{day.month}月{day.day}日"
 
 
-def _group(label: str, levels: Sequence[Level], data: BulletinData, settings: Settings
-           ) -> dict[str, Any]:
-    units = [u for u in data.units if u.level in levels]
-    kinds = list(dict.fromkeys(k for level in levels for k in data.targets.get(level, {})))
+def _day(d: DayRecord) -> dict[str, Any]:
+    return {"date": d.day.isoformat(), "label": f"{_md(d.day)}（周{WEEKDAYS[d.day.weekday()]}）",
+            "words": d.words(), "is_break": d.is_break, "partial": d.partial,
+            "pushed": d.pushed, "articles": d.articles}
+
+
+def _regime(days: Sequence[DayRecord]) -> dict[str, Any]:
+    breaks = [d for d in days if d.is_break]
+    return {"pushed": sum(1 for d in days if d.pushed), "breaks": len(breaks),
+            "break_days": "、".join(_md(d.day) for d in breaks),
+            "partial": sum(1 for d in days if d.partial)}
+
+
+def _desk_context(desk: DeskWeek) -> dict[str, Any]:
+    return {"stages": [{"stage": s, "count": n, "hours": f"{h:.1f}"} for s, n, h in desk.stages],
+            "late": desk.late, "missed": desk.missed}
+
+
+def _group(label: str, level: Level, parent: str | None, units: Sequence[UnitWeek],
+           data: BulletinData, settings: Settings, highlight: str | None) -> dict[str, Any]:
+    targets = data.targets.get(level, {})
+    plan = list(settings.campaign.items) if settings.campaign else []
+    items = sorted(dict.fromkeys(p.item for u in units for p in u.progress),
+                   key=lambda i: plan.index(i) if i in plan else len(plan))
     rows = []
     for unit in units:
-        targets = data.targets.get(unit.level, {})
+        by_item = {p.item: p for p in unit.progress}
         rows.append({**_figures(unit), "name": unit.name, "parent": unit.parent or "",
                      "score": score(unit, targets, settings.scoring),
-                     "met": targets_met(unit, targets), "targets": len(targets),
-                     "cells": [_cell(data.labels.get(k, k), unit.done.get(k, 0), targets.get(k))
-                               for k in kinds]})
-    return {"label": label, "rows": rows, "subtotal": _totals(units),
-            "kinds": [data.labels.get(k, k) for k in kinds], "ranking": _ranking(rows)}
+                     "met": targets_met(unit, targets), "targets": targets_count(unit, targets),
+                     "own": unit.name == highlight, "gaps": gaps_sentence(unit.progress),
+                     "cells": [_cell(by_item.get(item)) for item in items]})
+    return {"label": label, "level": level.value, "parent": parent, "rows": rows,
+            "subtotal": _totals(units), "kinds": [i.label for i in items],
+            "plan_items": [{"key": i.key, "label": i.label,
+                       "target": f"{i.target}{i.unit_word}" if i.target else "不设数量"}
+                      for i in items],
+            "ranking": _ranking(rows)}
 
 
 def _figures(unit: UnitWeek) -> dict[str, Any]:
     per_story = unit.reads_per_story
     return {"submitted": unit.submitted, "published": unit.published, "late": unit.late,
             "missed": unit.missed, "on_time_rate": _rate(unit.on_time, unit.published),
+            "late_unit": unit.late_unit, "late_desk": unit.late_desk,
+            "missed_unit": unit.missed_unit, "missed_desk": unit.missed_desk,
             "reads": unit.reads if unit.measured else "—",
             "reads_per_story": f"{per_story:.0f}" if per_story is not None else "—",
             "coverage": [unit.coverage.get(k, 0) for k in COVERAGE_LEVELS]}
@@ -343,6 +507,8 @@ def _totals(units: Sequence[UnitWeek]) -> dict[str, Any]:
     late = sum(u.late for u in units)
     return {"submitted": sum(u.submitted for u in units), "published": published,
             "late": late, "missed": sum(u.missed for u in units),
+            "late_unit": sum(u.late_unit for u in units),
+            "late_desk": sum(u.late_desk for u in units),
             "on_time_rate": _rate(published - late, published),
             "silent": sum(1 for u in units if not u.submitted), "units": len(units)}
 
@@ -351,18 +517,26 @@ def _rate(part: int, whole: int) -> str:
     return f"{round(100 * part / whole)}%" if whole else "—"
 
 
-def _cell(label: str, done: int, target: Target | None) -> dict[str, Any]:
+def _cell(p: Progress | None) -> dict[str, Any]:
     """One done/target progress cell; the bar is full at the target's upper bound."""
+    if p is None:
+        return {"applies": False, "label": ""}
+    target = p.item.target
+    label = p.item.label
     if target is None:
-        return {"applies": False, "label": label}
+        return {"applies": True, "label": label, "done": p.done, "reported": p.reported,
+                "target": "—", "met": None, "fill": 0, "rest": BAR_PX, "colour": "#d1d5db",
+                "text_bar": "", "text": f"{p.done}" + (f"（+{p.reported}）" if p.reported else "")}
     full = target.high if target.high is not None else target.low
-    fraction = 1.0 if full == 0 else min(1.0, done / full)
-    met = done >= target.low
+    fraction = 1.0 if full == 0 else min(1.0, p.done / full)
+    met = bool(p.met)
     fill = round(BAR_PX * fraction)
-    colour = "#2e7d32" if met else ("#f59e0b" if done else "#d1d5db")
-    return {"applies": True, "label": label, "done": done, "target": str(target), "met": met,
-            "fill": fill, "rest": BAR_PX - fill, "colour": colour,
-            "text_bar": "■" * round(5 * fraction) + "□" * (5 - round(5 * fraction))}
+    colour = "#2e7d32" if met else ("#f59e0b" if p.done else "#d1d5db")
+    bar = "■" * round(5 * fraction) + "□" * (5 - round(5 * fraction))
+    return {"applies": True, "label": label, "done": p.done, "reported": p.reported,
+            "target": str(target), "met": met, "over": p.over,
+            "fill": fill, "rest": BAR_PX - fill, "colour": colour, "text_bar": bar,
+            "text": f"{p.done}/{target} {bar}" + (f"（+{p.reported}）" if p.reported else "")}
 
 
 def _ranking(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -375,22 +549,70 @@ def _ranking(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         ranked.append({"rank": rank, "name": row["name"], "score": f"{row['score']:g}",
                        "met": row["met"], "targets": row["targets"],
                        "published": row["published"], "late": row["late"],
-                       "missed": row["missed"]})
+                       "missed": row["missed"], "late_unit": row["late_unit"],
+                       "late_desk": row["late_desk"], "missed_unit": row["missed_unit"],
+                       "own": row["own"]})
     return ranked
+
+
+def bulletin_json(data: BulletinData, settings: Settings) -> dict[str, Any]:
+    """The bulletin as data (``pipeline bulletin --json``)."""
+    groups = []
+    for _, level, parent, units in groups_of(data):
+        targets = data.targets.get(level, {})
+        rows = [{"unit": u.name, "score": score(u, targets, settings.scoring),
+                 "reported": u.submitted, "published": u.published, "late_unit": u.late_unit,
+                 "late_desk": u.late_desk, "missed": u.missed, "missed_desk": u.missed_desk,
+                 "targets": [_target_json(p) for p in u.progress]} for u in units]
+        ranks = {r["name"]: r["rank"] for r in _ranking(
+            [{"name": r["unit"], "score": r["score"], "met": 0, "targets": 0, "published": 0,
+              "late": 0, "missed": 0, "late_unit": 0, "late_desk": 0, "missed_unit": 0,
+              "own": False} for r in rows])}
+        groups.append({"level": level.value, "parent": parent,
+                       "units": [{**r, "rank": ranks[r["unit"]]} for r in rows]})
+    district = next((u for u in data.units if u.level == Level.DISTRICT), None)
+    return {
+        "week": data.week.label, "campaign": data.campaign, "groups": groups,
+        "days": [{"date": d.day.isoformat(), "pushed": d.pushed, "articles": d.articles,
+                  "break": d.is_break, "partial": d.partial, "due": d.due,
+                  "due_missed": d.due_missed} for d in data.days],
+        "district": {
+            "unit": district.name if district else None,
+            "targets": [_target_json(p) for p in district.progress] if district else [],
+            "breaks": sum(1 for d in data.days if d.is_break),
+            "partial_days": sum(1 for d in data.days if d.partial),
+            "desk": {"stages": [{"stage": s, "stories": n, "hours": round(h, 1)}
+                                for s, n, h in data.desk.stages],
+                     "late": data.desk.late, "missed": data.desk.missed}},
+        "formula": formula(settings.scoring),
+    }
+
+
+def _target_json(p: Progress) -> dict[str, Any]:
+    return {"item": p.item.label, "key": p.item.key,
+            "target": str(p.item.target) if p.item.target else None, "done": p.done,
+            "reported": p.reported, "met": p.met, "unit": p.item.unit_word}
 
 
 # --- write and send ---------------------------------------------------------------------------
 
-def write_bulletin(settings: Settings, week: IsoWeek, bulletin: Bulletin) -> list[Path]:
-    """Write ``published/bulletins/<week>.html`` and ``.md`` through the guarded writer."""
+def write_bulletin(settings: Settings, week: IsoWeek, bulletin: Bulletin,
+                   workbook: bytes | None = None) -> list[Path]:
+    """Write ``published/bulletins/<week>.html``, ``.md`` (and ``.xlsx``) through the
+    guarded writer."""
     writer = GuardedWriter(settings.paths.published)
-    return [writer.write_text(f"bulletins/{week.label}.html", bulletin.html),
-            writer.write_text(f"bulletins/{week.label}.md", bulletin.markdown)]
+    paths = [writer.write_text(f"bulletins/{week.label}.html", bulletin.html),
+             writer.write_text(f"bulletins/{week.label}.md", bulletin.markdown)]
+    if workbook is not None:
+        paths.append(writer.write_bytes(f"bulletins/{week.label}.xlsx", workbook))
+    return paths
 
 
 def send_bulletin(store: Store, settings: Settings, week: IsoWeek, now: datetime, *,
                   send: bool) -> BulletinOutcome:
-    """Compose and write the bulletin; with ``send``, enqueue it once and deliver.
+    """Compose and write the bulletin; with ``send``, enqueue it once for the editors and
+    leaders (the whole table) and once for each unit with an email (its own line
+    highlighted, its gaps in one sentence), and deliver.
 
     A bulletin already in the outbox is left as it went out (nothing rewritten).
 
@@ -405,18 +627,34 @@ def send_bulletin(store: Store, settings: Settings, week: IsoWeek, now: datetime
         existing = find(session, outcome.key)
         if send and existing is not None:
             outcome.existing, outcome.subject = existing.state, existing.subject
+            outcome.data = gather_bulletin(session, settings, week, now)
             return outcome
-        data = gather_bulletin(session, settings, week)
+        data = outcome.data = gather_bulletin(session, settings, week, now)
         bulletin = compose_bulletin(data, settings)
         outcome.subject = bulletin.subject
         outcome.silent = [u.name for u in data.units if not u.submitted]
-        outcome.paths = write_bulletin(settings, week, bulletin)
+        outcome.paths = write_bulletin(settings, week, bulletin, bulletin_xlsx(data, settings))
         if send:
             outcome.queued = enqueue(session, outcome.key, "bulletin", outcome.recipients,
                                      bulletin.subject, bulletin.markdown, bulletin.html, now)
+            outcome.units_sent = _enqueue_units(session, settings, data, now)
     if send:
         outcome.delivery = deliver(store, settings, now)
     return outcome
+
+
+def _enqueue_units(session: Session, settings: Settings, data: BulletinData,
+                   now: datetime) -> list[str]:
+    """Each unit with an email gets its own copy, once per week (its own outbox key)."""
+    sent = []
+    for unit in data.units:
+        if not unit.email:
+            continue
+        own = compose_bulletin(data, settings, unit=unit.name)
+        if enqueue(session, unit_key(data.week, unit.name), "bulletin", [unit.email],
+                   own.subject, own.markdown, own.html, now):
+            sent.append(unit.name)
+    return sent
 
 
 def bulletin_due(store: Store, settings: Settings, now: datetime) -> bool:

@@ -24,6 +24,7 @@ from ..domain import DeadlineState, Level
 from ..errors import NotifyError
 from ..models import Alert, Draft, Publication, Push, Submission, Unit
 from ..push import PackedArticle, plan
+from ..push.regime import DayRecord, day_records
 from ..reach.stats import DigestReach, digest_context, gather_digest_reach
 from ..review import holders
 from ..store import Store
@@ -98,6 +99,7 @@ class DigestData:
     unaddressed: tuple[Unaddressed, ...] = ()
     units_without_email: tuple[str, ...] = ()
     stages: tuple[StageWaiting, ...] = ()
+    yesterday_record: DayRecord | None = None    # the regime: a break, a partial day
     reach: DigestReach | None = None     # read figures (WeChat modes only)
 
 
@@ -156,7 +158,9 @@ def gather_digest(session: Session, settings: Settings, day: date,
         planned=tuple(planned), left_over=tuple(left), waiting=waiting,
         stages=_stages(session, settings, waiting),
         new_reports=_new_reports(session, settings, day), unaddressed=unaddressed,
-        units_without_email=no_email, reach=reach)
+        units_without_email=no_email, reach=reach,
+        yesterday_record=day_records(session, settings, day - timedelta(days=1),
+                                     day - timedelta(days=1), at)[0])
 
 
 def _push_row(session: Session, settings: Settings, day: date) -> Push | None:
@@ -291,12 +295,18 @@ def _status(status: str) -> str:
 
 
 def _yesterday_text(data: DigestData) -> str:
+    record = data.yesterday_record
+    if record is not None and record.is_break:
+        owed = f"，当日到期的{record.due_missed}条稿件未按期推送" if record.due_missed else ""
+        return f"昨日未推送（断更）{owed}。"
     if data.yesterday_state is None:
         return "昨日没有推送记录。"
     state = PUSH_STATES.get(data.yesterday_state, data.yesterday_state)
     late = sum(1 for s in data.pushed if s.late)
+    partial = (f"；部分推送：当日到期{record.due}条中{record.due_missed}条未推送"
+               if record is not None and record.partial else "")
     return (f"昨日{state}，共{len(data.pushed)}条" + (f"，其中超期发布{late}条" if late else "")
-            + "。")
+            + partial + "。")
 
 
 def _reports_by_level(reports: Sequence[NewReports]) -> list[dict[str, Any]]:

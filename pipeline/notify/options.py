@@ -62,7 +62,9 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     p.set_defaults(func=_lazy("cmd_bulletin"))
     p.add_argument("--week", type=week_argument, help="ISO week like 2026-W25 "
                    "(default: last week)")
-    p.add_argument("--send", action="store_true", help="queue it (once per week) and send now")
+    p.add_argument("--send", action="store_true", help="queue it (once per week) for the "
+                   "editors, leaders and every unit with an email, and send now")
+    p.add_argument("--json", action="store_true", help="print the bulletin's figures as JSON")
     mail = subparsers.add_parser("mail", help="email tools", description="email tools")
     actions = mail.add_subparsers(dest="mail_command", metavar="ACTION", required=True)
     t = actions.add_parser("test", help="send a test message now, not through the outbox",

@@ -20,7 +20,6 @@ from ..publish import wechat
 from ..store import Store
 from .channel import delete_drafts, deliver, release_deferred, watch_published
 from .plan import (
-    DONE,
     EMPTY,
     MISSED,
     RUNNING,
@@ -31,6 +30,7 @@ from .plan import (
     push_row,
 )
 from .record import existing_report
+from .regime import close_empty_days, warn_if_empty
 
 if TYPE_CHECKING:
     from ..wechat.client import WeChatClient
@@ -39,7 +39,9 @@ log = logging.getLogger(__name__)
 
 
 def record_missed_days(session: Session, settings: Settings, now: datetime) -> list[date]:
-    """Record every day since the last push whose push time passed without a push."""
+    """Record every day since the last push whose push time passed without a push, and
+    every earlier day whose push found nothing (a break, 断更)."""
+    close_empty_days(session, settings, now)
     last = session.exec(select(sa.func.max(Push.local_date))
                         .where(Push.account == settings.account.key)).one()
     if last is None:
@@ -123,19 +125,19 @@ def claim(store: Store, settings: Settings, now: datetime, day: date,
 def _open_day(session: Session, settings: Settings, row: Push | None, day: date,
               chosen: bool, now: datetime) -> Push:
     """The day's push row, running when there is something to push. Nothing to push
-    before push time leaves the day open (empty); at push time it closes it (done)."""
-    state = RUNNING if chosen else (DONE if now >= push_time_on(day, settings) else EMPTY)
-    finished = None if chosen else now
+    leaves the day open (empty) until its end, also after push time: a story approved
+    later that day can still go out (issue 10); ``close_empty_days`` records the break."""
+    state = RUNNING if chosen else EMPTY
     if row is None:
         row = Push(account=settings.account.key, local_date=day, started_at=now, state=state,
-                   finished_at=finished)
+                   finished_at=None if chosen else now)
         session.add(row)
         session.flush()
         lifecycle.record_created(session, lifecycle.PUSH, row.id or 0, "open", state=state,
                                  actor="push", now=now)
-    elif state != row.state:  # an empty day claimed later, or closed at push time
-        lifecycle.move(session, lifecycle.PUSH, row, "claim" if chosen else "close",
-                       actor="push", now=now, values={"finished_at": finished})
+    elif chosen:  # an empty day claimed later
+        lifecycle.move(session, lifecycle.PUSH, row, "claim", actor="push", now=now,
+                       values={"finished_at": None})
     return row
 
 
@@ -185,9 +187,12 @@ def catch_up(store: Store, settings: Settings, now: datetime, *, takeover: bool 
     if now < push_time_on(day, settings):
         with store.session() as session:
             record_missed_days(session, settings, now)
+        warn_if_empty(store, settings, now)
         return None
     with store.session() as session:
         row = push_row(session, settings, day)
     if row is not None and lifecycle.push_taken(row.state):
         return None  # a failed push waits for a person, never an automatic retry
+    if row is not None and row.state == EMPTY and not settings.schedule.late_push:
+        return None  # found nothing at push time: later stories wait for a person's push
     return run_push(store, settings, now)

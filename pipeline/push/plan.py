@@ -1,5 +1,5 @@
-"""What a push would contain: approved stories packed earliest deadline first (pure),
-and the small records every part of the push shares."""
+"""What a push would contain: approved stories packed so that none turns late that could
+still be on time (pure), and the small records every part of the push shares."""
 
 from __future__ import annotations
 
@@ -38,6 +38,7 @@ class PackedArticle:
     candidate: Candidate
     position: int
     late: bool
+    reason: str = ""     # for a left-over story: why it was not chosen, one sentence
 
 
 @dataclass
@@ -63,17 +64,46 @@ class PushReport:
 
 def pack(candidates: Sequence[Candidate], limit: int, at: datetime, next_push: datetime
          ) -> tuple[list[PackedArticle], list[PackedArticle]]:
-    """Choose the earliest deadlines first; order the chosen by the editor's rank.
+    """Choose up to ``limit`` stories; order the chosen by the editors' rank.
 
-    ``late`` means published after the deadline (for the chosen: at ``at``; for the
-    left-over: at ``next_push``, the earliest they can go out).
+    Priority: stories due before the next push (on time only if pushed now), earliest
+    deadline first; then the lead the editors chose (lowest rank); then stories already
+    overdue, oldest first; then the rest by deadline. So a story that can still be on
+    time is never left out for one that is late anyway. ``late`` means published after
+    the deadline (for the chosen: at ``at``; for the left-over: at ``next_push``, the
+    earliest they can go out).
     """
-    by_deadline = sorted(candidates, key=lambda c: (c.deadline, c.id))
-    chosen = sorted(by_deadline[:limit], key=lambda c: (
+    ordered = sorted(candidates, key=lambda c: _priority(c, candidates, at, next_push))
+    chosen = sorted(ordered[:limit], key=lambda c: (
         c.push_rank is None, c.push_rank or 0, c.deadline, c.id))
-    left = by_deadline[limit:]
+    left = ordered[limit:]
     return ([PackedArticle(c, i, at > c.deadline) for i, c in enumerate(chosen, start=1)],
-            [PackedArticle(c, 0, next_push > c.deadline) for c in left])
+            [PackedArticle(c, 0, next_push > c.deadline, _why_left(c, at, next_push, limit))
+             for c in left])
+
+
+def _priority(c: Candidate, everyone: Sequence[Candidate], at: datetime, next_push: datetime
+              ) -> tuple[int, datetime, int]:
+    if at <= c.deadline < next_push:
+        return (0, c.deadline, c.id)            # on time tonight, late tomorrow
+    if c.push_rank is not None and c.push_rank == min(
+            (o.push_rank for o in everyone if o.push_rank is not None), default=None):
+        return (1, c.deadline, c.id)            # the editors' lead
+    if c.deadline < at:
+        return (2, c.deadline, c.id)            # late whatever we do: oldest first
+    return (3, c.deadline, c.id)
+
+
+def _why_left(c: Candidate, at: datetime, next_push: datetime, limit: int) -> str:
+    """One sentence on why ``c`` waits for the next push."""
+    if at <= c.deadline < next_push:
+        return (f"the push is full ({limit}) with stories whose deadline comes earlier; "
+                "this one turns late before the next push")
+    if c.deadline < at:
+        return (f"already overdue; the push is full ({limit}) with stories that can still "
+                "be on time, the lead and older overdue stories")
+    return (f"it is still on time at the next push; the push is full ({limit}) with stories "
+            "that are due sooner or already late")
 
 
 def local_date(now: datetime, settings: Settings) -> date:

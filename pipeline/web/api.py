@@ -113,6 +113,8 @@ class ReportIn(Strict):
     links: list[str] = Field(default_factory=list, max_length=50)
     photos: list[str] = Field(default_factory=list, max_length=50,
                               description="JPEG or PNG files, base64-encoded")
+    partners: list[str] = Field(default_factory=list, max_length=50,
+                                description="合作单位: units the activity was held with")
     contact: str = Field("", max_length=200, description="for the editors; never published")
     notes: str = Field("", max_length=5000, description="for the editors; never published")
 
@@ -350,6 +352,7 @@ def _submit(request: Request, s: WebState, unit: Unit, body: ReportIn,
                   if k != "photos" and k not in (body.model_extra or {})}
         values.update(_extra_fields(body.model_extra or {}))
         values["links"] = "\n".join(body.links)
+        values["partners"] = "、".join(body.partners)
         values["participants"] = "" if body.participants is None else str(body.participants)
         check = FormCheck({k: "" if v is None else str(v) for k, v in values.items()})
         with tempfile.TemporaryDirectory(prefix="pipeline-upload-") as tmp:

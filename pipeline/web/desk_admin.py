@@ -36,6 +36,31 @@ def bulletin(request: Request, user: Editor, week: str) -> Response:
     return bulletin_file(web(request).settings, week)
 
 
+@router.get("/reports/bulletins/{week}/xlsx")
+def bulletin_workbook(request: Request, user: Editor, week: str) -> Response:
+    """The week's bulletin as an Excel workbook, from the current figures."""
+    from urllib.parse import quote
+
+    from ..notify.bulletin import gather_bulletin, parse_week
+    from ..notify.workbook import bulletin_xlsx
+
+    try:
+        iso = parse_week(week)
+    except ValueError as exc:
+        raise AuthError(404, "通报不存在。") from exc
+    state = web(request)
+    with state.store.session() as session:
+        data = gather_bulletin(session, state.settings, iso, state.now())
+    name = quote(f"每周联合通报-{iso.label}.xlsx")
+    return Response(bulletin_xlsx(data, state.settings), media_type=XLSX, headers={
+        "Content-Disposition": f"attachment; filename=\"bulletin-{iso.label}.xlsx\"; "
+                               f"filename*=UTF-8''{name}",
+        "Cache-Control": "no-store"})
+
+
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
 @router.get("/reports/outbox/{message_id}")
 def outbox_message(request: Request, user: Editor, message_id: int) -> Response:
     with web(request).store.session() as session:

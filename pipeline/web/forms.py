@@ -52,13 +52,15 @@ def form_fields(settings: Settings) -> list[FormField]:
                   f"写清做了什么、效果如何，最多 {limits.body_chars} 字", limits.body_chars),
         FormField("links", "宣传报道", "textarea", False,
                   "每行一条：报道网址（https://…）或媒体名称"),
+        FormField("partners", "合作单位", "text", False,
+                  "联合开展活动的社区、学校、企业等，多个用顿号分隔；没有可不填", 300),
         FormField("contact", "联系人及电话", "text", False, "仅供编辑联系，不会发布", 100),
         FormField("notes", "给编辑的备注", "textarea", False, "仅供编辑参考，不会发布", 1000),
     ]
 
 
 TEXT_FIELDS = ("activity_type", "title", "start", "end", "place", "form", "participants",
-               "body", "links", "contact", "notes")
+               "body", "links", "partners", "contact", "notes")
 # Intake names the field it refuses; these are the form fields they belong to.
 _FIELD_OF = {"time": "start", "date": "start", "unit": "", "": ""}
 

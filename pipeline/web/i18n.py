@@ -62,6 +62,8 @@ _REJECTION_RULES: tuple[Rule, ...] = (
           lambda m: f"开始时间 {m[1]} 在将来；只能报送已经举行的活动"),
     _rule(r"ends at (\S+ \S+), before it starts at (\S+ \S+)",
           lambda m: f"结束时间 {m[1]} 早于开始时间 {m[2]}"),
+    _rule(r"the partner .* is (\d+) characters long; write each unit's name in at most (\d+)",
+          lambda m: f"合作单位名称有 {m[1]} 个字，每个单位最多 {m[2]} 个字；多个单位用顿号分隔"),
     _rule(r"is (\d+) characters long; write the number of people in at most (\d+)",
           lambda m: f"参与人数有 {m[1]} 个字，最多 {m[2]} 个字，如：约260人"),
     _rule(r"uses '([^']*):'; only http",
@@ -170,6 +172,23 @@ _NOTE_RULES: tuple[Rule, ...] = (
           lambda m: f"未写导语：报送正文第一句已写明时间（{m[1]}）和地点（{m[2]}），"
                     "避免重复。如需导语，请在正文中补写。"),
 )
+
+
+# Why a story waits for the next push (pipeline.push.plan._why_left).
+_LEFT_RULES: tuple[Rule, ...] = (
+    _rule(r"full \((\d+)\) with stories whose deadline comes earlier",
+          lambda m: f"本次推送已满（{m[1]}篇），都是期限更早的稿件；本稿下次推送时将超期"),
+    _rule(r"already overdue; the push is full \((\d+)\)",
+          lambda m: f"本稿已超期；本次推送已满（{m[1]}篇），优先今晚仍可按期的稿件、"
+                    "头条和更早超期的稿件"),
+    _rule(r"still on time at the next push; the push is full \((\d+)\)",
+          lambda m: f"下次推送时仍在期限内；本次推送已满（{m[1]}篇），优先期限更早或已超期的稿件"),
+)
+
+
+def left_reason(message: str) -> str:
+    """Why a story was left out of the push, in Chinese."""
+    return _translate(message, _LEFT_RULES, "未排入本次推送") if message else ""
 
 
 def _translate(message: str, rules: tuple[Rule, ...], lead: str) -> str:

@@ -18,6 +18,7 @@ from ..config import Settings
 from ..deadlines import WAITING, next_push_after, push_time_on
 from ..models import Draft, Publication, Push
 from ..push import Candidate, PackedArticle, candidates, local_date, pack
+from ..push.regime import day_records
 
 
 def next_push_moment(session: Session, settings: Settings, now: datetime) -> datetime:
@@ -54,6 +55,8 @@ class Day:
     planned: list[PackedArticle] = field(default_factory=list)
     deadlines: int = 0                        # unfinished stories whose last day this is
     past: bool = False
+    is_break: bool = False                    # the day ended with no push (断更)
+    partial: str = ""                         # some stories due that day did not go out
 
 
 def calendar_days(session: Session, settings: Settings, now: datetime,
@@ -65,6 +68,9 @@ def calendar_days(session: Session, settings: Settings, now: datetime,
     for d in days.values():
         d.past = d.day < today or (d.day == today and now >= push_time_on(d.day, settings))
     _add_pushes(session, settings, days, first, last)
+    for record in day_records(session, settings, first, last, now):
+        days[record.day].is_break = record.is_break
+        days[record.day].partial = record.words() if record.partial else ""
     start = next_push_moment(session, settings, now)
     for day, articles in project(candidates(session), settings, start, len(days)).items():
         if day in days:
