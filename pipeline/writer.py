@@ -50,6 +50,15 @@ class GuardedWriter:
             raise
         return target
 
+    def create_bytes(self, relative: str | Path, data: bytes) -> Path:
+        """A new file written in place, for a folder no reader can see yet (a draft whose
+        row is not committed); refuses to replace an existing file."""
+        target = self.path(relative)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with target.open("xb") as handle:
+            handle.write(data)
+        return target
+
     def copy_file(self, source: Path, relative: str | Path) -> Path:
         with source.open("rb") as handle:
             return self.write_bytes(relative, handle.read())

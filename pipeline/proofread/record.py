@@ -49,6 +49,30 @@ def proofread_draft(session: Session, settings: Settings, draft_id: int, markdow
     return Outcome(len(fresh), error)
 
 
+def check_new(settings: Settings, markdown: str, title: str) -> tuple[list[Hit], str]:
+    """The findings of a draft that has none yet, and why proofreading did not run ("" when
+    it ran); the rows are the caller's to insert in bulk (``finding_values``, ``run_values``)
+    because intake stores a whole group of new drafts at once."""
+    try:
+        return proofread_text(markdown, title, load_lexicon(settings.paths.proofread),
+                              settings.limits.title_chars), ""
+    except ProofreadError as exc:
+        return [], str(exc)
+
+
+def finding_values(draft_id: int, hit: Hit, now: datetime) -> dict[str, object]:
+    """One open finding as the values of a bulk insert."""
+    return {"draft_id": draft_id, "kind": hit.kind, "rule": hit.rule, "text": hit.text,
+            "offset_start": hit.start, "offset_end": hit.end, "suggestion": hit.suggestion,
+            "message": hit.message, "detail": hit.detail, "state": OPEN, "note": "",
+            "actor": "", "created_at": now, "resolved_at": None}
+
+
+def run_values(draft_id: int, version: int, now: datetime, error: str) -> dict[str, object]:
+    """The proofreading run of a new draft as the values of a bulk insert."""
+    return {"draft_id": draft_id, "at": now, "draft_version": version, "error": error}
+
+
 def _row(draft_id: int, hit: Hit, now: datetime) -> Finding:
     return Finding(draft_id=draft_id, kind=hit.kind, rule=hit.rule, text=hit.text,
                    offset_start=hit.start, offset_end=hit.end, suggestion=hit.suggestion,
