@@ -32,6 +32,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, SQLModel, col, select
 
+from . import faults
 from .config import Settings
 from .deadlines import deadline_for
 from .domain import DraftStatus, Photo, Report
@@ -274,6 +275,7 @@ class DraftMaker:
             for draft_id, item in zip(ids, fresh, strict=True):
                 written.append(draft_id)
                 self._write(draft_id, item.report, item.names, item.article, new=True)
+            faults.crash_point("intake_group_written")  # rows inserted, folders written
             savepoint.commit()
         except (IntegrityError, OSError) as exc:
             log.info("storing the group at once failed (%s); storing it report by report", exc)
