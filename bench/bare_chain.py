@@ -39,7 +39,7 @@ def main(argv: list[str]) -> int:
     frame = env.get_template("article_frame.html.j2")
     for n, name in enumerate(files):
         report = json.loads(Path(name).read_text(encoding="utf-8"))
-        start, _, end = report["time"].partition("-")
+        start, _, end = report["time"].rpartition("-")
         text = env.get_template(TYPES[report["activity_type"]]).render(
             report | {"start": start, "end": end, "timed": True, "lead": True,
                       "place_names_unit": False, "photos": [], "extra": {}})
