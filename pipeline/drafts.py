@@ -39,7 +39,7 @@ from .domain import DraftStatus, Photo, Report
 from .errors import PipelineError
 from .models import Draft, DraftEvent, Finding, ProofreadRun, Submission, Unit
 from .proofread import proofread_draft
-from .proofread.record import check_new, finding_values, run_values
+from .proofread.record import Checker, finding_values, run_values
 from .writer import GuardedWriter
 
 if TYPE_CHECKING:  # the render stage is imported only by the commands that render
@@ -175,6 +175,8 @@ class DraftMaker:
 
         self.settings = settings
         self.env = make_environment(settings)
+        # One batch, one version of the templates: no stat of each template file per report.
+        self.env.auto_reload = False
         self.writer = GuardedWriter(settings.paths.drafts)
         self.journal: Journal | None = None
 
@@ -248,6 +250,7 @@ class DraftMaker:
         from .render import render_article
 
         out = SubmitOutcome([], [], [])
+        checker = Checker(self.settings)
         fresh: list[_Prepared] = []
         again: list[tuple[Report, int]] = []   # the same report twice: index of the first
         first: dict[str, int] = {}
@@ -261,7 +264,7 @@ class DraftMaker:
                 first[report.dedupe_key] = len(fresh)
                 names = [photo_name(p) for p in report.photos]
                 article = render_article(report, names, self.env, self.settings)
-                hits, error = check_new(self.settings, article.markdown, article.title)
+                hits, error = checker.check(article.markdown, article.title)
                 fresh.append(_Prepared(report, names, article,
                                        deadline_for(report.end, self.settings), hits, error))
         if not fresh:
@@ -417,12 +420,19 @@ class DraftMaker:
         """The draft's folder. ``new``: its row is not committed yet, so no reader can be
         looking at the folder and its files are written in place (no temporary names)."""
         folder = draft_dir(draft_id)
-        self.writer.remove_tree(folder)  # leftovers of a crashed attempt that reused this id
-        write = self.writer.create_bytes if new else self.writer.write_bytes
-        for photo, name in zip(report.photos, names, strict=True):
-            write(f"{folder}/{name}", photo.path.read_bytes())
-        write(f"{folder}/{ARTICLE_MD}", article.markdown.encode("utf-8"))
-        write(f"{folder}/{ARTICLE_HTML}", article.html.encode("utf-8"))
+        files = {name: photo.path.read_bytes()
+                 for photo, name in zip(report.photos, names, strict=True)}
+        files[ARTICLE_MD] = article.markdown.encode("utf-8")
+        files[ARTICLE_HTML] = article.html.encode("utf-8")
+        if new:
+            try:
+                self.writer.create_folder(folder, files)
+                return
+            except FileExistsError:
+                pass  # leftovers of a crashed attempt that reused this id
+        self.writer.remove_tree(folder)
+        for name, data in files.items():
+            self.writer.write_bytes(f"{folder}/{name}", data)
 
 
 def _origin(report: Report) -> str:

@@ -50,14 +50,28 @@ class GuardedWriter:
             raise
         return target
 
-    def create_bytes(self, relative: str | Path, data: bytes) -> Path:
-        """A new file written in place, for a folder no reader can see yet (a draft whose
-        row is not committed); refuses to replace an existing file."""
-        target = self.path(relative)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with target.open("xb") as handle:
-            handle.write(data)
-        return target
+    def create_folder(self, relative: str | Path, files: dict[str, bytes]) -> Path:
+        """A new folder with these files, written in place: for a folder no reader can
+        see yet (a draft whose row is not committed).
+
+        Raises:
+            FileExistsError: the folder exists already.
+        """
+        folder = self.path(relative)
+        names = [self.path(f"{relative}/{name}") for name in files]  # every name checked
+        try:
+            os.mkdir(folder)
+        except FileNotFoundError:  # the drafts folder itself is missing
+            folder.parent.mkdir(parents=True, exist_ok=True)
+            os.mkdir(folder)
+        made = {folder}
+        for target, data in zip(names, files.values(), strict=True):
+            if target.parent not in made:  # photos/
+                target.parent.mkdir(parents=True, exist_ok=True)
+                made.add(target.parent)
+            with open(target, "xb") as handle:
+                handle.write(data)
+        return folder
 
     def copy_file(self, source: Path, relative: str | Path) -> Path:
         with source.open("rb") as handle:

@@ -15,7 +15,7 @@ from ..config import Settings
 from ..errors import ProofreadError, ReviewError
 from ..models import Draft, DraftEvent, Finding, ProofreadRun
 from .check import BLOCKING, Hit, proofread_text
-from .lists import load_lexicon
+from .lists import Lexicon, load_lexicon
 
 OPEN = "open"
 
@@ -49,15 +49,23 @@ def proofread_draft(session: Session, settings: Settings, draft_id: int, markdow
     return Outcome(len(fresh), error)
 
 
-def check_new(settings: Settings, markdown: str, title: str) -> tuple[list[Hit], str]:
-    """The findings of a draft that has none yet, and why proofreading did not run ("" when
-    it ran); the rows are the caller's to insert in bulk (``finding_values``, ``run_values``)
-    because intake stores a whole group of new drafts at once."""
-    try:
-        return proofread_text(markdown, title, load_lexicon(settings.paths.proofread),
-                              settings.limits.title_chars), ""
-    except ProofreadError as exc:
-        return [], str(exc)
+class Checker:
+    """Proofreading of new drafts, the lists loaded once for a whole group; the rows are
+    the caller's to insert in bulk (``finding_values``, ``run_values``)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.limit = settings.limits.title_chars
+        try:
+            self.lexicon: Lexicon | None = load_lexicon(settings.paths.proofread)
+            self.error = ""
+        except ProofreadError as exc:
+            self.lexicon, self.error = None, str(exc)
+
+    def check(self, markdown: str, title: str) -> tuple[list[Hit], str]:
+        """The findings, and why proofreading did not run ("" when it ran)."""
+        if self.lexicon is None:
+            return [], self.error
+        return proofread_text(markdown, title, self.lexicon, self.limit), ""
 
 
 def finding_values(draft_id: int, hit: Hit, now: datetime) -> dict[str, object]:
