@@ -12,8 +12,6 @@ import warnings
 from collections.abc import Mapping
 from pathlib import Path
 
-from PIL import Image
-
 from ..config import Limits
 from ..domain import Photo
 from .record import Invalid, Record, bad_char, describe, quote, tidy
@@ -216,6 +214,8 @@ def _photo_bytes(q: str, target: Path, limits: Limits) -> bytes:
 
 
 def _damage(data: bytes) -> str | None:
+    from PIL import Image  # Pillow loads only for reports with photos
+
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
