@@ -38,7 +38,7 @@ from .deadlines import deadline_for
 from .domain import DraftStatus, Photo, Report
 from .errors import PipelineError
 from .models import Draft, DraftEvent, Finding, ProofreadRun, Submission, Unit
-from .proofread import proofread_draft
+from .proofread import Hit, proofread_draft
 from .proofread.record import Checker, finding_values, run_values
 from .writer import GuardedWriter
 
@@ -163,7 +163,7 @@ class _Prepared:
     names: list[str]
     article: RenderedArticle
     deadline: datetime
-    hits: list[Any]
+    hits: list[Hit]
     proofread_error: str
 
 
