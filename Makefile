@@ -40,6 +40,7 @@ test: lint
 bench: $(VENV)/.test
 	$(BIN)/python bench/bench_intake.py
 	$(BIN)/python bench/bench_queries.py
+	$(BIN)/python bench/bench_month.py
 	$(BIN)/python bench/bench_alerts.py
 	$(BIN)/python bench/bench_render.py
 	$(BIN)/python bench/bench_proofread.py

@@ -13,23 +13,23 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Any
-
-from sqlalchemy.exc import IntegrityError
+from typing import TYPE_CHECKING, Any
 
 from . import __version__, clihelp
-from . import commands as c
 from .clihelp import Parser
-from .clock import Clock
-from .config import Settings, load_settings
 from .errors import PipelineError
 from .messages import cli_language
 from .notify.options import register as register_notify_commands
 from .reach.options import register as register_reach_commands
-from .store import Store, open_store
-from .units import sync_units
 from .web.options import add_serve as add_web_serve
 from .web.options import register as register_web_commands
+
+if TYPE_CHECKING:
+    # A command imports what it needs when it runs: `pipeline --help` loads no database
+    # library, and `queue`/`check` no intake, render or web code (bench/bench_intake.py).
+    from .clock import Clock
+    from .config import Settings
+    from .store import Store
 
 log = logging.getLogger("pipeline")
 
@@ -47,12 +47,16 @@ class Context:
     @property
     def settings(self) -> Settings:
         if self._settings is None:
+            from .config import load_settings
+
             self._settings = load_settings(self.args.config)
         return self._settings
 
     @property
     def store(self) -> Store:
         if self._store is None:
+            from .store import open_store
+
             settings = self.settings  # a broken config stops us before the database
             self._store = open_store(settings.database_url, pool=settings.database)
             _sync_units(self._store, settings, self.now())
@@ -61,6 +65,8 @@ class Context:
     @property
     def clock(self) -> Clock:
         if self._clock is None:
+            from .clock import Clock
+
             start = self._now
             if start is not None and start.tzinfo is None:
                 start = start.replace(tzinfo=self.settings.tz)  # read in the account's zone
@@ -78,6 +84,10 @@ class Context:
 def _sync_units(store: Store, settings: Settings, now: datetime) -> None:
     # Processes started together on a fresh database insert the configured units at the
     # same moment: the loser of a unique name finds them there on its next try.
+    from sqlalchemy.exc import IntegrityError
+
+    from .units import sync_units
+
     for attempt in range(3):
         try:
             with store.session() as session:
@@ -100,6 +110,28 @@ def _parse_now(text: str | None) -> datetime | None:
 
 
 # --- parser --------------------------------------------------------------------------------
+
+class _Commands:
+    """``c.cmd_submit`` is a function that imports ``commands`` only when it runs."""
+
+    def __getattr__(self, name: str) -> Callable[[Context], int]:
+        def run(ctx: Context) -> int:
+            from . import commands
+
+            return int(getattr(commands, name)(ctx))
+        return run
+
+    @staticmethod
+    def _transition(action: str) -> Callable[[Context], int]:
+        def run(ctx: Context) -> int:
+            from . import commands
+
+            return int(commands._transition(action)(ctx))
+        return run
+
+
+c: Any = _Commands()
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="pipeline")

@@ -76,18 +76,41 @@ def cmd_submit(ctx: Context) -> int:
     paths = [Path(p) for p in ctx.args.files]
     with store.session() as session:
         result = read_files(paths, settings, unit_names(session), now)
-    with store.session() as session:
-        outcome = DraftMaker(settings).submit(session, result.reports, now)
-    outcome.rejected = result.rejections + outcome.rejected
+    outcome = SubmitOutcome([], [], [])
     from .intake.unknown import notices
 
     kept = {(r.source, r.row): text for r, text in notices(result.reports)}
+    # Each group is acknowledged (printed) only after it committed; a crash loses no
+    # report that was printed as accepted.
+    for group in DraftMaker(settings).submit_groups(store, result.reports, now):
+        if not ctx.args.json:
+            _print_accepted(ctx, group, kept)
+        outcome.accepted += group.accepted
+        outcome.duplicates += group.duplicates
+        outcome.rejected += group.rejected
+    outcome.rejected = result.rejections + outcome.rejected
     _print_submit(ctx, outcome, kept)
     return 1 if outcome.rejected else 0
 
 
+def _print_accepted(ctx: Context, outcome: SubmitOutcome,
+                    kept: dict[tuple[str, int | None], str]) -> None:
+    lines = []
+    for a in outcome.accepted:
+        extra = f"  ({len(a.problems)} WeChat problem(s) to fix)" if a.problems else ""
+        checked = (f"  (proofreading did not run: {a.proofread_error})" if a.proofread_error
+                   else f"  ({count_line(a.findings)})" if a.findings else "")
+        lines.append(f"accepted  #{a.id}  {a.unit}  {a.title}  deadline "
+                     f"{_deadline(a.deadline, ctx)}{extra}{checked}\n")
+        if (a.source, a.row) in kept:
+            lines.append(f"          {kept[a.source, a.row]}\n")
+    sys.stdout.write("".join(lines))
+    sys.stdout.flush()
+
+
 def _print_submit(ctx: Context, outcome: SubmitOutcome,
                   kept: dict[tuple[str, int | None], str]) -> None:
+    """The batch's JSON document, or (text) what ``_print_accepted`` did not print."""
     settings = ctx.settings
     if ctx.args.json:
         _out({"accepted": [{"id": a.id, "unit": a.unit, "title": a.title,
@@ -102,14 +125,6 @@ def _print_submit(ctx: Context, outcome: SubmitOutcome,
               "duplicates": [{"source": d.source, "row": d.row, "id": d.id, "title": d.title}
                              for d in outcome.duplicates]})
         return
-    for a in outcome.accepted:
-        extra = f"  ({len(a.problems)} WeChat problem(s) to fix)" if a.problems else ""
-        checked = (f"  (proofreading did not run: {a.proofread_error})" if a.proofread_error
-                   else f"  ({count_line(a.findings)})" if a.findings else "")
-        print(f"accepted  #{a.id}  {a.unit}  {a.title}  deadline {_deadline(a.deadline, ctx)}"
-              f"{extra}{checked}")
-        if (a.source, a.row) in kept:
-            print(f"          {kept[a.source, a.row]}")
     for d in outcome.duplicates:
         print(f"duplicate {_where(d.source, d.row)}: already submitted as #{d.id} ({d.title}); "
               "no new draft")

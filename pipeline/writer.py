@@ -20,6 +20,8 @@ class GuardedWriter:
 
     def __init__(self, root: Path) -> None:
         self.root = root.resolve()
+        self._root = str(self.root)
+        self._prefix = self._root.rstrip(os.sep) + os.sep
 
     def path(self, relative: str | Path) -> Path:
         """Resolve ``relative`` inside the root, refusing anything that escapes it.
@@ -29,10 +31,11 @@ class GuardedWriter:
         """
         # A lexical check (no file system calls): absolute paths and ".." that climb out
         # are refused; the names we write are generated, never taken from a report.
-        target = Path(os.path.normpath(self.root / relative))
-        if target != self.root and self.root not in target.parents:
+        # On strings: Path.parents costs more than the rest of a small write.
+        target = os.path.normpath(os.path.join(self._root, relative))
+        if target != self._root and not target.startswith(self._prefix):
             raise PipelineError(f"Refusing to write {relative!s}: it is outside {self.root}.")
-        return target
+        return Path(target)
 
     def write_text(self, relative: str | Path, text: str) -> Path:
         return self.write_bytes(relative, text.encode("utf-8"))
@@ -64,6 +67,29 @@ class GuardedWriter:
             Path(tmp).unlink(missing_ok=True)
             raise
         return target
+
+    def create_folder(self, relative: str | Path, files: dict[str, bytes]) -> Path:
+        """A new folder with these files, written in place: for a folder no reader can
+        see yet (a draft whose row is not committed).
+
+        Raises:
+            FileExistsError: the folder exists already.
+        """
+        folder = self.path(relative)
+        names = [self.path(f"{relative}/{name}") for name in files]  # every name checked
+        try:
+            os.mkdir(folder)
+        except FileNotFoundError:  # the drafts folder itself is missing
+            folder.parent.mkdir(parents=True, exist_ok=True)
+            os.mkdir(folder)
+        made = {folder}
+        for target, data in zip(names, files.values(), strict=True):
+            if target.parent not in made:  # photos/
+                target.parent.mkdir(parents=True, exist_ok=True)
+                made.add(target.parent)
+            with open(target, "xb") as handle:
+                handle.write(data)
+        return folder
 
     def copy_file(self, source: Path, relative: str | Path) -> Path:
         with source.open("rb") as handle:

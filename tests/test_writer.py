@@ -30,3 +30,26 @@ def test_writes_are_atomic_and_leave_no_temporary_files(tmp_path: Path) -> None:
                                                                      "photos"]
     writer.remove_tree("1")
     assert not (tmp_path / "1").exists()
+
+
+def test_a_new_folder_is_written_in_place_and_never_over_an_existing_one(tmp_path: Path
+                                                                          ) -> None:
+    writer = GuardedWriter(tmp_path / "drafts")
+    writer.create_folder("7", {"article.md": "正文".encode(), "photos/a.jpg": b"\xff\xd8"})
+    assert (tmp_path / "drafts" / "7" / "article.md").read_text("utf-8") == "正文"
+    assert (tmp_path / "drafts" / "7" / "photos" / "a.jpg").read_bytes() == b"\xff\xd8"
+    with pytest.raises(FileExistsError):
+        writer.create_folder("7", {"article.md": b"other"})
+    assert (tmp_path / "drafts" / "7" / "article.md").read_text("utf-8") == "正文"
+
+
+@pytest.mark.parametrize("bad", ["../x", "7/../../x"])
+def test_a_new_folder_outside_the_root_or_with_an_escaping_file_is_refused(tmp_path: Path,
+                                                                           bad: str) -> None:
+    writer = GuardedWriter(tmp_path / "drafts")
+    with pytest.raises(PipelineError, match="outside"):
+        writer.create_folder(bad, {"a.md": b"x"})
+    with pytest.raises(PipelineError, match="outside"):
+        writer.create_folder("8", {"../../y.md": b"x"})
+    assert not (tmp_path / "x").exists() and not (tmp_path / "y.md").exists()
+    assert not (tmp_path / "drafts" / "8").exists()

@@ -12,8 +12,6 @@ import warnings
 from collections.abc import Mapping
 from pathlib import Path
 
-from PIL import Image
-
 from ..config import Limits
 from ..domain import Photo
 from ..errors import SubmissionError
@@ -255,6 +253,8 @@ def _photo_bytes(q: str, target: Path, limits: Limits) -> bytes:
 def _damage(data: bytes) -> tuple[str | None, tuple[int, int]]:
     """What is wrong with the image's structure (None: nothing), and its size in pixels
     (read from the header; Pillow's decompression-bomb guard stays on)."""
+    from PIL import Image  # Pillow loads only for reports with photos
+
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)

@@ -14,13 +14,8 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 from xml.etree.ElementTree import ParseError
-
-import openpyxl
-import yaml
-from openpyxl.utils import get_column_letter
-from openpyxl.utils.exceptions import InvalidFileException
-from openpyxl.worksheet._read_only import ReadOnlyWorksheet
 
 from ..config import Settings
 from ..domain import Report
@@ -36,6 +31,9 @@ from .record import (
     is_blank,
 )
 from .validate import validate_record
+
+if TYPE_CHECKING:  # openpyxl and PyYAML load only for the files that need them
+    import openpyxl
 
 
 class _FileProblem(Exception):
@@ -177,6 +175,8 @@ def _read_markdown(data: bytes) -> list[_Raw]:
 
 
 def _front_matter(fence: str, head: str) -> dict[str, object]:
+    import yaml
+
     try:
         doc = yaml.safe_load(head) if fence == "---" else tomllib.loads(head)
     except (yaml.YAMLError, ValueError, RecursionError) as exc:
@@ -234,6 +234,9 @@ def _check_row_count(count: int) -> None:
 
 
 def _read_xlsx(data: bytes) -> list[_Raw]:
+    import openpyxl
+    from openpyxl.utils.exceptions import InvalidFileException
+
     try:
         with warnings.catch_warnings():
             # openpyxl warns about Excel features it ignores (data validation, styles)
@@ -253,6 +256,8 @@ def _read_xlsx(data: bytes) -> list[_Raw]:
 def _sheet_rows(book: openpyxl.Workbook) -> list[list[object]]:
     if not book.worksheets:
         raise _FileProblem("the workbook has no worksheet")
+    from openpyxl.worksheet._read_only import ReadOnlyWorksheet
+
     sheet = book.worksheets[0]
     if isinstance(sheet, ReadOnlyWorksheet):
         sheet.reset_dimensions()  # files from other tools often declare a wrong sheet size
@@ -329,10 +334,19 @@ def _check_columns(headers: list[str], header_row: int) -> None:
                            f"{', '.join(missing)}; add them to the header row (row {header_row})")
 
 
+def _column_letter(number: int) -> str:
+    """Excel's name of a column (1 -> A, 27 -> AA), without importing openpyxl for a CSV."""
+    letters = ""
+    while number:
+        number, rest = divmod(number - 1, 26)
+        letters = chr(ord("A") + rest) + letters
+    return letters
+
+
 def _row_fields(headers: list[str], cells: Sequence[object]) -> dict[str, object]:
     fields: dict[str, object] = {}
     for column, value in enumerate(cells):
-        letter = get_column_letter(column + 1)
+        letter = _column_letter(column + 1)
         key = (headers[column] if column < len(headers) else "") or f"column {letter}"
         fields[f"{key} (column {letter})" if key in fields else key] = value
     return fields

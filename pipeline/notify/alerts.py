@@ -26,7 +26,6 @@ from ..models import Alert, Draft, DraftEvent, Submission, Unit
 from ..review import Holders, holders
 from ..store import Store
 from .outbox import DeliveryReport, deliver, enqueue
-from .templates import render_html, render_template
 
 log = logging.getLogger(__name__)
 
@@ -319,6 +318,8 @@ def _enqueue_group(session: Session, settings: Settings, address: str,
     context = {"account": settings.account.name, "subject": subject, "items": items,
                "count": len(items), "now": now.astimezone(settings.tz).strftime(
                    "%Y-%m-%d %H:%M"), "base_url": settings.notify.base_url}
+    from .templates import render_html, render_template  # Jinja: only when there is mail
+
     folder = settings.paths.templates
     text = render_template(folder, "alert.txt.j2", context)
     html = render_html(folder, "alert.html.j2", context)

@@ -251,8 +251,11 @@ def _with_reach(session: Session, settings: Settings, units: list[UnitWeek], sta
                 end: datetime) -> list[UnitWeek]:
     """Add each unit's reads (stories published in the week, figures so far) and the
     coverage its reports of the week carried, counted by media level."""
+    roundups = set(session.exec(select(Draft.id).where(
+        col(Draft.activity_type) == ROUNDUP, col(Draft.published_at) >= start,
+        col(Draft.published_at) < end)))  # one query, not one per story
     stories = [a for a in gather_articles(session, settings, since=start, until=end)
-               if not _is_roundup(session, a.id)]
+               if a.id not in roundups]
     reach = unit_reach(stories)
     coverage = coverage_by_unit(session, settings, start, end)
     ids = {u.name: u.id for u in all_units(session)}
@@ -263,11 +266,6 @@ def _with_reach(session: Session, settings: Settings, units: list[UnitWeek], sta
         out.append(replace(unit, measured=r.measured if r else 0, reads=r.reads if r else 0,
                            coverage={k: levels.get(k, 0) for k in COVERAGE_LEVELS}))
     return out
-
-
-def _is_roundup(session: Session, draft_id: int) -> bool:
-    draft = session.get(Draft, draft_id)
-    return draft is not None and draft.activity_type == ROUNDUP
 
 
 def _counts(session: Session, query: Any) -> dict[int, int]:

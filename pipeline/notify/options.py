@@ -8,8 +8,6 @@ from collections.abc import Callable
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
-from ..config import EMAIL_RE
-
 if TYPE_CHECKING:
     from .bulletin import IsoWeek
 
@@ -40,6 +38,8 @@ def week_argument(text: str) -> IsoWeek:
 
 
 def address_argument(text: str) -> str:
+    from ..config import EMAIL_RE
+
     if not EMAIL_RE.match(text.strip()):
         raise argparse.ArgumentTypeError(f"{text!r} is not an email address")
     return text.strip()

@@ -17,6 +17,7 @@ import random
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -28,7 +29,9 @@ from ..errors import NotifyError, PipelineError
 from ..lifecycle import OutboxState
 from ..models import OutboxMessage
 from ..store import Store
-from .mail import Send, SmtpMailer, SmtpSessionError, build_message
+
+if TYPE_CHECKING:  # smtplib, ssl and email load only when a message is sent
+    from .mail import Send
 
 log = logging.getLogger(__name__)
 
@@ -114,6 +117,8 @@ def deliver(store: Store, settings: Settings, now: datetime, *, send: Send | Non
     if send is not None:
         _deliver_all(store, settings, now, send, report)
     else:
+        from .mail import SmtpMailer
+
         with SmtpMailer(settings.smtp) as mailer:
             _deliver_all(store, settings, now, mailer.send, report)
     return report
@@ -177,6 +182,8 @@ def _claim(store: Store, now: datetime, lease: timedelta) -> OutboxMessage | Non
 def _attempt(store: Store, settings: Settings, row: OutboxMessage, now: datetime,
              send: Send, report: DeliveryReport) -> bool:
     """Send one claimed message and record the outcome; False on a transient failure."""
+    from .mail import SmtpSessionError, build_message
+
     recipients = json.loads(row.recipients)
     try:
         message = build_message(sender=settings.smtp.sender, recipients=recipients,

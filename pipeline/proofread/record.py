@@ -16,7 +16,7 @@ from ..config import Settings
 from ..errors import ProofreadError, ReviewError
 from ..models import Draft, DraftEvent, Finding, ProofreadRun
 from .check import BLOCKING, Hit, proofread_text
-from .lists import load_lexicon
+from .lists import Lexicon, load_lexicon
 
 OPEN = "open"
 
@@ -48,6 +48,38 @@ def proofread_draft(session: Session, settings: Settings, draft_id: int, markdow
         session.add(_row(draft_id, hit, now))
     _record_run(session, draft_id, now, error)
     return Outcome(len(fresh), error)
+
+
+class Checker:
+    """Proofreading of new drafts, the lists loaded once for a whole group; the rows are
+    the caller's to insert in bulk (``finding_values``, ``run_values``)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.limit = settings.limits.title_chars
+        try:
+            self.lexicon: Lexicon | None = load_lexicon(settings.paths.proofread)
+            self.error = ""
+        except ProofreadError as exc:
+            self.lexicon, self.error = None, str(exc)
+
+    def check(self, markdown: str, title: str) -> tuple[list[Hit], str]:
+        """The findings, and why proofreading did not run ("" when it ran)."""
+        if self.lexicon is None:
+            return [], self.error
+        return proofread_text(markdown, title, self.lexicon, self.limit), ""
+
+
+def finding_values(draft_id: int, hit: Hit, now: datetime) -> dict[str, object]:
+    """One open finding as the values of a bulk insert."""
+    return {"draft_id": draft_id, "kind": hit.kind, "rule": hit.rule, "text": hit.text,
+            "offset_start": hit.start, "offset_end": hit.end, "suggestion": hit.suggestion,
+            "message": hit.message, "detail": hit.detail, "state": OPEN, "note": "",
+            "actor": "", "created_at": now, "resolved_at": None}
+
+
+def run_values(draft_id: int, version: int, now: datetime, error: str) -> dict[str, object]:
+    """The proofreading run of a new draft as the values of a bulk insert."""
+    return {"draft_id": draft_id, "at": now, "draft_version": version, "error": error}
 
 
 def _row(draft_id: int, hit: Hit, now: datetime) -> Finding:

@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
+from typing import TYPE_CHECKING
 
-from ..config import Settings
 from ..errors import PipelineError, StoreError
-from ..store import Store
+
+if TYPE_CHECKING:  # the CLI imports reach.options for its parser: keep this package light
+    from ..config import Settings
+    from ..store import Store
 
 log = logging.getLogger(__name__)
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
+import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from ..config import Settings
@@ -82,30 +83,36 @@ def gather_articles(session: Session, settings: Settings, *, since: datetime | N
                     until: datetime | None = None, unit: str | None = None,
                     ids: Sequence[int] | None = None) -> list[ArticleFigures]:
     """Published stories (newest first) with their latest figures."""
-    query = (select(Draft, Unit).join(Unit, col(Unit.id) == Draft.unit_id)
+    # Columns, not Draft objects: a campaign week can publish thousands of stories.
+    query = (sa.select(col(Draft.id), col(Draft.title), col(Unit.name), col(Unit.id),
+                       col(Draft.published_at))
+             .join(Unit, col(Unit.id) == Draft.unit_id)
              .where(col(Draft.published_at).is_not(None)))
     if since is not None:
         query = query.where(col(Draft.published_at) >= since)
     if until is not None:
         query = query.where(col(Draft.published_at) < until)
     if unit:
-        query = query.where(Unit.name == unit)
+        query = query.where(col(Unit.name) == unit)
     if ids is not None:
         query = query.where(col(Draft.id).in_(list(ids)))
-    stories = session.exec(query.order_by(col(Draft.published_at).desc(), col(Draft.id))).all()
-    found = [d.id for d, _ in stories]
+    stories = session.execute(query.order_by(col(Draft.published_at).desc(),
+                                             col(Draft.id))).all()
+    found = [story[0] for story in stories]
     latest = latest_rows(session.exec(select(ArticleStat).where(
         col(ArticleStat.draft_id).in_(found)))) if found else {}
-    return [_figures(d, u, latest.get(d.id or 0)) for d, u in stories]
+    return [_figures(i, title, name, unit_id, at, latest.get(i or 0))
+            for i, title, name, unit_id, at in stories]
 
 
-def _figures(draft: Draft, unit: Unit, row: ArticleStat | None) -> ArticleFigures:
+def _figures(draft_id: int | None, title: str, unit: str, unit_id: int | None,
+             published_at: datetime | None, row: ArticleStat | None) -> ArticleFigures:
     if row is None:
-        return ArticleFigures(draft.id or 0, draft.title, unit.name, unit.id or 0,
-                              draft.published_at, None, None, None, None, None)
-    return ArticleFigures(draft.id or 0, draft.title, unit.name, unit.id or 0,
-                          draft.published_at, row.reads, row.readers, row.shares,
-                          row.favorites, row.likes, row.zaikan, row.matched_by, row.stat_date)
+        return ArticleFigures(draft_id or 0, title, unit, unit_id or 0, published_at,
+                              None, None, None, None, None)
+    return ArticleFigures(draft_id or 0, title, unit, unit_id or 0, published_at,
+                          row.reads, row.readers, row.shares, row.favorites, row.likes,
+                          row.zaikan, row.matched_by, row.stat_date)
 
 
 def gather_account(session: Session, settings: Settings, since: date, until: date

@@ -1,0 +1,157 @@
+"""Benchmark: the push planner and the weekly bulletin over a campaign month of 100,000
+drafts.
+
+Builds a SQLite workspace whose 6·26 campaign month (June 2026) holds 100,000 reports
+and drafts (SQLAlchemy Core bulk inserts, as bench_queries.py does): 60 % published
+(one push a day carries 8 of them with publication rows), 20 % approved and waiting
+for a push, the rest drafted, sent back or rejected. Times, in-process (median of
+repeated runs, next to a full scan of the draft table in the same process):
+
+  plan:     the planner of ``pipeline push --dry-run`` (approved drafts, packed
+            earliest deadline first);
+  bulletin: gather + compose the joint bulletin of the campaign's busiest week;
+
+then ``pipeline push --dry-run`` and ``pipeline bulletin`` as whole processes.
+Target: each under 1 s.
+Run: .venv/bin/python bench/bench_month.py [--drafts 100000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import sqlalchemy as sa
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from pipeline.cli import main as cli_main  # noqa: E402
+from pipeline.config import load_settings  # noqa: E402
+from pipeline.models import Draft, Publication, Push, Submission, Unit  # noqa: E402
+from pipeline.notify.bulletin import IsoWeek, compose_bulletin, gather_bulletin  # noqa: E402
+from pipeline.push.plan import plan  # noqa: E402
+from pipeline.store import open_store  # noqa: E402
+from pipeline.units import sync_units  # noqa: E402
+
+MONTH = datetime(2026, 6, 1, 0, 0, tzinfo=UTC)
+NOW = datetime(2026, 6, 30, 12, 0, tzinfo=UTC)
+KINDS = ["film", "lecture", "exhibition", "base_visit", "training", "volunteer",
+         "hardship_visit", "household_meeting", "quiz", "other"]
+
+
+def populate(url: str, config: Path, count: int) -> None:
+    settings = load_settings(config)
+    store = open_store(url)
+    with store.session() as session:
+        sync_units(session, settings.units, MONTH)
+        unit_ids = [u.id for u in session.exec(sa.select(Unit)).scalars()]
+    rng = random.Random(626)
+    subs, drafts, pubs, pushes = [], [], [], []
+    for i in range(1, count + 1):
+        start = MONTH + timedelta(minutes=rng.uniform(0, 29 * 24 * 60))
+        roll = rng.random()
+        status = ("published" if roll < 0.6 else "approved" if roll < 0.8 else
+                  "drafted" if roll < 0.9 else "changes_requested" if roll < 0.95 else "rejected")
+        unit, kind = rng.choice(unit_ids), KINDS[i % len(KINDS)]
+        published = start + timedelta(hours=rng.uniform(6, 60)) if status == "published" else None
+        subs.append({"id": i, "unit_id": unit, "activity_type": kind, "title": f"标题{i}",
+                     "start_at": start, "end_at": start + timedelta(hours=2), "place": "p",
+                     "form": "f", "body": "b", "participants": rng.randint(3, 300),
+                     "participants_text": "", "participants_unit": "户" if kind ==
+                     "hardship_visit" else "人", "links": "[]", "photos": "[]", "contact": "",
+                     "extra": "{}", "source": "bench", "dedupe_key": f"m{i}",
+                     "received_at": start + timedelta(hours=1), "timed": True, "notes": ""})
+        drafts.append({"id": i, "submission_id": i, "unit_id": unit, "activity_type": kind,
+                       "title": f"标题{i}", "author": "", "digest": "", "status": status,
+                       "deadline": start + timedelta(days=2), "problems": "[]",
+                       "created_at": start, "updated_at": start, "version": 1,
+                       "late": bool(published and published > start + timedelta(days=2)),
+                       "published_at": published})
+    published_ids = [d["id"] for d in drafts if d["status"] == "published"]
+    for day in range(29):
+        local = date(2026, 6, 1) + timedelta(days=day)
+        at = MONTH + timedelta(days=day, hours=12)
+        pushes.append({"id": day + 1, "account": "bench", "local_date": local, "slot": 1,
+                       "state": "done", "version": 1, "channel": "folder", "started_at": at,
+                       "finished_at": at, "note": ""})
+        for position in range(1, 9):
+            pubs.append({"draft_id": published_ids[day * 8 + position - 1], "push_id": day + 1,
+                         "position": position, "state": "published", "version": 1,
+                         "late": False, "published_at": at, "error": ""})
+    with store.session() as session:
+        for table, rows in ((Submission, subs), (Draft, drafts), (Push, pushes),
+                            (Publication, pubs)):
+            for chunk in range(0, len(rows), 5000):
+                session.execute(sa.insert(table), rows[chunk:chunk + 5000])
+    store.close()
+
+
+def median_seconds(func: object, repeat: int = 7) -> float:
+    times = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        func()  # type: ignore[operator]
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--drafts", type=int, default=100_000)
+    args = parser.parse_args()
+    os.environ.pop("DATABASE_URL", None)
+    with tempfile.TemporaryDirectory(dir=ROOT / "bench", prefix=".bench-") as tmp:
+        ws = Path(tmp) / "ws"
+        cli_main(["init", str(ws)])
+        url = f"sqlite:///{ws / 'pipeline.db'}"
+        started = time.perf_counter()
+        populate(url, ws / "config.toml", args.drafts)
+        print(f"populated a campaign month of {args.drafts:,} drafts in "
+              f"{time.perf_counter() - started:.1f} s")
+        settings = load_settings(ws / "config.toml")
+        store = open_store(url)
+        week = IsoWeek.of(date(2026, 6, 15))
+
+        def scan() -> None:
+            with store.session() as s:
+                s.execute(sa.text("SELECT sum(length(title)) FROM draft")).scalar()
+
+        def planner() -> None:
+            with store.session() as s:
+                plan(s, settings, NOW)
+
+        def bulletin() -> None:
+            with store.session() as s:
+                compose_bulletin(gather_bulletin(s, settings, week), settings)
+
+        base = median_seconds(scan)
+        print(f"{'full scan of draft (baseline)':<32} {base * 1000:8.1f} ms")
+        for name, func in (("push planner (dry run)", planner),
+                           (f"bulletin {week.label}", bulletin)):
+            seconds = median_seconds(func)
+            print(f"{name:<32} {seconds * 1000:8.1f} ms   ratio to full scan "
+                  f"{seconds / base:5.2f}   (target < 1 s)")
+        store.close()
+        config = ["--config", str(ws / "config.toml"), "--now", NOW.isoformat()]
+        for command in (["push", "--dry-run"], ["bulletin", "--week", week.label]):
+            walls = []
+            for _ in range(3):
+                began = time.perf_counter()
+                subprocess.run([sys.executable, "-m", "pipeline", *config, *command],
+                               check=True, capture_output=True, cwd=ws)
+                walls.append(time.perf_counter() - began)
+            print(f"pipeline {' '.join(command):<24} whole process: median "
+                  f"{statistics.median(walls):.2f} s (process start included)")
+
+
+if __name__ == "__main__":
+    main()
