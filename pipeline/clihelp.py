@@ -34,6 +34,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "init": ("Create a new, empty workspace folder: config.toml with comments, the "
              "article templates and the drafts/ and published/ folders.",
              "pipeline init /srv/jdb-pipeline"),
+    "migrate": ("Bring the database schema up to date and exit; safe to run from several "
+                "processes at once (each process also migrates when it starts).",
+                "pipeline migrate"),
     "submit": ("Read report files and turn each report into a draft for the editors. "
                "Files may be .toml, .json, .md (with a front matter), or .csv / .xlsx "
                "ledgers with one report per row. A file with a problem is reported with "

@@ -144,16 +144,16 @@ def test_unknown_report_keys_are_kept_as_notes_never_published(workspace: Worksp
                                                               tmp_path: Path) -> None:
     path = write_report(tmp_path, "n", unit="麓谷街道", kind="lecture", title="讲座",
                         start="2026-06-19 09:00")
-    extra = '"经费来源" = "请尽快发布"\n"举办单位" = "麓谷街道禁毒办"\n'
+    extra = '"经费来源" = "请尽快发布"\n"带队领导" = "刘书记"\n'
     path.write_text(path.read_text(encoding="utf-8") + extra, encoding="utf-8")
     done = workspace.run("submit", str(path), now=NOW)
     assert done.code == 0, done.err
-    assert "kept as a note for the editors, not published: '经费来源', '举办单位'" in done.out
+    assert "kept as a note for the editors, not published: '经费来源', '带队领导'" in done.out
     draft_id = int(done.out.split("#")[1].split()[0])
     shown = workspace.run("show", str(draft_id), now=NOW).out
-    assert "经费来源: 请尽快发布" in shown and "举办单位: 麓谷街道禁毒办" in shown
+    assert "经费来源: 请尽快发布" in shown and "带队领导: 刘书记" in shown
     notes = workspace.run("show", "--json", str(draft_id), now=NOW).json()["report"]["kept_fields"]
-    assert [n["key"] for n in notes] == ["经费来源", "举办单位"]
+    assert [n["key"] for n in notes] == ["经费来源", "带队领导"]
     article = workspace.path / "drafts" / str(draft_id)
     html = "".join(p.read_text(encoding="utf-8") for p in article.glob("article.*"))
-    assert html and "请尽快发布" not in html and "禁毒办" not in html
+    assert html and "请尽快发布" not in html and "刘书记" not in html
