@@ -84,22 +84,14 @@ class RenderError(PipelineError):
 
 
 class ReviewError(PipelineError):
-    """An editor action is not allowed in the draft's current state.
-
-    ``zh`` carries the Chinese sentence when the raiser wrote one (the web shows it as is).
-    """
-
-    def __init__(self, message: str, *, zh: str = "") -> None:
-        self.zh = zh
-        super().__init__(message)
+    """An editor action is not allowed in the draft's current state (always coded:
+    ``draft.*``, ``review.*``, ``finding.*``)."""
 
 
 class TransitionError(ReviewError):
     """A state move is not in its machine's table, or someone else moved the row first."""
 
-    def __init__(self, message: str, zh: str = "", *, lost_race: bool = False) -> None:
-        self.lost_race = lost_race
-        super().__init__(message, zh=zh)
+    lost_race: bool = False
 
 
 class ProofreadError(PipelineError):

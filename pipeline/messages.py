@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import gettext
 import os
+import string
 import sys
+from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -44,20 +46,137 @@ CODES: dict[str, tuple[str, ...]] = {
     N_("http.json_too_complex"): ("limit",),
     N_("http.service_unavailable"): (),
     N_("schedule.lock_lost"): ("holder",),
+    # review and lifecycle refusals
+    N_("draft.illegal_move"): ("id", "state", "action", "allowed"),
+    N_("draft.changed"): ("id",),
+    N_("draft.not_editable"): ("id", "state"),
+    N_("draft.no_photo"): ("id", "photo"),
+    N_("draft.orphan"): ("id",),
+    N_("draft.not_in_push"): ("id",),
+    N_("state.illegal_move"): ("machine", "id", "state", "action", "allowed"),
+    N_("state.changed"): ("machine", "id"),
+    N_("review.not_signer"): ("id", "stage", "signers", "actor"),
+    N_("review.signed_other_stage"): ("actor", "stage", "id", "open"),
+    N_("review.note_required"): ("action",),
+    N_("review.problems"): ("id", "problems"),
+    N_("finding.blocking"): ("id", "count", "findings"),
+    N_("finding.not_found"): ("id", "finding"),
+    N_("finding.done"): ("finding", "state"),
+    N_("finding.no_suggestion"): ("finding",),
+    N_("finding.text_changed"): ("id", "finding"),
+    N_("finding.reason_required"): (),
 }
+
+# The HTTP status of a refused request, by code (anything else is a conflict: 409).
+STATUS: dict[str, int] = {
+    "draft.not_found": 404, "finding.not_found": 404, "auth.no_user": 404,
+    "review.note_required": 422, "finding.reason_required": 422,
+    "store.unavailable": 503, "store.read_only": 503,
+}
+
+
+def status(code: str) -> int:
+    return STATUS.get(code, 409)
+
+
+# Parameters whose words depend on the language: the catalogue names them with a format
+# spec, e.g. ``{state:draft_state}`` ("待审核" in Chinese, "'drafted'" in English).
+def _draft_state(value: Any, language: str) -> str:
+    from .lifecycle import DRAFT_LABELS
+
+    return DRAFT_LABELS.get(str(value), str(value)) if language == "zh_CN" else str(value)
+
+
+def _states(value: Any, language: str) -> str:
+    if language == "zh_CN":
+        return "、".join(f"「{_draft_state(v, language)}」" for v in value) or "（无）"
+    return " or ".join(f"'{v}'" for v in value) or "no"
+
+
+def _action(value: Any, language: str) -> str:
+    from .lifecycle import ACTION_LABELS, ACTION_WORDS
+
+    table = ACTION_LABELS if language == "zh_CN" else ACTION_WORDS
+    return table.get(str(value), str(value))
+
+
+_MACHINES_ZH = {"draft": "稿件", "push": "推送", "publication": "发布记录",
+                "wechat_job": "微信任务", "outbox": "待发邮件", "finding": "校对提示"}
+FINDING_KINDS_ZH = {"typo": "错别字", "banned": "禁用词", "caution": "慎用词",
+                    "name": "规范名称", "privacy": "个人信息", "format": "格式"}
+_FINDING_STATES_ZH = {"open": "待处理", "applied": "已采用建议", "dismissed": "已忽略",
+                      "confirmed": "已确认"}
+
+
+def _machine(value: Any, language: str) -> str:
+    if language == "zh_CN":
+        return _MACHINES_ZH.get(str(value), str(value))
+    return str(value).replace("_", " ")
+
+
+def _finding_state(value: Any, language: str) -> str:
+    return _FINDING_STATES_ZH.get(str(value), str(value)) if language == "zh_CN" else str(value)
+
+
+def _findings(value: Any, language: str) -> str:
+    """[(kind, text), …] of proofreading findings."""
+    if language == "zh_CN":
+        return "；".join(f"{FINDING_KINDS_ZH.get(k, k)}“{t}”" for k, t in value)
+    return "; ".join(f"{k} '{t}'" for k, t in value)
+
+
+def _names(value: Any, language: str) -> str:
+    if isinstance(value, str):
+        return value
+    return ("、" if language == "zh_CN" else ", ").join(str(v) for v in value)
+
+
+def _sentences(value: Any, language: str) -> str:
+    """A list of messages, each a code with parameters ({"code", "params"}) or text."""
+    parts = [render(v["code"], language, **v.get("params", {})) if isinstance(v, dict)
+             else str(v) for v in value]
+    if language == "zh_CN":
+        return "；".join(p.rstrip("。") for p in parts)
+    return "; ".join(p.rstrip(".") for p in parts)
+
+
+SPECS: dict[str, Callable[[Any, str], str]] = {
+    "draft_state": _draft_state, "states": _states, "action": _action,
+    "machine": _machine, "finding_state": _finding_state, "names": _names,
+    "findings": _findings,
+    "sentences": _sentences,
+}
+
+
+class _Formatter(string.Formatter):
+    def __init__(self, language: str) -> None:
+        self.language = language
+
+    def format_field(self, value: Any, format_spec: str) -> str:
+        words = SPECS.get(format_spec)
+        if words is not None:
+            return words(value, self.language)
+        return str(super().format_field(value, format_spec))
+
+
+def message(code: str, **params: Any) -> dict[str, Any]:
+    """A code with parameters as data (kept in the database, rendered when read)."""
+    return {"code": code, "params": params}
 
 
 @cache
 def _catalogue(language: str) -> gettext.NullTranslations:
     compiled = LOCALE / language / "LC_MESSAGES" / f"{DOMAIN}.mo"
-    if compiled.exists():
+    source = compiled.with_suffix(".po")
+    fresh = compiled.exists() and (not source.exists()
+                                   or compiled.stat().st_mtime >= source.stat().st_mtime)
+    if fresh:
         with compiled.open("rb") as handle:
             return gettext.GNUTranslations(handle)
-    # an editable install that was never built: read the .po itself (Babel is installed)
+    # an editable install never built, or a .po edited since: read the .po (Babel is installed)
     from babel.messages.pofile import read_po
 
     translations = gettext.NullTranslations()
-    source = compiled.with_suffix(".po")
     if source.exists():
         with source.open("rb") as handle:
             catalog = read_po(handle)
@@ -82,8 +201,8 @@ def render(code: str, language: str = "zh_CN", **params: Any) -> str:
     if template == code:  # no translation: never show a bare code to a person
         template = _catalogue("en").gettext(code)
     try:
-        return template.format(**params)
-    except (KeyError, IndexError, ValueError):
+        return _Formatter(language).format(template, **params)
+    except (KeyError, IndexError, ValueError, TypeError):
         return template
 
 

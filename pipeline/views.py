@@ -145,7 +145,7 @@ def detail(session: Session, settings: Settings, draft_id: int, now: datetime
     unit = session.get(Unit, draft.unit_id)
     submission = session.get(Submission, draft.submission_id)
     if unit is None or submission is None:
-        raise ReviewError(f"Draft {draft_id} has lost its unit or report row.")
+        raise ReviewError.coded("draft.orphan", id=draft_id)
     md_path, html_path = draft_files(settings, draft_id)
     data = summary(draft, unit, settings, now)
     data.update({

@@ -20,8 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
-from .. import review, units
-from ..errors import ReviewError
+from .. import lifecycle, review, units
 from ..models import Unit
 from ..proofread import apply_finding, dismiss_finding
 from ..push import order as push_order
@@ -406,8 +405,7 @@ def _resubmit(request: Request, s: WebState, token: str, draft_id: int,
     with s.store.session() as session:
         data = _own_report(session, s, token, draft_id)
         if data["status"] not in review.RESUBMITTABLE:
-            raise ReviewError(f"Draft {draft_id} is '{data['status']}'; only "
-                              "'changes_requested' drafts can be resubmitted.")
+            raise lifecycle.refusal(lifecycle.DRAFT, draft_id, data["status"], "resubmit")
         actor = f"reporter:{data['unit']}"
         problems = review.edit(session, s.settings, draft_id, body.markdown, actor=actor,
                                now=s.now())

@@ -17,6 +17,7 @@ from starlette.datastructures import FormData
 from .. import review
 from ..drafts import read_markdown
 from ..errors import PipelineError, ReviewError
+from ..messages import status as code_status
 from ..models import Finding, Unit
 from ..proofread import BLOCKING, apply_finding, blocking_findings, dismiss_finding, open_findings
 from ..reach.stats import story_figures
@@ -194,11 +195,11 @@ def draft_files(request: Request, user: Editor, draft_id: DraftId, path: str) ->
 
 def _refused(request: Request, user: str, draft_id: int, exc: PipelineError,
              markdown: str | None = None) -> Response:
-    message = str(exc)
-    if isinstance(exc, ReviewError) and i18n.review_status(message) == 404:
-        raise AuthError(404, i18n.review_message(exc))
-    return draft_page(request, user, draft_id, error=i18n.review_message(exc),
-                      status=i18n.review_status(message), markdown=markdown)
+    status = code_status(exc.code)
+    if status == 404:
+        raise AuthError(404, exc.text("zh_CN"))
+    return draft_page(request, user, draft_id, error=exc.text("zh_CN"), status=status,
+                      markdown=markdown)
 
 
 @router.post("/drafts/{draft_id}/action")
@@ -220,7 +221,7 @@ async def act(request: Request, user: Editor, draft_id: DraftId) -> Response:
             audit(session, request, user, action, f"draft:{draft_id}", {"note": note})
     except ReviewError as exc:
         if _text(form, "next") == "/mine":
-            flash(request.session, f"稿件 {draft_id}：{i18n.review_message(exc)}", "error")
+            flash(request.session, exc.text("zh_CN"), "error")
             return RedirectResponse("/mine", 303)
         return _refused(request, user, draft_id, exc)
     flash(request.session, _done(draft_id, action, outcome))
@@ -245,7 +246,7 @@ async def edit(request: Request, user: Editor, draft_id: DraftId) -> Response:
         with state.store.session() as session:
             draft = review.get_draft(session, draft_id)
             if str(draft.version) != _text(form, "version"):
-                raise ReviewError(f"Draft {draft_id} was changed by someone else just now.")
+                raise ReviewError.coded("draft.changed", id=draft_id)
             problems = review.edit(session, state.settings, draft_id, markdown, actor=user,
                                    now=state.now())
             audit(session, request, user, "edit", f"draft:{draft_id}",

@@ -22,7 +22,6 @@ from ..models import FeedToken
 from ..push import local_date, plan, run_push
 from ..push import order as push_order
 from ..units import hash_token
-from . import i18n
 from .auth import AuthError, check_csrf, flash, session_user
 from .bodies import read_json
 from .desk import Editor, verified_form
@@ -78,7 +77,7 @@ async def move(request: Request, user: Editor) -> Response:
                                          state.now())
             audit(session, request, user, "push_order", "push", {"order": order})
     except PipelineError as exc:
-        flash(request.session, i18n.review_message(exc), "error")
+        flash(request.session, exc.text("zh_CN"), "error")
     return RedirectResponse("/push", 303)
 
 

@@ -17,8 +17,8 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ..errors import PipelineError, ReviewError, StoreError
-from . import i18n
+from ..errors import PipelineError, StoreError
+from ..messages import status as code_status
 from .auth import AuthError
 from .state import page
 
@@ -39,6 +39,7 @@ class ErrorBody(BaseModel):
     error: str
     status: int
     code: str | None = None      # the error vocabulary's code, e.g. store.unavailable
+    message: str | None = None   # the code's Chinese sentence (the same as ``error``)
     fields: dict[str, list[str]] | None = None
 
 
@@ -56,8 +57,11 @@ class FieldErrors(Exception):
 
 
 def error_body(status: int, message: str, **extra: Any) -> dict[str, Any]:
-    """The one JSON error shape."""
-    return {"ok": False, "error": message, "status": status, **extra}
+    """The one JSON error shape; a coded error carries its code and Chinese ``message``."""
+    body = {"ok": False, "error": message, "status": status, **extra}
+    if body.get("code"):
+        body["message"] = message
+    return body
 
 
 def _is_api(request: Request) -> bool:
@@ -115,10 +119,8 @@ def install(app: FastAPI) -> None:
         assert isinstance(exc, PipelineError)
         if exc.code:
             log.warning("request %s failed: %s", request.url.path, exc)
-            return _answer(request, 409, exc.text("zh_CN"), code=exc.code)
+            return _answer(request, code_status(exc.code), exc.text("zh_CN"), code=exc.code)
         message = str(exc)
-        if isinstance(exc, ReviewError):
-            return _answer(request, i18n.review_status(message), i18n.review_message(exc))
         log.warning("request %s failed: %s", request.url.path, message)
         return _answer(request, 409, f"操作未完成（{message}）")
 

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from .. import lifecycle
 from ..domain import DeadlineState
 from ..lifecycle import DRAFT_LABELS
+from ..messages import FINDING_KINDS_ZH
 
 STATUS_LABELS: dict[str, str] = DRAFT_LABELS
 ACTION_LABELS: dict[str, str] = {**lifecycle.ACTION_LABELS,
@@ -92,34 +93,10 @@ _REJECTION_RULES: tuple[Rule, ...] = (
     _rule(r"unknown unit", lambda m: "单位不在名单中"),
 )
 
-# Review refusals (pipeline.review).
-_REVIEW_RULES: tuple[Rule, ...] = (
-    _rule(r"There is no draft (\d+)", lambda m: f"没有编号为 {m[1]} 的稿件"),
-    _rule(r"A note is required",
-          lambda m: "退回修改或不予采用时必须填写意见，告诉报送单位改什么或为什么"),
-    _rule(r"Draft (\d+) is '(\w+)'; only (.+) drafts can be",
-          lambda m: f"稿件 {m[1]} 当前状态为「{status_label(m[2])}」，不能执行此操作"),
-    _rule(r"cannot be approved until it is fixed",
-          lambda m: "稿件仍有不符合微信要求的问题，请先修改正文再通过"),
-    _rule(r"changed by someone else", lambda m: "稿件刚被他人修改，请刷新页面后再操作"),
-    _rule(r"has (\d+) open privacy or banned-word proofreading finding",
-          lambda m: f"稿件有 {m[1]} 处涉及个人信息或禁用词的校对提示尚未处理：请修改正文、"
-                    "说明理由后忽略，或逐条勾选确认后再通过"),
-    _rule(r"has no proofreading finding (\d+)", lambda m: f"没有编号为 {m[1]} 的校对提示"),
-    _rule(r"proofreading finding (\d+) is already (\w+)",
-          lambda m: f"校对提示 {m[1]} 已处理（{FINDING_STATES.get(m[2], m[2])}）"),
-    _rule(r"reason is required to dismiss", lambda m: "忽略校对提示时必须填写理由"),
-    _rule(r"has no suggestion to apply",
-          lambda m: "此条校对提示没有可直接采用的建议，请手动修改正文"),
-    _rule(r"changed where finding", lambda m: "正文在该处已被修改，请重新校对后再操作"),
-    _rule(r"can no longer be edited", lambda m: "稿件已进入推送或已结束，不能再编辑"),
-)
-
 _WORDS = {"title": "标题", "author": "作者", "digest": "摘要"}
 
 # Proofreading findings (pipeline.proofread): labels by kind and rule.
-FINDING_KINDS: dict[str, str] = {"typo": "错别字", "banned": "禁用词", "caution": "慎用词",
-                                 "name": "规范名称", "privacy": "个人信息", "format": "格式"}
+FINDING_KINDS: dict[str, str] = FINDING_KINDS_ZH
 FINDING_STATES: dict[str, str] = {"open": "待处理", "applied": "已采用建议",
                                   "dismissed": "已忽略", "confirmed": "已确认"}
 _FINDING_RULES: dict[str, str] = {
@@ -185,13 +162,6 @@ def rejection_message(message: str) -> str:
     return _translate(message, _REJECTION_RULES, "填写有误")
 
 
-def review_message(error: str | BaseException) -> str:
-    """A refused editor action in Chinese (the raiser's own Chinese sentence when it wrote
-    one)."""
-    zh = getattr(error, "zh", "")
-    return str(zh) if zh else _translate(str(error), _REVIEW_RULES, "操作未完成")
-
-
 def problem_message(message: str) -> str:
     """A WeChat rule violation in Chinese."""
     return _translate(message, _PROBLEM_RULES, "不符合微信要求")
@@ -200,12 +170,3 @@ def problem_message(message: str) -> str:
 def render_note(message: str) -> str:
     """A note on how the article was written, in Chinese."""
     return _translate(message, _NOTE_RULES, "说明")
-
-
-def review_status(message: str) -> int:
-    """The HTTP status for a refused editor action."""
-    if message.startswith("There is no draft") or "has no proofreading finding" in message:
-        return 404
-    if "note is required" in message or "reason is required" in message:
-        return 422
-    return 409

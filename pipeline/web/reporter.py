@@ -20,11 +20,12 @@ from fastapi.responses import RedirectResponse, Response
 from sqlmodel import Session, col, select
 from starlette.concurrency import run_in_threadpool
 
-from .. import review
+from .. import lifecycle, review
 from ..domain import DraftStatus
 from ..drafts import DraftMaker, add_photos, read_markdown
 from ..errors import PipelineError, ReviewError, SubmissionError
 from ..intake.attachments import check_photo
+from ..messages import status as code_status
 from ..models import Draft, Submission, Unit
 from ..views import detail
 from . import i18n
@@ -210,16 +211,16 @@ async def resubmit(request: Request, token: str, draft_id: DraftId) -> Response:
                 draft = _own_draft(session, unit, draft_id)
                 if draft.status not in review.RESUBMITTABLE:
                     # checked before editing: the edit rewrites the draft's files at once
-                    raise ReviewError(f"Draft {draft_id} is '{draft.status}'; only "
-                                      "'changes_requested' drafts can be resubmitted.")
+                    raise lifecycle.refusal(lifecycle.DRAFT, draft_id, draft.status,
+                                            "resubmit")
                 markdown += add_photos(session, state.settings, draft, photos)
                 _resubmit(request, session, state, draft_id, markdown, note, actor)
         except SubmissionError as exc:
             return _report_page(request, token, draft_id, i18n.rejection_message(exc.message),
                                 422, markdown)
         except ReviewError as exc:
-            return _report_page(request, token, draft_id, i18n.review_message(exc),
-                                i18n.review_status(str(exc)), markdown)
+            return _report_page(request, token, draft_id, exc.text("zh_CN"),
+                                code_status(exc.code), markdown)
     return RedirectResponse(f"/r/{token}/reports/{draft_id}", 303)
 
 

@@ -1,0 +1,99 @@
+"""Issue 11, one error vocabulary: each family of refusals is a code whose Chinese text
+reaches the desk, the phone form and the API (with the code), while the CLI follows LANG.
+A page or an API body in Chinese never carries the English sentence."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from tests.conftest import Workspace, make_workspace
+from tests.test_web import PASSWORD, Desk, login, make_desk
+
+# Three English words in a row: a sentence of the English catalogue leaking into Chinese.
+ENGLISH = re.compile(r"[A-Za-z]{2,} [A-Za-z]{2,} [A-Za-z]{2,}")
+
+
+def chinese_only(text: str) -> str:
+    assert not ENGLISH.search(text), text
+    return text
+
+
+def _desk(ws: Workspace) -> Iterator[Desk]:
+    store, app = make_desk(ws)
+    with TestClient(app) as client:
+        assert login(client).status_code == 303
+        yield Desk(ws, store, app, client)
+    store.close()
+
+
+@pytest.fixture
+def staged_desk(tmp_path: Path, database_url: str) -> Iterator[Desk]:
+    """The bundled three stages (初审 王编辑/李编辑, …); the desk's "editor" signs none."""
+    yield from _desk(make_workspace(tmp_path / "ws", database_url, staged=True))
+
+
+@pytest.fixture
+def one_stage_desk(workspace: Workspace) -> Iterator[Desk]:
+    yield from _desk(workspace)
+
+
+def test_a_wrong_signer_is_refused_in_chinese_on_the_desk_the_api_and_in_english_on_the_cli(
+        staged_desk: Desk, monkeypatch: pytest.MonkeyPatch) -> None:
+    desk = staged_desk
+    draft_id = desk.submit("s")
+    page = desk.post(f"/drafts/{draft_id}/action", {"action": "approve"})
+    assert page.status_code == 409
+    sentence = f"稿件 {draft_id} 正在等待初审，只有 王编辑、李编辑 可以签审，editor 不能。"
+    assert sentence in page.text and "may not" not in page.text
+
+    with TestClient(desk.app) as api:
+        logged = api.post("/api/login", json={"name": "editor", "password": PASSWORD}).json()
+        refused = api.post(f"/api/drafts/{draft_id}/actions", json={"action": "approve"},
+                           headers={"X-CSRF-Token": logged["csrf_token"]})
+    body = refused.json()
+    assert refused.status_code == 409 and body["code"] == "review.not_signer"
+    assert body["message"] == body["error"] == sentence
+
+    monkeypatch.setenv("LANG", "en_US.UTF-8")
+    english = desk.ws.run("approve", str(draft_id), "--by", "editor")
+    assert english.code == 1
+    assert "waits for 初审, which only 王编辑, 李编辑 may sign; editor may not" in english.err
+    monkeypatch.setenv("LANG", "zh_CN.UTF-8")
+    chinese = desk.ws.run("approve", str(draft_id), "--by", "editor")
+    assert chinese.code == 1 and sentence in chinese.err and "may not" not in chinese.err
+
+
+def test_review_refusals_in_chinese_with_their_codes(one_stage_desk: Desk) -> None:
+    """A missing note, an illegal move, a missing draft and a finding that is not there:
+    the API says each in Chinese with its code and status."""
+    with TestClient(one_stage_desk.app) as anon:
+        _refusals(one_stage_desk, anon)
+
+
+def _refusals(desk: Desk, anon: TestClient) -> None:
+    draft_id = desk.submit("r")
+    logged = anon.post("/api/login", json={"name": "editor", "password": PASSWORD}).json()
+    headers = {"X-CSRF-Token": logged["csrf_token"]}
+
+    def act(path: str, body: dict[str, object]) -> tuple[int, str, str]:
+        answer = anon.post(path, json=body, headers=headers)
+        data = answer.json()
+        assert data["message"] == data["error"]
+        return answer.status_code, data["code"], chinese_only(data["message"])
+
+    assert act(f"/api/drafts/{draft_id}/actions", {"action": "reject"}) == (
+        422, "review.note_required", "不予采用时必须填写意见，告诉报送单位改什么或为什么。")
+    assert anon.post(f"/api/drafts/{draft_id}/actions", json={"action": "approve"},
+                     headers=headers).status_code == 200
+    status, code, text = act(f"/api/drafts/{draft_id}/actions", {"action": "approve"})
+    assert (status, code) == (409, "draft.illegal_move")
+    assert text == (f"稿件 {draft_id} 当前状态为「已通过，待推送」，不能通过"
+                    "（只有「待审核」的稿件可以）。")
+    assert act("/api/drafts/998/actions", {"action": "approve"})[:2] == (404, "draft.not_found")
+    assert act(f"/api/drafts/{draft_id}/findings/77/dismiss", {"reason": "无"}) == (
+        404, "finding.not_found", f"稿件 {draft_id} 没有编号为 77 的校对提示。")
