@@ -23,6 +23,7 @@ from .deadlines import deadline_text
 from .domain import parse_level
 from .drafts import SubmitOutcome, read_markdown
 from .errors import PipelineError
+from .messages import cli_language
 from .proofread import count_line
 from .sweep import Flagged, sweep
 from .textfmt import ZH, cli_lang, lateness, pick, state_word, status_word, table
@@ -98,7 +99,8 @@ def _print_submit(ctx: Context, outcome: SubmitOutcome,
                             "notes_kept": kept.get((a.source, a.row))}
                            for a in outcome.accepted],
               "rejected": [{"source": r.source, "row": r.row, "field": r.field,
-                            "message": r.message} for r in outcome.rejected],
+                            "message": r.message, "code": r.code or None}
+                           for r in outcome.rejected],
               "duplicates": [{"source": d.source, "row": d.row, "id": d.id, "title": d.title}
                              for d in outcome.duplicates]})
         return
@@ -115,7 +117,8 @@ def _print_submit(ctx: Context, outcome: SubmitOutcome,
               "no new draft")
     for r in outcome.rejected:
         field = f" field '{r.field}':" if r.field else ""
-        print(f"rejected  {_where(r.source, r.row)}:{field} {r.message}", file=sys.stderr)
+        print(f"rejected  {_where(r.source, r.row)}:{field} {r.text(cli_language())}",
+              file=sys.stderr)
     # Problems are listed one a line above; the count is of reports (a whole file that
     # cannot be read counts as one).
     refused = len({(r.source, r.row) for r in outcome.rejected})

@@ -24,6 +24,7 @@ from .config import Settings
 from .deadlines import deadline_for
 from .domain import DraftStatus, Photo, Report
 from .errors import PipelineError, SubmissionError
+from .messages import render
 from .models import Draft, DraftEvent, Submission, Unit
 from .proofread import proofread_draft
 from .writer import GuardedWriter
@@ -133,8 +134,10 @@ class DraftMaker:
             # (a broken template) propagates and stops the whole batch.
             from .intake import Rejection
 
+            params = {"reason": str(exc)}
             out.rejected.append(Rejection(report.source, report.row, "图片",
-                                          f"could not store the draft's files: {exc}"))
+                                          render("files.draft_unstored", "en", **params),
+                                          "files.draft_unstored", params))
             return None
         out.accepted.append(accepted)
         return accepted
@@ -321,8 +324,8 @@ def add_photos(session: Session, settings: Settings, draft: Draft, photos: Seque
     fresh = list({p.sha256: p for p in photos if p.sha256 not in known}.values())
     limit = settings.limits.photos_per_report
     if len(stored) + len(fresh) > limit:
-        raise SubmissionError(f"{len(stored) + len(fresh)} photos were given; the limit is "
-                              f"{limit} per report; choose the best ones", field="photos")
+        raise SubmissionError.rule("photo.too_many", {"count": len(stored) + len(fresh),
+                                                      "limit": limit}, field="photos")
     writer = GuardedWriter(settings.paths.drafts)
     lines = []
     for photo in fresh:

@@ -19,7 +19,7 @@ the CLI prints ``error: <message>`` and the web layer shows the same sentence.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from enum import Enum
 from typing import TypeVar
 
@@ -77,6 +77,20 @@ class SubmissionError(PipelineError):
         prefix = f"{where}: " if where else ""
         label = f"{field}: " if field else ""
         super().__init__(f"{prefix}{label}{message}")
+
+    @classmethod
+    def rule(cls, code: str, params: Mapping[str, object], *, source: str = "",
+             row: int | None = None, field: str = "") -> SubmissionError:
+        """A rejection by a rule of the vocabulary (its English text as ``message``)."""
+        from .messages import render
+
+        error = cls(render(code, "en", **params), source=source, row=row, field=field)
+        error.code, error.params = code, dict(params)
+        return error
+
+    def text(self, language: str = "zh_CN") -> str:
+        """The value and the rule in ``language`` (without the file, row and field)."""
+        return super().text(language) if self.code else self.message
 
 
 class RenderError(PipelineError):

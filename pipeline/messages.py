@@ -35,6 +35,7 @@ CODES: dict[str, tuple[str, ...]] = {
     N_("store.unavailable"): ("detail",),
     N_("store.read_only"): ("database",),
     N_("files.folder_unwritable"): ("folder", "reason"),
+    N_("files.draft_unstored"): ("reason",),
     N_("draft.not_found"): ("id",),
     N_("push.day_taken"): ("date",),
     N_("auth.password_short"): ("length", "minimum"),
@@ -65,6 +66,67 @@ CODES: dict[str, tuple[str, ...]] = {
     N_("finding.no_suggestion"): ("finding",),
     N_("finding.text_changed"): ("id", "finding"),
     N_("finding.reason_required"): (),
+    # intake rejections: one report, one field
+    N_("intake.duplicate_field"): ("key", "first", "label", "name"),
+    N_("intake.unknown_field"): ("key", "guess"),
+    N_("intake.extra_not_text"): ("key", "problem"),
+    N_("intake.missing"): ("key",),
+    N_("intake.not_text"): ("got",),
+    N_("intake.not_text_list"): ("got",),
+    N_("intake.bad_text"): ("value", "problem"),
+    N_("text.nested"): (),
+    N_("text.nul"): ("char", "position"),
+    N_("text.surrogate"): ("char", "position"),
+    N_("text.control"): ("char", "name", "position"),
+    N_("intake.no_units"): ("value",),
+    N_("intake.unknown_unit_close"): ("value", "close"),
+    N_("intake.unknown_unit"): ("value", "count", "examples"),
+    N_("intake.unknown_type"): ("value", "accepted"),
+    N_("intake.title_long"): ("value", "length", "limit"),
+    N_("intake.body_long"): ("length", "limit"),
+    N_("intake.participants_not_text"): ("got",),
+    N_("intake.participants_long"): ("value", "length", "limit"),
+    N_("time.forms"): (),
+    N_("time.implausible_year"): ("year", "first", "last"),
+    N_("time.no_month"): ("month",),
+    N_("time.no_day"): ("year", "month", "days", "day"),
+    N_("time.no_clock"): ("clock",),
+    N_("time.no_zone"): ("value",),
+    N_("time.without_date"): (),
+    N_("time.not_a_time"): ("got",),
+    N_("time.invalid"): ("value", "reason", "forms"),
+    N_("time.timestamp"): ("value", "forms"),
+    N_("time.no_year"): ("value", "forms"),
+    N_("time.unreadable"): ("value", "forms"),
+    N_("time.reason_forms"): ("reason", "forms"),
+    N_("time.date_alone"): ("date", "time"),
+    N_("time.both"): ("time", "start", "end"),
+    N_("time.missing"): ("time", "start", "end"),
+    N_("time.range_and_end"): ("field", "end"),
+    N_("time.end_range"): ("end",),
+    N_("time.disagree"): ("date", "day", "field", "other"),
+    N_("time.end_before_start"): ("end", "start"),
+    N_("time.future"): ("start", "now"),
+    N_("link.too_long"): ("value", "size", "limit"),
+    N_("link.scheme"): ("value", "scheme"),
+    N_("link.invalid"): ("value",),
+    N_("photo.paths_here"): (),
+    N_("photo.too_many"): ("count", "limit"),
+    N_("photo.nul_name"): ("name",),
+    N_("photo.encoded_name"): ("name",),
+    N_("photo.web_address"): ("name",),
+    N_("photo.bad_path"): ("name", "reason"),
+    N_("photo.unresolvable"): ("name", "reason"),
+    N_("photo.outside"): ("name",),
+    N_("photo.not_image"): ("name", "kind"),
+    N_("photo.disguised"): ("name", "kind", "what"),
+    N_("photo.damaged"): ("name", "kind", "damage"),
+    N_("photo.pixels"): ("name", "width", "height", "megapixels", "limit"),
+    N_("photo.not_file"): ("name",),
+    N_("photo.empty"): ("name",),
+    N_("photo.too_big"): ("name", "mb", "bytes", "limit_mb", "limit"),
+    N_("photo.not_found"): ("name",),
+    N_("photo.unreadable"): ("name", "reason"),
 }
 
 # The HTTP status of a refused request, by code (anything else is a conflict: 409).
@@ -131,10 +193,44 @@ def _names(value: Any, language: str) -> str:
     return ("、" if language == "zh_CN" else ", ").join(str(v) for v in value)
 
 
+def _message(value: Any, language: str) -> str:
+    """One nested message: a code with parameters ({"code", "params"}) or text."""
+    if isinstance(value, dict):
+        return render(value["code"], language, **value.get("params", {}))
+    return str(value)
+
+
+def _field(value: Any, language: str) -> str:
+    """A report field as written; a bare English key ("start") in Chinese is its label."""
+    if language != "zh_CN":
+        return str(value)
+    from .intake.record import FIELD_LABELS
+
+    return FIELD_LABELS.get(str(value), str(value))
+
+
+def _choices(value: Any, language: str) -> str:
+    if language == "zh_CN":
+        return "或".join(f"「{v}」" for v in value)
+    return " or ".join(f"'{v}'" for v in value)
+
+
+def _quoted(value: Any, language: str) -> str:
+    if language == "zh_CN":
+        return "、".join(f"「{v}」" for v in value)
+    return ", ".join(f"'{v}'" for v in value)
+
+
+def _types(value: Any, language: str) -> str:
+    """[(label, key), …] of activity types: 讲座 in Chinese, 讲座 (lecture) in English."""
+    if language == "zh_CN":
+        return "、".join(label for label, _ in value)
+    return ", ".join(f"{label} ({key})" for label, key in value)
+
+
 def _sentences(value: Any, language: str) -> str:
     """A list of messages, each a code with parameters ({"code", "params"}) or text."""
-    parts = [render(v["code"], language, **v.get("params", {})) if isinstance(v, dict)
-             else str(v) for v in value]
+    parts = [_message(v, language) for v in value]
     if language == "zh_CN":
         return "；".join(p.rstrip("。") for p in parts)
     return "; ".join(p.rstrip(".") for p in parts)
@@ -143,8 +239,8 @@ def _sentences(value: Any, language: str) -> str:
 SPECS: dict[str, Callable[[Any, str], str]] = {
     "draft_state": _draft_state, "states": _states, "action": _action,
     "machine": _machine, "finding_state": _finding_state, "names": _names,
-    "findings": _findings,
-    "sentences": _sentences,
+    "findings": _findings, "message": _message, "choices": _choices, "quoted": _quoted,
+    "types": _types, "sentences": _sentences, "field": _field,
 }
 
 

@@ -4,6 +4,7 @@ A page or an API body in Chinese never carries the English sentence."""
 
 from __future__ import annotations
 
+import html
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,7 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.conftest import Workspace, make_workspace
-from tests.test_web import PASSWORD, Desk, login, make_desk
+from tests.test_web import PASSWORD, Desk, form_data, login, make_desk, report_post
 
 # Three English words in a row: a sentence of the English catalogue leaking into Chinese.
 ENGLISH = re.compile(r"[A-Za-z]{2,} [A-Za-z]{2,} [A-Za-z]{2,}")
@@ -97,3 +98,26 @@ def _refusals(desk: Desk, anon: TestClient) -> None:
     assert act("/api/drafts/998/actions", {"action": "approve"})[:2] == (404, "draft.not_found")
     assert act(f"/api/drafts/{draft_id}/findings/77/dismiss", {"reason": "无"}) == (
         404, "finding.not_found", f"稿件 {draft_id} 没有编号为 77 的校对提示。")
+
+
+def test_intake_rejections_on_the_phone_form_are_chinese_sentences(
+        one_stage_desk: Desk) -> None:
+    """Every rule of the form speaks Chinese from its code: nothing falls back to English."""
+    desk = one_stage_desk
+    with TestClient(desk.app) as phone:
+        token = desk.link()
+        answer = report_post(phone, token, form_data(
+            title="很" * 40, place="", participants="很" * 101, start="2026-07-01T09:00",
+            end="", links="javascript:alert(1)\nhttps://exa mple.cn/x",
+            body="讲座\x07现场"),
+            files=[("photos", ("a.png", b"\x89PNG\r\n\x1a\n" + b"0" * 40, "image/png"))])
+    assert answer.status_code == 422
+    errors = {k: html.unescape(v) for k, v in
+              re.findall(r'id="err-(\w+)" role="alert">([^<]*)<', answer.text)}
+    assert set(errors) >= {"title", "place", "participants", "start", "links", "body", "photos"}
+    for text in errors.values():
+        chinese_only(text)
+    assert errors["title"].startswith("标题有 40 个字，最多 32 个字")
+    assert errors["place"] == "此项为必填项，请填写"
+    assert "在将来" in errors["start"] and errors["photos"] == "图片已损坏，请重新导出后上传"
+    assert "控制字符" in errors["body"] and "「javascript:」" in errors["links"]

@@ -50,49 +50,6 @@ def _rule(pattern: str, render: Callable[[re.Match[str]], str]) -> Rule:
     return re.compile(pattern, re.IGNORECASE | re.DOTALL), render
 
 
-# Intake rejections (pipeline.intake), matched on the English sentence.
-_REJECTION_RULES: tuple[Rule, ...] = (
-    _rule(r"required field .* is missing or empty|activity time is missing",
-          lambda m: "此项为必填项，请填写"),
-    _rule(r"title .* is (\d+) characters long; the limit is (\d+)",
-          lambda m: f"标题有 {m[1]} 个字，最多 {m[2]} 个字"
-                    "（汉字、字母、数字、空格、标点各算一个）"),
-    _rule(r"the text is (\d+) characters long; the limit is (\d+)",
-          lambda m: f"活动内容有 {m[1]} 个字，最多 {m[2]} 个字，请精简"),
-    _rule(r"starts at (\S+ \S+), which is in the future",
-          lambda m: f"开始时间 {m[1]} 在将来；只能报送已经举行的活动"),
-    _rule(r"ends at (\S+ \S+), before it starts at (\S+ \S+)",
-          lambda m: f"结束时间 {m[1]} 早于开始时间 {m[2]}"),
-    _rule(r"is (\d+) characters long; write the number of people in at most (\d+)",
-          lambda m: f"参与人数有 {m[1]} 个字，最多 {m[2]} 个字，如：约260人"),
-    _rule(r"uses '([^']*):'; only http",
-          lambda m: f"链接使用了「{m[1]}:」，只能填写 http:// 或 https:// 网址，"
-                    "或媒体名称（如 湖南日报）"),
-    _rule(r"is not a valid web address",
-          lambda m: "链接不是有效的网址，请从浏览器地址栏复制，例如 https://mp.weixin.qq.com/s/..."),
-    _rule(r"bytes long; the limit is 1 KB",
-          lambda m: "链接太长，每条最多 1024 字节"),
-    _rule(r"(\d+) photos were given; the limit is (\d+)",
-          lambda m: f"上传了 {m[1]} 张图片，每篇最多 {m[2]} 张，请挑选最好的"),
-    _rule(r"is (.+?) \(detected from its content\), not a JPEG or PNG",
-          lambda m: "图片不是 JPG 或 PNG 格式"
-                    "（手机 HEIC 照片请在设置中改为“兼容性最佳”后重新拍摄或导出）"),
-    _rule(r"is ([\d.]+) MB .*the limit is ([\d.]+) MB",
-          lambda m: f"图片有 {m[1]} MB，每张最多 {m[2]} MB，请压缩后再上传"),
-    _rule(r"is (\d+) × (\d+) pixels \(([\d.]+) megapixels\); the limit is ([\d.]+) megapixels",
-          lambda m: f"图片有 {m[1]}×{m[2]} 像素（{m[3]} 百万像素），每张最多 {m[4]} 百万像素，"
-                    "请缩小后再上传"),
-    _rule(r"empty file", lambda m: "图片是空文件（0 字节），请重新选择"),
-    _rule(r"damaged", lambda m: "图片已损坏，请重新导出后上传"),
-    _rule(r"disguised|also contains", lambda m: "图片中夹带了其他文件，请从相机或相册重新导出"),
-    _rule(r"NUL character|control character|not a valid character",
-          lambda m: "含有不可见的控制字符，请删除后重新输入"),
-    _rule(r"has no year|timestamp number|cannot read .* as a date|not a valid date",
-          lambda m: "时间格式不正确，请用日期时间选择器填写，例如 2026-06-20 09:00"),
-    _rule(r"unknown activity type", lambda m: "请从列表中选择活动类型"),
-    _rule(r"unknown unit", lambda m: "单位不在名单中"),
-)
-
 _WORDS = {"title": "标题", "author": "作者", "digest": "摘要"}
 
 # Proofreading findings (pipeline.proofread): labels by kind and rule.
@@ -155,11 +112,6 @@ def _translate(message: str, rules: tuple[Rule, ...], lead: str) -> str:
         if found:
             return render(found)
     return f"{lead}（{message}）"
-
-
-def rejection_message(message: str) -> str:
-    """An intake rejection in Chinese."""
-    return _translate(message, _REJECTION_RULES, "填写有误")
 
 
 def problem_message(message: str) -> str:

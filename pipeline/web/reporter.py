@@ -23,12 +23,11 @@ from starlette.concurrency import run_in_threadpool
 from .. import lifecycle, review
 from ..domain import DraftStatus
 from ..drafts import DraftMaker, add_photos, read_markdown
-from ..errors import PipelineError, ReviewError, SubmissionError
+from ..errors import ReviewError, SubmissionError
 from ..intake.attachments import check_photo
 from ..messages import status as code_status
 from ..models import Draft, Submission, Unit
 from ..views import detail
-from . import i18n
 from .auth import AuthError, check_csrf
 from .files import draft_file
 from .forms import FormCheck, form_fields, form_values, save_uploads, validate
@@ -77,7 +76,7 @@ def store_report(state: WebState, request: Request, check: FormCheck, unit: Unit
             outcome = maker.submit(session, [check.report], now, actor=actor,
                                    idempotency_key=key)
             if outcome.rejected:
-                raise PipelineError(outcome.rejected[0].message)
+                raise outcome.rejected[0].as_error()
             stored = _stored(session, outcome)
             audit(session, request, actor, "duplicate" if stored.duplicate else "submit",
                   f"draft:{stored.id}", {"unit": unit.name, "key": key})
@@ -216,7 +215,7 @@ async def resubmit(request: Request, token: str, draft_id: DraftId) -> Response:
                 markdown += add_photos(session, state.settings, draft, photos)
                 _resubmit(request, session, state, draft_id, markdown, note, actor)
         except SubmissionError as exc:
-            return _report_page(request, token, draft_id, i18n.rejection_message(exc.message),
+            return _report_page(request, token, draft_id, exc.text("zh_CN"),
                                 422, markdown)
         except ReviewError as exc:
             return _report_page(request, token, draft_id, exc.text("zh_CN"),
