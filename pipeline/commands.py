@@ -23,7 +23,7 @@ from .deadlines import deadline_text
 from .domain import parse_level
 from .drafts import SubmitOutcome, read_markdown
 from .errors import PipelineError
-from .messages import cli_language
+from .messages import cli_language, text_of
 from .proofread import count_line
 from .sweep import Flagged, sweep
 from .textfmt import ZH, cli_lang, lateness, pick, state_word, status_word, table
@@ -192,14 +192,15 @@ def cmd_show(ctx: Context) -> int:
           f"({data['deadline_state']})" + ("   LATE" if data["late"] else ""))
     _print_report(data["report"], settings)
     print(f"markdown: {data['files']['markdown']}\nhtml:     {data['files']['html']}")
+    language = cli_language()
     for problem in data["problems"]:
-        print(f"problem: {problem}")
+        print(f"problem: {text_of(problem, language)}")
     for note in data["notes"]:
-        print(f"note: {note}")
+        print(f"note: {text_of(note, language)}")
     _print_findings(data["findings"], data["proofread"])
     _print_review(data, settings)
     for note in data["image_notes"]:
-        print(f"note: {note}")
+        print(f"note: {text_of(note, language)}")
     print("history:")
     for e in data["history"]:
         note = f" - {e['note']}" if e["note"] else ""
@@ -372,8 +373,9 @@ def _push_json(report: PushReport, settings: Settings) -> dict[str, Any]:
 def _print_push(report: PushReport, settings: Settings, now: datetime) -> None:
     for day in report.missed_days:
         print(f"missed: no push went out on {day} (recorded)")
+    language = cli_language()
     if report.already_done:
-        print(report.message)
+        print(text_of(report.message, language))
     head = "would publish" if report.dry_run else (
         "published" if report.manifest else "in this push")
     if report.articles and not report.already_done:
@@ -382,9 +384,10 @@ def _print_push(report: PushReport, settings: Settings, now: datetime) -> None:
             print(f"{head} {a.position}. #{a.candidate.id}  {a.candidate.unit}  "
                   f"{a.candidate.title}{late}")
         if report.message:
-            print(report.message)
+            print(text_of(report.message, language))
     elif not report.already_done:
-        print(report.message or f"nothing to publish for {report.day}")
+        print(text_of(report.message, language) if report.message
+              else f"nothing to publish for {report.day}")
     for a in report.left_over:
         warn = " - will be LATE" if a.late else ""
         print(f"does not fit: #{a.candidate.id}  {a.candidate.title}  deadline "

@@ -24,7 +24,7 @@ from .config import Settings
 from .deadlines import deadline_for
 from .domain import DraftStatus, Photo, Report
 from .errors import PipelineError, SubmissionError
-from .messages import render
+from .messages import dump, render
 from .models import Draft, DraftEvent, Submission, Unit
 from .proofread import proofread_draft
 from .writer import GuardedWriter
@@ -213,8 +213,8 @@ class DraftMaker:
             "author": article.author, "digest": article.digest,
             "activity_type": activity_type, "status": DraftStatus.DRAFTED,
             "deadline": deadline, "cover": cover,
-            "problems": json.dumps(list(article.problems), ensure_ascii=False),
-            "notes": json.dumps(list(article.notes), ensure_ascii=False),
+            "problems": json.dumps(dump(article.problems), ensure_ascii=False),
+            "notes": json.dumps(dump(article.notes), ensure_ascii=False),
             "created_at": now, "updated_at": now, "late": False, "version": 1})
         _insert(session, DraftEvent, {
             "draft_id": draft_id, "at": now, "actor": actor, "action": "submitted",
@@ -290,7 +290,7 @@ def rerender_draft(settings: Settings, draft: Draft, markdown: str) -> RenderedA
     writer = GuardedWriter(settings.paths.drafts)
     writer.write_text(f"{draft_dir(draft.id)}/{ARTICLE_MD}", article.markdown)
     writer.write_text(f"{draft_dir(draft.id)}/{ARTICLE_HTML}", article.html)
-    draft.problems = json.dumps(list(article.problems), ensure_ascii=False)
+    draft.problems = json.dumps(dump(article.problems), ensure_ascii=False)
     return article
 
 

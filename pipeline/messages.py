@@ -12,6 +12,7 @@ both catalogues translate every one.
 from __future__ import annotations
 
 import gettext
+import json
 import os
 import string
 import sys
@@ -37,7 +38,6 @@ CODES: dict[str, tuple[str, ...]] = {
     N_("files.folder_unwritable"): ("folder", "reason"),
     N_("files.draft_unstored"): ("reason",),
     N_("draft.not_found"): ("id",),
-    N_("push.day_taken"): ("date",),
     N_("auth.password_short"): ("length", "minimum"),
     N_("auth.password_repeated"): (),
     N_("auth.password_common"): (),
@@ -66,6 +66,30 @@ CODES: dict[str, tuple[str, ...]] = {
     N_("finding.no_suggestion"): ("finding",),
     N_("finding.text_changed"): ("id", "finding"),
     N_("finding.reason_required"): (),
+    # WeChat's rules for an article, and notes on how it was written
+    N_("wechat.title_empty"): (),
+    N_("wechat.too_long"): ("field", "length", "limit"),
+    N_("wechat.content_chars"): ("length", "limit"),
+    N_("wechat.content_bytes"): ("size", "limit"),
+    N_("render.remote_image"): ("src",),
+    N_("render.lead_left_out"): ("date", "place"),
+    # the push and publishing, as the editors read them (alerts, push reports)
+    N_("push.missed"): ("date",),
+    N_("push.day_taken"): ("date",),
+    N_("push.failed_today"): ("reason",),
+    N_("push.missed_day"): ("date", "reason"),
+    N_("push.resuming"): (),
+    N_("push.claimed_elsewhere"): (),
+    N_("push.wechat_under_way"): ("state",),
+    N_("push.wechat_failed"): ("error",),
+    N_("push.withdraw_refused"): ("id", "state"),
+    N_("push.withdraw_alert"): ("id", "state"),
+    N_("wechat.quota_wait"): ("push", "error"),
+    N_("wechat.gave_up"): ("push", "reason"),
+    N_("wechat.deferred"): ("push", "error"),
+    N_("wechat.send_by_hand"): ("push",),
+    N_("wechat.removed"): ("push", "status"),
+    N_("wechat.left_draft_box"): ("push", "date"),
     # intake rejections: one report, one field
     N_("intake.duplicate_field"): ("key", "first", "label", "name"),
     N_("intake.unknown_field"): ("key", "guess"),
@@ -200,6 +224,13 @@ def _message(value: Any, language: str) -> str:
     return str(value)
 
 
+_ARTICLE_FIELDS_ZH = {"title": "标题", "author": "作者", "digest": "摘要"}
+
+
+def _article_field(value: Any, language: str) -> str:
+    return _ARTICLE_FIELDS_ZH.get(str(value), str(value)) if language == "zh_CN" else str(value)
+
+
 def _field(value: Any, language: str) -> str:
     """A report field as written; a bare English key ("start") in Chinese is its label."""
     if language != "zh_CN":
@@ -241,6 +272,7 @@ SPECS: dict[str, Callable[[Any, str], str]] = {
     "machine": _machine, "finding_state": _finding_state, "names": _names,
     "findings": _findings, "message": _message, "choices": _choices, "quoted": _quoted,
     "types": _types, "sentences": _sentences, "field": _field,
+    "article_field": _article_field,
 }
 
 
@@ -258,6 +290,60 @@ class _Formatter(string.Formatter):
 def message(code: str, **params: Any) -> dict[str, Any]:
     """A code with parameters as data (kept in the database, rendered when read)."""
     return {"code": code, "params": params}
+
+
+class Coded(str):
+    """A message that is its English sentence (logs, comparisons, joins) and keeps its code
+    and parameters, so a Chinese page can say it in Chinese. Stored as ``message()`` data
+    (``dump``) and read back with ``load``; an old row's plain sentence stays as it is."""
+
+    code: str
+    params: dict[str, Any]
+
+    def __new__(cls, code: str, **params: Any) -> Coded:
+        made = super().__new__(cls, render(code, "en", **params))
+        made.code, made.params = code, params
+        return made
+
+    def text(self, language: str = "zh_CN") -> str:
+        return render(self.code, language, **self.params)
+
+    @staticmethod
+    def load(item: Any) -> str:
+        if isinstance(item, dict) and "code" in item:
+            return Coded(item["code"], **item.get("params", {}))
+        return str(item)
+
+
+def dump(items: Any) -> list[Any]:
+    """Messages as JSON data: codes with parameters, plain text as it is."""
+    return [message(i.code, **i.params) if isinstance(i, Coded) else i for i in items]
+
+
+def to_column(text: str) -> str:
+    """A message for a text column: a coded one as JSON data, plain text as it is."""
+    if isinstance(text, Coded):
+        return json.dumps(message(text.code, **text.params), ensure_ascii=False)
+    return text
+
+
+def from_column(text: str, language: str = "zh_CN") -> str:
+    """A text column written by ``to_column`` in ``language`` (lines added later kept)."""
+    head, newline, rest = text.partition("\n")
+    if head.startswith('{"code"'):
+        try:
+            data = json.loads(head)
+        except ValueError:
+            return text
+        return render(data["code"], language, **data.get("params", {})) + newline + rest
+    return text
+
+
+def text_of(item: Any, language: str = "zh_CN") -> str:
+    """A message (coded, stored data or plain text) in ``language``."""
+    if isinstance(item, Coded):
+        return item.text(language)
+    return _message(item, language)
 
 
 @cache

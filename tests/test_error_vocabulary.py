@@ -2,6 +2,8 @@
 reaches the desk, the phone form and the API (with the code), while the CLI follows LANG.
 A page or an API body in Chinese never carries the English sentence."""
 
+# ruff: noqa: F811  (fixtures imported from tests.smtpd are parameters by design)
+
 from __future__ import annotations
 
 import html
@@ -13,6 +15,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.conftest import Workspace, make_workspace
+from tests.smtpd import EDITOR, SmtpServer, configure, smtp_server  # noqa: F401
+from tests.test_flow import write_report
+from tests.test_notify import deliver
 from tests.test_web import PASSWORD, Desk, form_data, login, make_desk, report_post
 
 # Three English words in a row: a sentence of the English catalogue leaking into Chinese.
@@ -121,3 +126,55 @@ def test_intake_rejections_on_the_phone_form_are_chinese_sentences(
     assert errors["place"] == "此项为必填项，请填写"
     assert "在将来" in errors["start"] and errors["photos"] == "图片已损坏，请重新导出后上传"
     assert "控制字符" in errors["body"] and "「javascript:」" in errors["links"]
+
+
+def test_wechat_problems_are_chinese_on_the_api_the_page_and_in_the_refusal(
+        one_stage_desk: Desk) -> None:
+    """A problem is stored as its code: after the database it is still said in Chinese."""
+    desk = one_stage_desk
+    draft_id = desk.submit("w")
+    with TestClient(desk.app) as api:
+        logged = api.post("/api/login", json={"name": "editor", "password": PASSWORD}).json()
+        headers = {"X-CSRF-Token": logged["csrf_token"]}
+        edited = api.post(f"/api/drafts/{draft_id}/markdown",
+                          json={"markdown": "x" * 21000}, headers=headers).json()
+        [problem] = edited["result"]["problems"]
+        assert chinese_only(problem).startswith("正文（含排版代码）有 ")
+        refused = api.post(f"/api/drafts/{draft_id}/actions", json={"action": "approve"},
+                           headers=headers).json()
+        shown = api.get(f"/api/drafts/{draft_id}").json()["draft"]
+    assert refused["code"] == "review.problems" and problem in chinese_only(refused["message"])
+    assert shown["problems"] == [problem]
+    page = html.unescape(desk.client.get(f"/drafts/{draft_id}").text)
+    assert problem in page and "WeChat requires" not in page
+
+
+def test_a_missed_push_is_told_in_chinese_by_email_and_by_lang_on_the_cli(
+        workspace: Workspace, tmp_path: Path, smtp_server: SmtpServer,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The cited case: "详情：No push went out on 2026-06-16…" inside a Chinese email."""
+    ws = workspace
+    configure(ws, smtp_server)
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    for name, day in (("m", "2026-06-14"), ("t", "2026-06-15")):
+        path = write_report(inbox, name, unit="麓谷街道", kind="lecture",
+                            title=f"麓谷街道禁毒讲座{name}", start=f"{day} 09:00")
+        [accepted] = ws.run("submit", "--json", str(path), now=f"{day}T20:00+08:00"
+                            ).json()["accepted"]
+        assert ws.run("approve", str(accepted["id"]), now=f"{day}T20:00+08:00").code == 0
+        if name == "m":
+            assert ws.run("push", now="2026-06-15T20:00+08:00").code == 0
+    wednesday = "2026-06-17T20:00+08:00"
+    assert ws.run("push", "--json", now=wednesday).json()["missed_days"] == ["2026-06-16"]
+    deliver(ws, wednesday)
+    [mail] = [m for m in smtp_server.to(EDITOR) if "2026-06-16" in m.text]
+    assert "详情：2026-06-16 没有推送：推送时间调度程序未运行。" in mail.text
+    assert "No push" not in mail.text and "No push" not in mail.html
+
+    monkeypatch.setenv("LANG", "en_US.UTF-8")
+    again = ws.run("push", now=wednesday)
+    assert "the push for 2026-06-17 is already done; nothing was published twice" in again.out
+    monkeypatch.setenv("LANG", "zh_CN.UTF-8")
+    again = ws.run("push", now=wednesday)
+    assert "2026-06-17 已经推送过，每天只推送一次" in again.out and "already" not in again.out

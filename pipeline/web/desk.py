@@ -18,6 +18,7 @@ from .. import review
 from ..drafts import read_markdown
 from ..errors import PipelineError, ReviewError
 from ..messages import status as code_status
+from ..messages import text_of
 from ..models import Finding, Unit
 from ..proofread import BLOCKING, apply_finding, blocking_findings, dismiss_finding, open_findings
 from ..reach.stats import story_figures
@@ -274,7 +275,7 @@ async def preview(request: Request, user: Editor, draft_id: DraftId) -> Response
     article = await run_in_threadpool(rerender, markdown, draft.title, draft.author,
                                       draft.digest, state.settings)
     return JSONResponse({"ok": True, "html": article.html,
-                         "problems": [i18n.problem_message(p) for p in article.problems]})
+                         "problems": [text_of(p) for p in article.problems]})
 
 
 @router.post("/drafts/{draft_id}/preview")
