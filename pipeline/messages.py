@@ -7,6 +7,13 @@ English (``en``) text of every code; ``make`` and the package build compile them
 bulletin and the API's ``message`` field speak Chinese; the CLI follows ``LANG``
 (Chinese for ``zh_*``, English otherwise). A test extracts the codes and checks that
 both catalogues translate every one.
+
+A parameter whose words differ by language names a word table in the text
+(``{state:draft_state}``: 待审核 / 'drafted'; see ``SPECS``); a message inside a message
+is ``{problem:message}``. Messages kept for later (a draft's WeChat problems, an alert's
+detail, a push report) are ``Coded``: the English sentence as a ``str`` that keeps its
+code, stored as code and parameters (``dump``, ``to_column``) and said in the reader's
+language when shown (``text_of``, ``from_column``).
 """
 
 from __future__ import annotations
