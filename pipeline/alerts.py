@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
+from .messages import to_column
 from .models import Alert
 
 
@@ -55,7 +56,7 @@ def record_alerts(session: Session, alerts: Sequence[NewAlert], now: datetime) -
     statement = (insert(table).on_conflict_do_nothing(index_elements=["key"])
                  .returning(table.c.key))
     rows = [{"key": a.key, "kind": a.kind, "draft_id": a.draft_id, "created_at": now,
-             "recipients": json.dumps(sorted(set(a.recipients))), "detail": a.detail}
+             "recipients": json.dumps(sorted(set(a.recipients))), "detail": to_column(a.detail)}
             for a in sorted(alerts, key=lambda a: a.key)]
     # In key order, so two processes recording the same alerts on PostgreSQL wait for each
     # other's rows in the same order (never a deadlock) and one of them skips them all.

@@ -23,6 +23,7 @@ from .deadlines import deadline_text
 from .domain import parse_level
 from .drafts import SubmitOutcome, read_markdown
 from .errors import PipelineError
+from .messages import cli_language, text_of
 from .proofread import count_line
 from .sweep import Flagged, sweep
 from .textfmt import ZH, cli_lang, lateness, pick, state_word, status_word, table
@@ -121,7 +122,8 @@ def _print_submit(ctx: Context, outcome: SubmitOutcome,
                             "notes_kept": kept.get((a.source, a.row))}
                            for a in outcome.accepted],
               "rejected": [{"source": r.source, "row": r.row, "field": r.field,
-                            "message": r.message} for r in outcome.rejected],
+                            "message": r.message, "code": r.code or None}
+                           for r in outcome.rejected],
               "duplicates": [{"source": d.source, "row": d.row, "id": d.id, "title": d.title}
                              for d in outcome.duplicates]})
         return
@@ -130,7 +132,8 @@ def _print_submit(ctx: Context, outcome: SubmitOutcome,
               "no new draft")
     for r in outcome.rejected:
         field = f" field '{r.field}':" if r.field else ""
-        print(f"rejected  {_where(r.source, r.row)}:{field} {r.message}", file=sys.stderr)
+        print(f"rejected  {_where(r.source, r.row)}:{field} {r.text(cli_language())}",
+              file=sys.stderr)
     # Problems are listed one a line above; the count is of reports (a whole file that
     # cannot be read counts as one).
     refused = len({(r.source, r.row) for r in outcome.rejected})
@@ -209,14 +212,15 @@ def cmd_show(ctx: Context) -> int:
           f"({data['deadline_state']})" + ("   LATE" if data["late"] else ""))
     _print_report(data["report"], settings)
     print(f"markdown: {data['files']['markdown']}\nhtml:     {data['files']['html']}")
+    language = cli_language()
     for problem in data["problems"]:
-        print(f"problem: {problem}")
+        print(f"problem: {text_of(problem, language)}")
     for note in data["notes"]:
-        print(f"note: {note}")
+        print(f"note: {text_of(note, language)}")
     _print_findings(data["findings"], data["proofread"])
     _print_review(data, settings)
     for note in data["image_notes"]:
-        print(f"note: {note}")
+        print(f"note: {text_of(note, language)}")
     print("history:")
     for e in data["history"]:
         note = f" - {e['note']}" if e["note"] else ""
@@ -403,8 +407,9 @@ def _push_json(report: PushReport, settings: Settings) -> dict[str, Any]:
 def _print_push(report: PushReport, settings: Settings, now: datetime) -> None:
     for day in report.missed_days:
         print(f"missed: no push went out on {day} (recorded)")
+    language = cli_language()
     if report.already_done:
-        print(report.message)
+        print(text_of(report.message, language))
     head = "would publish" if report.dry_run else (
         "published" if report.manifest else "in this push")
     if report.articles and not report.already_done:
@@ -413,9 +418,10 @@ def _print_push(report: PushReport, settings: Settings, now: datetime) -> None:
             print(f"{head} {a.position}. #{a.candidate.id}  {a.candidate.unit}  "
                   f"{a.candidate.title}{late}")
         if report.message:
-            print(report.message)
+            print(text_of(report.message, language))
     elif not report.already_done:
-        print(report.message or f"nothing to publish for {report.day}")
+        print(text_of(report.message, language) if report.message
+              else f"nothing to publish for {report.day}")
     for a in report.left_over:
         warn = " - will be LATE" if a.late else ""
         print(f"does not fit: #{a.candidate.id}  {a.candidate.title}  deadline "

@@ -37,6 +37,7 @@ from .config import Settings
 from .deadlines import deadline_for
 from .domain import DraftStatus, Photo, Report
 from .errors import PipelineError, SubmissionError
+from .messages import dump, render
 from .models import Draft, DraftEvent, Finding, ProofreadRun, Submission, Unit
 from .proofread import Hit, proofread_draft
 from .proofread.record import Checker, finding_values, run_values
@@ -337,8 +338,10 @@ class DraftMaker:
             # (a broken template) propagates and stops the whole batch.
             from .intake import Rejection
 
+            params = {"reason": str(exc)}
             out.rejected.append(Rejection(report.source, report.row, "图片",
-                                          f"could not store the draft's files: {exc}"))
+                                          render("files.draft_unstored", "en", **params),
+                                          "files.draft_unstored", params))
             return None
         out.accepted.append(accepted)
         return accepted
@@ -445,8 +448,8 @@ def _draft_values(sub_id: int, unit: Unit, article: RenderedArticle, activity_ty
             "author": article.author, "digest": article.digest,
             "activity_type": activity_type, "status": DraftStatus.DRAFTED,
             "deadline": deadline, "cover": cover,
-            "problems": json.dumps(list(article.problems), ensure_ascii=False),
-            "notes": json.dumps(list(article.notes), ensure_ascii=False),
+            "problems": json.dumps(dump(article.problems), ensure_ascii=False),
+            "notes": json.dumps(dump(article.notes), ensure_ascii=False),
             "created_at": now, "updated_at": now, "late": False, "version": 1}
 
 
@@ -524,7 +527,7 @@ def rerender_draft(settings: Settings, draft: Draft, markdown: str) -> RenderedA
 
     assert draft.id is not None
     article = rerender(markdown, draft.title, draft.author, draft.digest, settings)
-    draft.problems = json.dumps(list(article.problems), ensure_ascii=False)
+    draft.problems = json.dumps(dump(article.problems), ensure_ascii=False)
     return article
 
 
@@ -603,8 +606,8 @@ def add_photos(session: Session, settings: Settings, draft: Draft, photos: Seque
     fresh = list({p.sha256: p for p in photos if p.sha256 not in known}.values())
     limit = settings.limits.photos_per_report
     if len(stored) + len(fresh) > limit:
-        raise SubmissionError(f"{len(stored) + len(fresh)} photos were given; the limit is "
-                              f"{limit} per report; choose the best ones", field="photos")
+        raise SubmissionError.rule("photo.too_many", {"count": len(stored) + len(fresh),
+                                                      "limit": limit}, field="photos")
     writer = GuardedWriter(settings.paths.drafts)
     lines = []
     for photo in fresh:

@@ -20,7 +20,7 @@ the CLI prints ``error: <message>`` and the web layer shows the same sentence.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from enum import Enum
 from typing import TypeVar
 
@@ -79,28 +79,34 @@ class SubmissionError(PipelineError):
         label = f"{field}: " if field else ""
         super().__init__(f"{prefix}{label}{message}")
 
+    @classmethod
+    def rule(cls, code: str, params: Mapping[str, object], *, source: str = "",
+             row: int | None = None, field: str = "") -> SubmissionError:
+        """A rejection by a rule of the vocabulary (its English text as ``message``)."""
+        from .messages import render
+
+        error = cls(render(code, "en", **params), source=source, row=row, field=field)
+        error.code, error.params = code, dict(params)
+        return error
+
+    def text(self, language: str = "zh_CN") -> str:
+        """The value and the rule in ``language`` (without the file, row and field)."""
+        return super().text(language) if self.code else self.message
+
 
 class RenderError(PipelineError):
     """A template failed or the article breaks a WeChat content rule."""
 
 
 class ReviewError(PipelineError):
-    """An editor action is not allowed in the draft's current state.
-
-    ``zh`` carries the Chinese sentence when the raiser wrote one (the web shows it as is).
-    """
-
-    def __init__(self, message: str, *, zh: str = "") -> None:
-        self.zh = zh
-        super().__init__(message)
+    """An editor action is not allowed in the draft's current state (always coded:
+    ``draft.*``, ``review.*``, ``finding.*``)."""
 
 
 class TransitionError(ReviewError):
     """A state move is not in its machine's table, or someone else moved the row first."""
 
-    def __init__(self, message: str, zh: str = "", *, lost_race: bool = False) -> None:
-        self.lost_race = lost_race
-        super().__init__(message, zh=zh)
+    lost_race: bool = False
 
 
 class EditConflict(ReviewError):
@@ -109,11 +115,11 @@ class EditConflict(ReviewError):
     def __init__(self, draft_id: int, version: int) -> None:
         self.draft_id = draft_id
         self.version = version
-        super().__init__(f"Draft {draft_id} was changed by someone else (it is now version "
-                         f"{version}); nothing was saved. Look at the new version "
-                         f"('pipeline show {draft_id}') and edit again.",
-                         zh=f"稿件已被他人修改（现为第 {version} 版），您的修改未保存。"
-                            "请查看最新版本后再编辑。")
+        from .messages import render
+
+        params: dict[str, object] = {"id": draft_id, "version": version}
+        super().__init__(render("draft.edit_conflict", "en", **params))
+        self.code, self.params = "draft.edit_conflict", params
 
 
 class ProofreadError(PipelineError):

@@ -296,18 +296,14 @@ class Moved:
     version: int
 
 
-def describe(machine: Machine, row_id: int, state: str, action: str) -> tuple[str, str]:
-    """Why ``action`` is not possible in ``state``: (English, Chinese)."""
+def refusal(machine: Machine, row_id: int, state: str, action: str) -> TransitionError:
+    """Why ``action`` is not possible in ``state``, as a coded error."""
     allowed = sorted(machine.sources(action))
-    starts = " or ".join(f"'{s}'" for s in allowed) or "no"
     if machine is DRAFT:
-        return (f"Draft {row_id} is '{state}'; only {starts} drafts can be "
-                f"{ACTION_WORDS.get(action, action)}.",
-                f"稿件 {row_id} 当前状态为「{DRAFT_LABELS.get(state, state)}」，"
-                f"不能{ACTION_LABELS.get(action, action)}。")
-    return (f"The {machine.name.replace('_', ' ')} {row_id} is '{state}'; "
-            f"'{action}' is possible only from {starts}.",
-            f"{machine.name} {row_id} 当前状态为「{state}」，不能执行「{action}」。")
+        return TransitionError.coded("draft.illegal_move", id=row_id, state=state,
+                                     action=action, allowed=allowed)
+    return TransitionError.coded("state.illegal_move", machine=machine.name, id=row_id,
+                                 state=state, action=action, allowed=allowed)
 
 
 ACTION_WORDS = {"approve": "approved", "sign": "signed", "reject": "rejected",
@@ -348,8 +344,7 @@ def move(session: Session, machine: Machine, row: Any, action: str, *, actor: st
     row_id = int(row.id)
     found = machine.find(state, action)
     if found is None or (who is not None and not _may(who, found.who)):
-        english, chinese = describe(machine, row_id, state, action)
-        raise TransitionError(english, zh=chinese)
+        raise refusal(machine, row_id, state, action)
     target = found.target if found.target is not None else state
     version = int(getattr(row, machine.version))
     changes = dict(values or {})
@@ -370,7 +365,7 @@ def move(session: Session, machine: Machine, row: Any, action: str, *, actor: st
     finally:
         _moving.reset(token)
     if result.rowcount != 1:  # type: ignore[attr-defined]
-        raise TransitionError(*_lost(machine, row_id), lost_race=True)
+        raise _lost(machine, row_id)
     for key, value in changes.items():
         attributes.set_committed_value(row, key, value)
     _history(session, machine, [row_id], action, state, target, actor, now, note, remote)
@@ -439,7 +434,7 @@ def move_all(session: Session, machine: Machine, ids: Collection[int], action: s
     finally:
         _moving.reset(token)
     if result.rowcount != len(moved_ids):  # type: ignore[attr-defined]
-        raise TransitionError(*_lost(machine, moved_ids[0]), lost_race=True)
+        raise _lost(machine, moved_ids[0])
     by_state: dict[str, list[int]] = {}
     for row_id, state in rows:
         by_state.setdefault(str(state), []).append(int(row_id))
@@ -449,12 +444,13 @@ def move_all(session: Session, machine: Machine, ids: Collection[int], action: s
     return moved_ids
 
 
-def _lost(machine: Machine, row_id: int) -> tuple[str, str]:
+def _lost(machine: Machine, row_id: int) -> TransitionError:
     if machine is DRAFT:
-        return (f"Draft {row_id} was changed by someone else just now; look at it again "
-                "and retry.", f"稿件 {row_id} 刚被他人修改，请刷新页面后再操作。")
-    return (f"The {machine.name.replace('_', ' ')} {row_id} was changed by another process "
-            "just now.", f"{machine.name} {row_id} 刚被另一个进程修改。")
+        error = TransitionError.coded("draft.changed", id=row_id)
+    else:
+        error = TransitionError.coded("state.changed", machine=machine.name, id=row_id)
+    error.lost_race = True
+    return error
 
 
 def _history(session: Session, machine: Machine, ids: list[int], action: str, source: str,

@@ -29,7 +29,7 @@ from .alerts import record_alert
 from .config import Settings
 from .config.settings import ReviewStage
 from .domain import DraftStatus
-from .errors import EditConflict, PipelineError, ReviewError, TransitionError
+from .errors import EditConflict, ReviewError, TransitionError
 from .lifecycle import DRAFT, Who
 from .models import Draft, DraftEvent, SignOff, Submission, Unit, User
 from .proofread import proofread_draft, require_confirmation
@@ -60,8 +60,7 @@ def get_draft(session: Session, draft_id: int) -> Draft:
     """
     draft = session.get(Draft, draft_id)
     if draft is None:
-        raise ReviewError(f"There is no draft {draft_id}; 'pipeline queue --all' lists them.",
-                          zh=f"没有编号为 {draft_id} 的稿件")
+        raise ReviewError.coded("draft.not_found", id=draft_id)
     return draft
 
 
@@ -132,22 +131,16 @@ def _check_signer(session: Session, settings: Settings, draft: Draft, actor: str
     spec = settings.review.stages[stage]
     allowed = signers(session, settings, stage)
     if allowed and actor not in allowed:
-        names = "、".join(allowed)
-        raise ReviewError(
-            f"Draft {draft.id} waits for {spec.name}, which only {', '.join(allowed)} may "
-            f"sign; {actor} may not.",
-            zh=f"稿件 {draft.id} 正在等待{spec.name}，只有 {names} 可以签审，{actor} 不能。")
+        raise ReviewError.coded("review.not_signer", id=draft.id, stage=spec.name,
+                                signers=list(allowed), actor=actor)
     if not settings.review.separate_people:
         return
     earlier = session.exec(select(SignOff).where(SignOff.draft_id == draft.id,
                                                  SignOff.by == actor,
                                                  SignOff.stage != stage)).first()
     if earlier is not None:
-        raise ReviewError(
-            f"{actor} already signed {earlier.stage_name} of draft {draft.id}; one person "
-            f"may not sign two stages of the same draft, so {spec.name} needs someone else.",
-            zh=f"{actor} 已签审本稿件的{earlier.stage_name}，同一人不能签审同一稿件的两个"
-               f"阶段，{spec.name}须由他人签审。")
+        raise ReviewError.coded("review.signed_other_stage", actor=actor,
+                                stage=earlier.stage_name, id=draft.id, open=spec.name)
 
 
 # ----------------------------------------------------------------------- actions
@@ -168,9 +161,7 @@ def transition(session: Session, settings: Settings, draft_id: int, action: str,
     draft = get_draft(session, draft_id)
     note = note.strip()
     if action in NEEDS_NOTE and not note:
-        raise ReviewError(f"A note is required when a draft is {ACTION_WORDS[action]}: tell "
-                          "the reporting unit what to change or why.",
-                          zh="退回修改或不予采用时必须填写意见，告诉报送单位改什么或为什么。")
+        raise ReviewError.coded("review.note_required", action=action)
     if action == "approve":
         return _sign(session, settings, draft, actor=actor, note=note, now=now, remote=remote,
                      confirm_findings=confirm_findings)
@@ -191,13 +182,10 @@ def transition(session: Session, settings: Settings, draft_id: int, action: str,
 def _sign(session: Session, settings: Settings, draft: Draft, *, actor: str, note: str,
           now: datetime, remote: str, confirm_findings: bool = False) -> Outcome:
     if DRAFT.find(draft.status, "approve") is None:
-        english, chinese = lifecycle.describe(DRAFT, draft.id or 0, draft.status, "approve")
-        raise ReviewError(english, zh=chinese)
+        raise lifecycle.refusal(DRAFT, draft.id or 0, draft.status, "approve")
     problems = json.loads(draft.problems)
     if problems:
-        raise ReviewError(f"Draft {draft.id} cannot be approved until it is fixed: "
-                          + "; ".join(problems) + ".",
-                          zh="稿件仍有不符合微信要求的问题，请先修改正文再通过。")
+        raise ReviewError.coded("review.problems", id=draft.id, problems=problems)
     _check_signer(session, settings, draft, actor)
     stages = settings.review.stages
     stage = min(draft.review_stage, len(stages) - 1)
@@ -259,9 +247,7 @@ def edit(session: Session, settings: Settings, draft_id: int, markdown: str, *, 
     if expected_version is not None and draft.version != expected_version:
         raise EditConflict(draft_id, draft.version)
     if draft.status not in EDITABLE:
-        _, chinese = lifecycle.describe(DRAFT, draft_id, draft.status, "edit")
-        raise ReviewError(f"Draft {draft_id} is '{draft.status}' and can no longer be edited.",
-                          zh=chinese)
+        raise ReviewError.coded("draft.not_editable", id=draft_id, state=draft.status)
     from .drafts import rerender_draft, write_draft_files  # the render stage loads for edits
 
     signed = _signed_this_round(session, draft)
@@ -332,12 +318,11 @@ def set_cover(session: Session, draft_id: int, cover: str, *, actor: str,
     """
     draft = get_draft(session, draft_id)
     if draft.status not in COVER_EDITABLE:
-        raise ReviewError(f"Draft {draft_id} is '{draft.status}' and can no longer be edited.",
-                          zh=f"稿件 {draft_id} 已进入推送或已结束，不能再编辑。")
+        raise ReviewError.coded("draft.not_editable", id=draft_id, state=draft.status)
     submission = session.get(Submission, draft.submission_id)
     names = [p["name"] for p in json.loads(submission.photos)] if submission else []
     if cover not in names:
-        raise PipelineError(f"Draft {draft_id} has no photo {cover!r}.")
+        raise ReviewError.coded("draft.no_photo", id=draft_id, photo=cover)
     lifecycle.move(session, DRAFT, draft, "cover", actor=actor, now=now, note=cover,
                    values={"cover": cover})
 

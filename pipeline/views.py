@@ -20,6 +20,7 @@ from .deadlines import WAITING, deadline_state, hours_left
 from .domain import DraftStatus, Level
 from .drafts import draft_files
 from .errors import ReviewError
+from .messages import Coded
 from .models import Draft, Publication, Push, Submission, Unit, WeChatCall, WeChatJob
 from .proofread import finding_json, last_run, open_findings
 from .review import (
@@ -48,7 +49,7 @@ def summary(draft: Draft, unit: Unit, settings: Settings, now: datetime) -> dict
         "activity_label": _label(settings, draft.activity_type),
         "status": str(draft.status), "deadline": iso(draft.deadline, settings),
         "deadline_state": state.value, "hours_left": hours_left(draft.deadline, now),
-        "late": draft.late, "problems": json.loads(draft.problems),
+        "late": draft.late, "problems": [Coded.load(p) for p in json.loads(draft.problems)],
         "stage": stage.name if (stage := open_stage(settings, draft)) else None,
     }
 
@@ -149,13 +150,13 @@ def detail(session: Session, settings: Settings, draft_id: int, now: datetime
     unit = session.get(Unit, draft.unit_id)
     submission = session.get(Submission, draft.submission_id)
     if unit is None or submission is None:
-        raise ReviewError(f"Draft {draft_id} has lost its unit or report row.")
+        raise ReviewError.coded("draft.orphan", id=draft_id)
     md_path, html_path = draft_files(settings, draft_id)
     data = summary(draft, unit, settings, now)
     data.update({
         "author": draft.author, "digest": draft.digest, "cover": draft.cover,
         "version": draft.version,  # what an edit must name (a save is conditional on it)
-        "notes": json.loads(draft.notes),
+        "notes": [Coded.load(n) for n in json.loads(draft.notes)],
         "findings": [finding_json(f) for f in open_findings(session, draft_id)],
         "proofread": _proofread(session, draft_id, settings),
         "published_at": iso(draft.published_at, settings),
@@ -206,9 +207,7 @@ def image_notes(md_path: Path) -> list[str]:
         text = md_path.read_text(encoding="utf-8")
     except OSError:
         return []
-    return [f"the image at {src!r} is not shown: WeChat shows only uploaded images, so the "
-            "article names it and lists its address as a numbered reference; to show it, "
-            "attach it as a photo of the report" for src in
+    return [Coded("render.remote_image", src=repr(src)) for src in
             dict.fromkeys(m[1] for m in _REMOTE_IMAGE.finditer(text))
             if not WECHAT_IMAGE_ADDRESS.match(src)]
 

@@ -130,7 +130,9 @@ def test_every_other_move_is_refused_and_changes_nothing(store: Store, name: str
         row = _load(session, machine, row_id)
         with pytest.raises(TransitionError) as refused:
             lifecycle.move(session, machine, row, action, actor="tester", now=NOW)
-    assert f"'{state}'" in str(refused.value) and refused.value.zh
+    assert f"'{state}'" in str(refused.value)
+    assert refused.value.code in ("draft.illegal_move", "state.illegal_move")
+    assert "当前状态为" in refused.value.text("zh_CN")
     assert not refused.value.lost_race
     with store.session() as session:
         row = _load(session, machine, row_id)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import string
 import subprocess
 import sys
 import threading
@@ -46,8 +47,12 @@ def read_only_url(ws: Workspace) -> str:
 def test_every_code_has_a_chinese_and_an_english_text() -> None:
     used = {found[2] for found in extract_from_dir(
         str(PIPELINE), method_map=[("**.py", "python")],
-        keywords={"N_": None, "coded": None})}
-    assert used >= {"store.unavailable", "store.read_only", "files.folder_unwritable"}
+        # every way a code is raised or recorded: errors, intake rules, stored messages
+        keywords={"N_": None, "coded": None, "Coded": None, "Invalid": None,
+                  "reject": (2,), "rule": None})}
+    assert used >= {"store.unavailable", "store.read_only", "files.folder_unwritable",
+                    "review.not_signer", "time.future", "photo.pixels", "wechat.too_long",
+                    "push.missed", "push.day_taken"}
     assert used <= set(messages.CODES), used - set(messages.CODES)
     for language in messages.LANGUAGES:
         path = messages.LOCALE / language / "LC_MESSAGES" / "pipeline.po"
@@ -56,9 +61,13 @@ def test_every_code_has_a_chinese_and_an_english_text() -> None:
         translated = {m.id for m in catalog if m.id and m.string}
         assert set(messages.CODES) <= translated, (language, set(messages.CODES) - translated)
         for code, params in messages.CODES.items():
-            text = catalog.get(code).string
-            for name in params:  # every parameter shows up in the sentence
-                assert "{" + name + "}" in text, (language, code, name)
+            fields = {(name, spec) for _, name, spec, _ in
+                      string.Formatter().parse(catalog.get(code).string) if name is not None}
+            # a sentence uses only its code's parameters, through known word tables
+            assert {name for name, _ in fields} <= set(params), (language, code, fields)
+            assert {spec for _, spec in fields} <= {"", *messages.SPECS}, (language, code)
+            if language == "en":  # the English sentence (the logs) names every parameter
+                assert {name for name, _ in fields} == set(params), (code, fields)
 
 
 def test_cli_language_follows_lang() -> None:

@@ -174,7 +174,7 @@ def test_two_signers_racing_on_one_stage(staged: Workspace, tmp_path: Path) -> N
                                       note="", now=_at(MON))
                 outcomes.append("won")
             except ReviewError as exc:
-                outcomes.append(exc.zh or str(exc))
+                outcomes.append(exc.text("zh_CN"))
             finally:
                 store.close()
 

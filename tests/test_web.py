@@ -506,7 +506,7 @@ def test_reporter_corrects_and_resubmits(desk: Desk, anon: TestClient) -> None:
     assert "主讲人张老师" in desk.client.get(f"/drafts/{draft_id}").text
     again = anon.post(f"/r/{token}/reports/{draft_id}/resubmit",
                       data={"csrf_token": csrf[1], "markdown": "x"}, follow_redirects=False)
-    assert again.status_code == 409 and "不能执行此操作" in again.text
+    assert again.status_code == 409 and "不能修改后重新提交" in again.text
 
 
 def test_a_correction_can_add_the_photos_the_editor_asked_for(desk: Desk,
@@ -636,8 +636,9 @@ def test_api_editor_operations(desk: Desk, anon: TestClient) -> None:
     link = anon.post(f"/api/units/{unit_id}/link", json={"action": "create"},
                      headers=headers).json()["link"]
     assert anon.get(f"/api{link}/reports").json()["unit"] == "雷锋街道"
-    assert anon.get("/api/drafts/999").json() == {"ok": False, "error": "没有编号为 999 的稿件",
-                                                  "status": 404}
+    assert anon.get("/api/drafts/999").json() == {
+        "ok": False, "error": "没有编号为 999 的稿件。", "message": "没有编号为 999 的稿件。",
+        "code": "draft.not_found", "status": 404}
     assert anon.get("/api/nothing-here").json()["status"] == 404
     assert anon.post("/api/logout", headers=headers).json() == {"ok": True}
     assert anon.get("/api/queue").status_code == 401

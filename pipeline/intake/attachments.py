@@ -31,13 +31,13 @@ def _items(rec: Record, name: str, separators: re.Pattern[str]) -> list[str] | N
     elif isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
         parts = [str(v) for v in value]
     else:
-        rec.reject(rec.key(name), f"expected text or a list of text, got {describe(value)}")
+        rec.reject(rec.key(name), "intake.not_text_list", got=describe(value))
         return None
     items: list[str] = []
     for part in parts:
         problem = bad_char(part)
         if problem:
-            rec.reject(rec.key(name), f"{quote(part)} {problem}")
+            rec.reject(rec.key(name), "intake.bad_text", value=quote(part), problem=problem)
             return None
         if (text := tidy(part, False)) and text not in items:
             items.append(text)
@@ -72,31 +72,28 @@ def read_links(rec: Record) -> tuple[str, ...] | None:
         return None
     problems = [p for p in map(_link_problem, items) if p]
     for problem in problems:
-        rec.reject(rec.key("links"), problem)
+        rec.refuse(rec.key("links"), problem)
     return None if problems else tuple(items)
 
 
-def _link_problem(item: str) -> str | None:
+def _link_problem(item: str) -> Invalid | None:
     size = len(item.encode("utf-8", "surrogatepass"))
     if size > _MAX_LINK_BYTES:
-        return (f"the entry {quote(item)} is {size} bytes long; the limit is 1 KB "
-                f"({_MAX_LINK_BYTES} bytes) per link")
+        return Invalid("link.too_long", value=quote(item), size=size, limit=_MAX_LINK_BYTES)
     # browsers ignore spaces and controls inside a scheme ("java script:"), so we do too
     compact = re.sub(r"[\x00-\x20\x7f]", "", item).lower()
     if not (_URL_START.match(compact) or compact.startswith(_SCRIPT_SCHEMES)):
         return None  # an outlet name such as 湖南日报
     scheme = compact.split(":", 1)[0]
     if scheme not in ("http", "https"):
-        return (f"the link {quote(item)} uses '{scheme}:'; only http:// and https:// web "
-                "addresses (or outlet names such as 湖南日报) are accepted")
+        return Invalid("link.scheme", value=quote(item), scheme=scheme)
     try:
         parts = urllib.parse.urlsplit(item)
         parts.port  # noqa: B018 - raises ValueError on a bad port
     except ValueError:
         parts = None
     if parts is None or not parts.hostname or re.search(r"\s", item):
-        return (f"the link {quote(item)} is not a valid web address; copy it from the "
-                "browser's address bar, like https://mp.weixin.qq.com/s/...")
+        return Invalid("link.invalid", value=quote(item))
     return None
 
 
@@ -106,7 +103,7 @@ def read_photos(rec: Record, base_dir: Path | None, limits: Limits) -> tuple[Pho
         return None if names is None else ()
     key = rec.key("photos")
     if base_dir is None:
-        rec.reject(key, "photos must be uploaded as files here, not given as paths")
+        rec.reject(key, "photo.paths_here")
         return None
     root = base_dir.resolve()
     targets: dict[Path, str] = {}
@@ -114,10 +111,9 @@ def read_photos(rec: Record, base_dir: Path | None, limits: Limits) -> tuple[Pho
         try:
             targets.setdefault(_photo_path(name, root), name)
         except Invalid as exc:
-            rec.reject(key, str(exc))
+            rec.refuse(key, exc)
     if len(targets) > limits.photos_per_report:
-        rec.reject(key, f"{len(targets)} photos were given; the limit is "
-                   f"{limits.photos_per_report} per report; choose the best ones")
+        rec.reject(key, "photo.too_many", count=len(targets), limit=limits.photos_per_report)
         return None
     return _load_photos(rec, key, targets, limits)
 
@@ -129,7 +125,7 @@ def _load_photos(rec: Record, key: str, targets: Mapping[Path, str],
         try:
             photo = _photo(name, target, limits)
         except Invalid as exc:
-            rec.reject(key, str(exc))
+            rec.refuse(key, exc)
         else:
             photos.setdefault(photo.sha256, photo)  # the same picture twice counts once
     return tuple(photos.values())
@@ -140,23 +136,19 @@ def _photo_path(name: str, root: Path) -> Path:
     q = quote(name)
     decoded = urllib.parse.unquote(name)
     if "\x00" in decoded:
-        raise Invalid(f"the photo name {q} contains a NUL character; rename the file")
+        raise Invalid("photo.nul_name", name=q)
     if decoded != name and _escapes(decoded):
-        raise Invalid(f"the photo name {q} uses URL-encoded characters (%2e, %2f, %5c) to "
-                       "point outside the report's folder; give a plain name like photos/1.jpg")
+        raise Invalid("photo.encoded_name", name=q)
     if _URL_START.match(name.lower()):
-        raise Invalid(f"the photo {q} is a web address; photos must be files in the report's "
-                       "folder, like photos/1.jpg")
+        raise Invalid("photo.web_address", name=q)
     if reason := _escapes(name):
-        raise Invalid(f"the photo path {q} {reason}; give a path inside the report's folder, "
-                       "like photos/1.jpg")
+        raise Invalid("photo.bad_path", name=q, reason=reason)
     try:
         target = (root / name.replace("\\", "/")).resolve()
     except (OSError, RuntimeError, ValueError) as exc:
-        raise Invalid(f"the photo path {q} cannot be resolved ({exc})") from exc
+        raise Invalid("photo.unresolvable", name=q, reason=str(exc)) from exc
     if not target.is_relative_to(root):
-        raise Invalid(f"the photo path {q} leads outside the report's folder (through a "
-                       "symbolic link); copy the photo into the folder instead")
+        raise Invalid("photo.outside", name=q)
     return target
 
 
@@ -203,7 +195,7 @@ def check_photo(target: Path, limits: Limits) -> Photo:
     try:
         return _photo(target.name, target, limits)
     except Invalid as exc:
-        raise SubmissionError(str(exc), field="photos") from exc
+        raise SubmissionError.rule(exc.code, exc.params, field="photos") from exc
 
 
 def _photo(name: str, target: Path, limits: Limits) -> Photo:
@@ -211,22 +203,19 @@ def _photo(name: str, target: Path, limits: Limits) -> Photo:
     data = _photo_bytes(q, target, limits)
     kind = _sniff(data)
     if kind not in ("jpeg", "png"):
-        raise Invalid(f"the photo {q} is {kind} (detected from its content), not a JPEG or PNG "
-                       "image; save it as .jpg or .png")
+        raise Invalid("photo.not_image", name=q, kind=kind)
     hidden = _HIDDEN.search(data)
     if hidden or b"PK\x05\x06" in data[-65_600:]:
         what = hidden.group().decode("ascii", "replace") if hidden else "a ZIP archive"
-        raise Invalid(f"the photo {q} is a {kind.upper()} image that also contains {what!r} "
-                       "(a disguised file); export the photo again from the camera or phone")
+        raise Invalid("photo.disguised", name=q, kind=kind.upper(), what=repr(what))
     damage, (width, height) = _damage(data)
     if damage:
-        raise Invalid(f"the photo {q} is a damaged {kind.upper()} image ({damage}); "
-                       "export it again")
+        raise Invalid("photo.damaged", name=q, kind=kind.upper(), damage=damage)
     if width * height > limits.photo_pixels:
         # decoding and resizing it would take gigabytes and seconds: refused before that
-        raise Invalid(f"the photo {q} is {width} × {height} pixels "
-                      f"({width * height / 1e6:.1f} megapixels); the limit is "
-                      f"{limits.photo_pixels / 1e6:g} megapixels; make it smaller")
+        raise Invalid("photo.pixels", name=q, width=width, height=height,
+                      megapixels=f"{width * height / 1e6:.1f}",
+                      limit=f"{limits.photo_pixels / 1e6:g}")
     return Photo(path=target, original_name=_clean_name(name, target), kind=kind,
                  size=len(data), sha256=hashlib.sha256(data).hexdigest())
 
@@ -235,19 +224,18 @@ def _photo_bytes(q: str, target: Path, limits: Limits) -> bytes:
     try:
         info = target.stat()
         if not stat.S_ISREG(info.st_mode):
-            raise Invalid(f"the photo {q} is a folder or a special file, not an image file")
+            raise Invalid("photo.not_file", name=q)
         if info.st_size == 0:
-            raise Invalid(f"the photo {q} is an empty file (0 bytes)")
+            raise Invalid("photo.empty", name=q)
         if info.st_size > limits.photo_bytes:
-            raise Invalid(f"the photo {q} is {info.st_size / 2**20:.1f} MB ({info.st_size} "
-                           f"bytes); the limit is {limits.photo_bytes / 2**20:g} MB "
-                           f"({limits.photo_bytes} bytes); make it smaller")
+            raise Invalid("photo.too_big", name=q, mb=f"{info.st_size / 2**20:.1f}",
+                          bytes=info.st_size, limit_mb=f"{limits.photo_bytes / 2**20:g}",
+                          limit=limits.photo_bytes)
         return target.read_bytes()
     except FileNotFoundError:
-        raise Invalid(f"the photo {q} was not found in the report's folder; "
-                       "check the file name") from None
+        raise Invalid("photo.not_found", name=q) from None
     except OSError as exc:
-        raise Invalid(f"the photo {q} cannot be read ({exc.strerror})") from exc
+        raise Invalid("photo.unreadable", name=q, reason=str(exc.strerror)) from exc
 
 
 def _damage(data: bytes) -> tuple[str | None, tuple[int, int]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import functools
 import re
@@ -9,9 +10,11 @@ import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
+from typing import Any
 
 from ..domain import Report
 from ..errors import SubmissionError
+from ..messages import message, render
 
 # ---------------------------------------------------------------- public types
 
@@ -24,9 +27,19 @@ class Rejection:
     row: int | None    # Excel row (header = 1), 1-based JSON list index, or None
     field: str         # the field's header or key as written ("" for the whole file)
     message: str       # English sentence: the value and the rule
+    code: str = ""     # the error vocabulary's code (intake.*, time.*, link.*, photo.*)
+    params: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+    def text(self, language: str = "zh_CN") -> str:
+        """The value and the rule in ``language``."""
+        return render(self.code, language, **self.params) if self.code else self.message
 
     def as_error(self) -> SubmissionError:
-        return SubmissionError(self.message, source=self.source, row=self.row, field=self.field)
+        if not self.code:
+            return SubmissionError(self.message, source=self.source, row=self.row,
+                                   field=self.field)
+        return SubmissionError.rule(self.code, self.params, source=self.source, row=self.row,
+                                    field=self.field)
 
     def __str__(self) -> str:
         return str(self.as_error())
@@ -109,7 +122,15 @@ _INVISIBLE_TABLE = str.maketrans("", "", _INVISIBLE)
 
 
 class Invalid(Exception):
-    """A value broke a rule; the argument says which (a fragment or a full sentence)."""
+    """A value broke a rule: a code of the vocabulary with its parameters (a fragment or
+    a full sentence); no code means "unreadable", the caller says why."""
+
+    def __init__(self, code: str = "", **params: Any) -> None:
+        self.code, self.params = code, params
+        super().__init__(render(code, "en", **params) if code else "")
+
+    def message(self) -> dict[str, Any]:
+        return message(self.code, **self.params)
 
 
 def quote(text: str, limit: int = 60) -> str:
@@ -134,20 +155,20 @@ def describe(value: object) -> str:
     return f"a value of type {type(value).__name__}"
 
 
-def bad_char(text: str) -> str | None:
-    """Why ``text`` must not be accepted as written (NUL, control, bidi, surrogate)."""
+def bad_char(text: str) -> dict[str, Any] | None:
+    """Why ``text`` must not be accepted as written (NUL, control, bidi, surrogate): a
+    message fragment (``messages.message``)."""
     found = _BAD_CHAR.search(text)
     if found is None:
         return None
-    char, where = found.group(), f"at position {found.start() + 1}"
+    char, position = found.group(), found.start() + 1
     code = f"U+{ord(char):04X}"
     if char == "\x00":
-        return f"contains a NUL character ({code}) {where}; remove it"
+        return message("text.nul", char=code, position=position)
     if 0xD800 <= ord(char) <= 0xDFFF:
-        return f"contains {code} {where}, which is not a valid character; type the text again"
+        return message("text.surrogate", char=code, position=position)
     name = unicodedata.name(char, "control character")
-    return (f"contains the invisible control character {code} ({name}) {where}; remove it, "
-            "it can make the text display differently from what it says")
+    return message("text.control", char=code, name=name, position=position)
 
 
 def is_blank(value: object) -> bool:
@@ -218,27 +239,32 @@ class Record:
             self.empty_keys.setdefault(name, key)
         elif name in self.values:
             first = self.values[name][0]
-            self.reject(key, f"'{key}' and '{first}' both give the {FIELD_LABELS[name]} "
-                        f"({name}); keep only one of them")
+            self.reject(key, "intake.duplicate_field", key=key, first=first,
+                        label=FIELD_LABELS[name], name=name)
         else:
             self.values[name] = (key, value)
 
     def _take_unknown(self, key: str, value: object) -> None:
         guess = _typo_of(key) if self.strict_keys else None
         if guess:
-            self.reject(key, f"unknown field '{key}' — did you mean '{guess}'?")
+            self.reject(key, "intake.unknown_field", key=key, guess=guess)
             return
         if is_blank(value):
             return
         text = _extra_text(value)
-        problem = "holds nested data" if text is None else bad_char(key + text)
+        problem = message("text.nested") if text is None else bad_char(key + text)
         if problem:
-            self.reject(key, f"the extra field '{key}' {problem}; extra fields must be plain text")
+            self.reject(key, "intake.extra_not_text", key=key, problem=problem)
         elif text is not None:
             self.extra[key] = text
 
-    def reject(self, field_name: str, message: str) -> None:
-        self.rejections.append(Rejection(self.source, self.row, field_name, message))
+    def reject(self, field_name: str, code: str, **params: Any) -> None:
+        """Refuse the record: ``code`` of the vocabulary with its parameters."""
+        self.rejections.append(Rejection(self.source, self.row, field_name,
+                                         render(code, "en", **params), code, params))
+
+    def refuse(self, field_name: str, exc: Invalid) -> None:
+        self.reject(field_name, exc.code, **exc.params)
 
     def key(self, name: str) -> str:
         """The field's name as written, or its default spelling in the record's language."""
@@ -250,7 +276,7 @@ class Record:
         return self.values[name][1] if name in self.values else None
 
     def missing(self, name: str) -> None:
-        self.reject(self.key(name), f"the required field '{self.key(name)}' is missing or empty")
+        self.reject(self.key(name), "intake.missing", key=self.key(name))
 
 
 def text_of(rec: Record, name: str, multiline: bool = False) -> str | None:
@@ -259,11 +285,11 @@ def text_of(rec: Record, name: str, multiline: bool = False) -> str | None:
     if value is None:
         return None
     if not isinstance(value, str):
-        rec.reject(rec.key(name), f"expected text, got {describe(value)}")
+        rec.reject(rec.key(name), "intake.not_text", got=describe(value))
         return None
     problem = bad_char(value)
     if problem:
-        rec.reject(rec.key(name), f"{quote(value)} {problem}")
+        rec.reject(rec.key(name), "intake.bad_text", value=quote(value), problem=problem)
         return None
     return tidy(value, multiline)
 

@@ -8,8 +8,10 @@ import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, timezone, tzinfo
+from typing import Any
 
 from ..config import Settings
+from ..messages import message
 from .record import Invalid, Record, describe, quote
 
 _WEEKDAY = r"(?:\s*\(?\s*(?:星期|周|礼拜)[一二三四五六日天]\s*\)?)?"
@@ -25,8 +27,6 @@ _CLOCK_RE = re.compile(rf"{_CLOCK}\s*{_ZONE}?", re.ASCII | re.IGNORECASE)
 _PERIOD = re.compile("上午|下午|中午|晚上|早上|早晨|凌晨|傍晚")
 _RANGE_SEP = re.compile(r"\s*(?:至|到|~|〜|–|—{1,2}|-{1,2})\s*")
 _YEARS = (2000, 2100)
-_FORMS = ("2026-06-20 09:00, 2026/6/20 9:00 or 2026年6月20日上午9时 (a range: 2026-06-20 "
-          "09:00-11:30; a date alone means the whole day)")
 
 
 @dataclass(frozen=True)
@@ -42,12 +42,12 @@ def _num(groups: Mapping[str, str | None], *names: str) -> int:
 def _date_of(g: Mapping[str, str | None]) -> date:
     year, month, day = _num(g, "y"), _num(g, "m", "cm"), _num(g, "d", "cd")
     if not _YEARS[0] <= year <= _YEARS[1]:
-        raise Invalid(f"the year {year} is not plausible (expected {_YEARS[0]}-{_YEARS[1]})")
+        raise Invalid("time.implausible_year", year=year, first=_YEARS[0], last=_YEARS[1])
     if not 1 <= month <= 12:
-        raise Invalid(f"there is no month {month}")
+        raise Invalid("time.no_month", month=month)
     days = calendar.monthrange(year, month)[1]
     if not 1 <= day <= days:
-        raise Invalid(f"{year}-{month:02d} has days 1 to {days}, not {day}")
+        raise Invalid("time.no_day", year=year, month=f"{month:02d}", days=days, day=day)
     return date(year, month, day)
 
 
@@ -60,7 +60,7 @@ def _clock_of(g: Mapping[str, str | None]) -> time | None:
     minute = 30 if g.get("half") else _num(g, "mi", "cmi")
     second = _num(g, "s")
     if hour > 23 or minute > 59 or second > 59:
-        raise Invalid(f"{hour:02d}:{minute:02d}:{second:02d} is not a time of day")
+        raise Invalid("time.no_clock", clock=f"{hour:02d}:{minute:02d}:{second:02d}")
     return time(hour, minute, second)
 
 
@@ -72,7 +72,7 @@ def _zone_of(text: str | None) -> tzinfo | None:
     digits = text[1:].replace(":", "")
     hours, minutes = int(digits[:2]), int(digits[2:] or 0)
     if hours > 14 or minutes > 59:
-        raise Invalid(f"{text} is not a time zone offset")
+        raise Invalid("time.no_zone", value=text)
     offset = timedelta(hours=hours, minutes=minutes)
     return timezone(-offset if text[0] == "-" else offset)
 
@@ -110,7 +110,7 @@ def _parse_span(text: str, day: date | None) -> tuple[_Point, _Point | None]:
             if second.when.tzinfo is None and first.when.tzinfo is not None:
                 second = _Point(second.when.replace(tzinfo=first.when.tzinfo), second.date_only)
             return first, second
-    raise Invalid("")
+    raise Invalid()
 
 
 def _with_period(left: str, right: str) -> str:
@@ -127,29 +127,33 @@ def _span_of(value: object, day: date | None) -> tuple[_Point, _Point | None]:
         return _parse_span(value, day)
     if isinstance(value, datetime):
         if not _YEARS[0] <= value.year <= _YEARS[1]:
-            raise Invalid(f"the year {value.year} is not plausible")
+            raise Invalid("time.implausible_year", year=value.year, first=_YEARS[0],
+                          last=_YEARS[1])
         return _Point(value, False), None
     if isinstance(value, date):
         return _span_of(value.isoformat(), None)
     if isinstance(value, time) and day is not None:
         return _Point(datetime.combine(day, value), False), None
     if isinstance(value, time):
-        raise Invalid("it is a time without a date")
-    raise Invalid(f"expected a date and time, got {describe(value)}; write it as text like "
-                   "\"2026-06-20 09:00\" (timestamp numbers are not accepted)")
+        raise Invalid("time.without_date")
+    raise Invalid("time.not_a_time", got=describe(value))
 
 
-def _time_message(value: object, reason: str) -> str:
+def _time_message(value: object, reason: Invalid) -> tuple[str, dict[str, Any]]:
+    """The rejection for an unreadable time: (code, parameters)."""
+    forms = message("time.forms")
     if not isinstance(value, str):
-        return reason if reason.startswith("expected") else f"{reason}; write it like {_FORMS}"
+        if reason.code == "time.not_a_time":
+            return reason.code, reason.params
+        return "time.reason_forms", {"reason": reason.message(), "forms": forms}
     q = quote(value)
-    if reason:
-        return f"{q} is not a valid date and time: {reason}; write it like {_FORMS}"
+    if reason.code:
+        return "time.invalid", {"value": q, "reason": reason.message(), "forms": forms}
     if re.fullmatch(r"\s*\d{9,}(\.\d+)?\s*", value):
-        return f"{q} looks like a timestamp number, which is not accepted; write it like {_FORMS}"
+        return "time.timestamp", {"value": q, "forms": forms}
     if re.match(r"\s*\d{1,2}\s*(月|[-/.]\s*\d)", value):
-        return f"{q} has no year; write the full date, like {_FORMS}"
-    return f"cannot read {q} as a date and time; write it like {_FORMS}"
+        return "time.no_year", {"value": q, "forms": forms}
+    return "time.unreadable", {"value": q, "forms": forms}
 
 
 def _read_span(rec: Record, name: str, day: date | None) -> tuple[_Point, _Point | None] | None:
@@ -157,7 +161,8 @@ def _read_span(rec: Record, name: str, day: date | None) -> tuple[_Point, _Point
     try:
         return _span_of(value, day)
     except Invalid as exc:
-        rec.reject(rec.key(name), _time_message(value, str(exc)))
+        code, params = _time_message(value, exc)
+        rec.reject(rec.key(name), code, **params)
         return None
 
 
@@ -172,8 +177,8 @@ def _day_of(rec: Record) -> tuple[bool, date | None]:
     if span is None:
         return False, None
     if span[1] is not None or not span[0].date_only:
-        rec.reject(rec.key("date"), f"{rec.key('date')} must be a date alone, like 2026-06-20; "
-                   f"put the time in {rec.key('time')}")
+        rec.reject(rec.key("date"), "time.date_alone", date=rec.key("date"),
+                   time=rec.key("time"))
         return False, None
     return True, span[0].when.date()
 
@@ -188,8 +193,8 @@ class _Span:
 
 def _spans(rec: Record, day: date | None) -> _Span | None:
     if "time" in rec.values and ({"start", "end"} & rec.values.keys()):
-        rec.reject(rec.key("time"), f"give the time either in '{rec.key('time')}' or in "
-                   f"'{rec.key('start')}'/'{rec.key('end')}', not both")
+        rec.reject(rec.key("time"), "time.both", time=rec.key("time"), start=rec.key("start"),
+                   end=rec.key("end"))
         return None
     name = "time" if "time" in rec.values else "start"
     if name in rec.values:
@@ -197,19 +202,18 @@ def _spans(rec: Record, day: date | None) -> _Span | None:
         if span is None or "end" not in rec.values:
             return None if span is None else _Span(name, name, *span)
         return _with_end(rec, name, span)
-    rec.reject(rec.key("time"), f"the activity time is missing; fill in '{rec.key('time')}' "
-               f"(or '{rec.key('start')}' and '{rec.key('end')}')")
+    rec.reject(rec.key("time"), "time.missing", time=rec.key("time"), start=rec.key("start"),
+               end=rec.key("end"))
     return None
 
 
 def _with_end(rec: Record, name: str, span: tuple[_Point, _Point | None]) -> _Span | None:
     if span[1] is not None:
-        rec.reject(rec.key(name), f"{rec.key(name)} holds a range but '{rec.key('end')}' is "
-                   "also given; keep the end in one place")
+        rec.reject(rec.key(name), "time.range_and_end", field=rec.key(name), end=rec.key("end"))
         return None
     end = _read_span(rec, "end", span[0].when.date())  # "11:30" alone: the start's day
     if end is not None and end[1] is not None:
-        rec.reject(rec.key("end"), f"{rec.key('end')} must be a single time, not a range")
+        rec.reject(rec.key("end"), "time.end_range", end=rec.key("end"))
         return None
     return None if end is None else _Span(name, "end", span[0], end[0])
 
@@ -223,20 +227,19 @@ def read_times(rec: Record, settings: Settings, now: datetime
         return None
     key = rec.key(span.start_name)
     if day is not None and span.first.when.date() != day:
-        rec.reject(key, f"{rec.key('date')} says {day} but {key} says "
-                   f"{span.first.when.date()}; make them agree")
+        rec.reject(key, "time.disagree", date=rec.key("date"), day=str(day), field=key,
+                   other=str(span.first.when.date()))
         return None
     start = aware(span.first.when, settings.tz)
     last = span.last or span.first
     end = aware(last.when.replace(hour=23, minute=59, second=59) if last.date_only
                  else last.when, settings.tz)
     if end < start:
-        rec.reject(rec.key(span.end_name),
-                   f"the activity ends at {_show(end)}, before it starts at {_show(start)}")
+        rec.reject(rec.key(span.end_name), "time.end_before_start", end=_show(end),
+                   start=_show(start))
         return None
     if start > now + timedelta(minutes=settings.limits.future_grace_minutes):
-        rec.reject(key, f"the activity starts at {_show(start)}, which is in the future (now: "
-                   f"{_show(now)}); reports are for activities that have happened")
+        rec.reject(key, "time.future", start=_show(start), now=_show(now))
         return None
     return start, end, not span.first.date_only
 

@@ -67,22 +67,20 @@ def _unit(rec: Record, units: Collection[str]) -> str | None:
     for unit in units:
         if re.sub(r"\s", "", unit) == compact:
             return unit
-    rec.reject(rec.key("unit"), _unknown_unit(text, sorted(units)))
+    code, params = _unknown_unit(text, sorted(units))
+    rec.reject(rec.key("unit"), code, **params)
     return None
 
 
-def _unknown_unit(text: str, units: list[str]) -> str:
+def _unknown_unit(text: str, units: list[str]) -> tuple[str, dict[str, object]]:
     if not units:
-        return f"unknown unit {quote(text)}; no units are configured yet (add them to config.toml)"
+        return "intake.no_units", {"value": quote(text)}
     close = [u for u in units if text in u or u in text]
     close += [u for u in difflib.get_close_matches(text, units, n=3, cutoff=0.5) if u not in close]
     if close:
-        names = " or ".join(f"'{u}'" for u in close[:3])
-        return (f"unknown unit {quote(text)}; did you mean {names}? "
-                "Write the unit's name exactly as configured")
-    examples = ", ".join(f"'{u}'" for u in units[:5])
-    return (f"unknown unit {quote(text)}; it must be one of the {len(units)} configured units, "
-            f"for example {examples}")
+        return "intake.unknown_unit_close", {"value": quote(text), "close": close[:3]}
+    return "intake.unknown_unit", {"value": quote(text), "count": len(units),
+                                   "examples": units[:5]}
 
 
 def _activity_type(rec: Record, settings: Settings) -> str | None:
@@ -91,9 +89,9 @@ def _activity_type(rec: Record, settings: Settings) -> str | None:
         return None
     kind = settings.activity_type(text)
     if kind is None:
-        accepted = ", ".join(f"{t.label} ({t.key})" for t in settings.activity_types.values())
-        rec.reject(rec.key("activity_type"),
-                   f"unknown activity type {quote(text)}; use one of: {accepted}")
+        accepted = [(t.label, t.key) for t in settings.activity_types.values()]
+        rec.reject(rec.key("activity_type"), "intake.unknown_type", value=quote(text),
+                   accepted=accepted)
         return None
     return kind.key
 
@@ -101,9 +99,8 @@ def _activity_type(rec: Record, settings: Settings) -> str | None:
 def _title(rec: Record, limits: Limits) -> str | None:
     title = required_text(rec, "title")
     if title is not None and len(title) > limits.title_chars:
-        rec.reject(rec.key("title"), f"the title {quote(title, 40)} is {len(title)} characters "
-                   f"long; the limit is {limits.title_chars} (every Chinese character, letter, "
-                   "digit, space or punctuation mark counts as one)")
+        rec.reject(rec.key("title"), "intake.title_long", value=quote(title, 40),
+                   length=len(title), limit=limits.title_chars)
         return None
     return title
 
@@ -111,8 +108,8 @@ def _title(rec: Record, limits: Limits) -> str | None:
 def _body(rec: Record, limits: Limits) -> str | None:
     body = required_text(rec, "body", multiline=True)
     if body is not None and len(body) > limits.body_chars:
-        rec.reject(rec.key("body"), f"the text is {len(body)} characters long; the limit is "
-                   f"{limits.body_chars} characters; shorten it")
+        rec.reject(rec.key("body"), "intake.body_long", length=len(body),
+                   limit=limits.body_chars)
         return None
     return body
 
@@ -137,17 +134,18 @@ def _participants(rec: Record, kind: str | None) -> tuple[str, int | None, str] 
     if isinstance(value, int | float) and not isinstance(value, bool):
         value = f"{value:g}" if isinstance(value, float) else str(value)
     if not isinstance(value, str):
-        rec.reject(rec.key("participants"), f"expected text, got {describe(value)}; write "
-                   "the number of people as text, such as 约120人")
+        rec.reject(rec.key("participants"), "intake.participants_not_text",
+                   got=describe(value))
         return None
     problem = bad_char(value)
     if problem:
-        rec.reject(rec.key("participants"), f"{quote(value)} {problem}")
+        rec.reject(rec.key("participants"), "intake.bad_text", value=quote(value),
+                   problem=problem)
         return None
     text = tidy(value, multiline=False)
     if len(text) > _MAX_TEXT:
-        rec.reject(rec.key("participants"), f"{quote(text, 40)} is {len(text)} characters "
-                   f"long; write the number of people in at most {_MAX_TEXT} characters")
+        rec.reject(rec.key("participants"), "intake.participants_long", value=quote(text, 40),
+                   length=len(text), limit=_MAX_TEXT)
         return None
     count, unit = participant_count(text, prefer_households=kind == "hardship_visit")
     return text, count, unit

@@ -22,6 +22,7 @@ from sqlmodel import Session, col, select
 from ..config import Settings
 from ..deadlines import deadline_text, duration_text
 from ..errors import NotifyError
+from ..messages import from_column
 from ..models import Alert, Draft, DraftEvent, Submission, Unit
 from ..review import Holders, holders
 from ..store import Store
@@ -243,7 +244,8 @@ def _item(settings: Settings, alert: Alert, drafts: dict[int, Draft],
     if draft is None:
         return AlertItem(id=alert.id or 0, kind=alert.kind, label=label, advice=advice,
                          title=_no_draft_title(alert), unit="", status="", deadline="",
-                         hours="", link="", note="", detail=alert.detail)
+                         hours="", link="", note="",
+                         detail=from_column(alert.detail))
     unit = units.get(draft.unit_id)
     if alert.kind == "due_soon":
         advice = _due_soon_advice(draft, settings, now)
@@ -255,7 +257,7 @@ def _item(settings: Settings, alert: Alert, drafts: dict[int, Draft],
         hours=_hours(draft, now), link=f"{settings.notify.base_url}/drafts/{draft.id}",
         note=notes.get(alert.id or 0, ""), contact=contacts.get(draft.id or 0, ""),
         # Known kinds are fully described in Chinese; the recorded detail is for new kinds.
-        detail="" if alert.kind in KINDS else alert.detail)
+        detail="" if alert.kind in KINDS else from_column(alert.detail))
 
 
 def _status(draft: Draft, stages: Sequence[Holders]) -> str:

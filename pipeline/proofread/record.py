@@ -136,9 +136,8 @@ def require_confirmation(session: Session, draft_id: int, confirmed: bool, *, ac
         return
     listed = "; ".join(f"{f.kind} '{f.text}'" for f in blocking)
     if not confirmed:
-        raise ReviewError(f"Draft {draft_id} has {len(blocking)} open privacy or banned-word "
-                          f"proofreading finding(s): {listed}. Fix the text, dismiss them with "
-                          "a reason, or confirm each one (--confirm-findings).")
+        raise ReviewError.coded("finding.blocking", id=draft_id, count=len(blocking),
+                                findings=[(f.kind, f.text) for f in blocking])
     for finding in blocking:
         lifecycle.move(session, lifecycle.FINDING, finding, "confirm", actor=actor, now=now,
                        note="confirmed at approval",
@@ -157,9 +156,9 @@ def get_finding(session: Session, draft_id: int, finding_id: int) -> Finding:
     """
     finding = session.get(Finding, finding_id)
     if finding is None or finding.draft_id != draft_id:
-        raise ReviewError(f"Draft {draft_id} has no proofreading finding {finding_id}.")
+        raise ReviewError.coded("finding.not_found", id=draft_id, finding=finding_id)
     if finding.state != OPEN:
-        raise ReviewError(f"The proofreading finding {finding_id} is already {finding.state}.")
+        raise ReviewError.coded("finding.done", finding=finding_id, state=finding.state)
     return finding
 
 
@@ -178,12 +177,10 @@ def apply_finding(session: Session, settings: Settings, draft_id: int, finding_i
     finding = get_finding(session, draft_id, finding_id)
     start, end = finding.offset_start, finding.offset_end
     if start is None or end is None or not (finding.suggestion or finding.rule == "delete"):
-        raise ReviewError(f"The proofreading finding {finding_id} has no suggestion to apply; "
-                          "edit the text instead.")
+        raise ReviewError.coded("finding.no_suggestion", finding=finding_id)
     markdown = read_markdown(settings, draft_id)
     if markdown[start:end] != finding.text:
-        raise ReviewError(f"The text of draft {draft_id} changed where finding {finding_id} "
-                          "points; proofread it again ('pipeline proofread').")
+        raise ReviewError.coded("finding.text_changed", id=draft_id, finding=finding_id)
     lifecycle.move(session, lifecycle.FINDING, finding, "apply", actor=actor, now=now,
                    values={"actor": actor, "resolved_at": now})
     edited = markdown[:start] + finding.suggestion + markdown[end:]
@@ -199,7 +196,7 @@ def dismiss_finding(session: Session, draft_id: int, finding_id: int, reason: st
         ReviewError: no reason, or no such open finding.
     """
     if not reason.strip():
-        raise ReviewError("A reason is required to dismiss a proofreading finding.")
+        raise ReviewError.coded("finding.reason_required")
     finding = get_finding(session, draft_id, finding_id)
     lifecycle.move(session, lifecycle.FINDING, finding, "dismiss", actor=actor, now=now,
                    note=reason.strip(), values={"actor": actor, "resolved_at": now,

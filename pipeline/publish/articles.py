@@ -18,6 +18,7 @@ from .. import lifecycle
 from ..alerts import record_alert
 from ..config import Settings
 from ..drafts import draft_files
+from ..messages import dump
 from ..models import Draft, Publication
 from ..store import Store
 from .media import MediaUploader, rewrite_images
@@ -75,7 +76,7 @@ class ArticleBuilder:
                            now=self.now, note=reason, values={"error": reason})
             lifecycle.move(session, lifecycle.DRAFT, draft, "take_out", actor="push",
                            now=self.now, note=reason, values={
-                               "problems": json.dumps(problems, ensure_ascii=False),
+                               "problems": json.dumps(dump(problems), ensure_ascii=False),
                                "review_stage": 0, "review_round": draft.review_round + 1})
             record_alert(session, f"withdrawn:{draft.id}:{draft.version}", "publish_failed",
                          self.now, draft_id=draft.id, recipients=self.settings.notify.editors,

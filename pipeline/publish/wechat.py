@@ -37,6 +37,7 @@ from ..alerts import record_alert
 from ..config import Settings
 from ..deadlines import push_time_on
 from ..errors import ErrorKind, PublishError, WeChatAPIError
+from ..messages import Coded
 from ..models import Push, WeChatCall, WeChatEvent, WeChatJob
 from ..store import Store
 from ..wechat.tokens import DatabaseTokenCache
@@ -231,14 +232,14 @@ class JobRunner:
         day = self.now.astimezone(QUOTA_ZONE).date() + timedelta(days=1)
         if self.move(job, job.state, job.state, error=str(err),
                      retry_at=datetime.combine(day, time(0), QUOTA_ZONE)):
-            self.alert(job, "publish_deferred", f"Push {job.push_id} waits for WeChat's daily "
-                       f"quota to reset: {err}")
+            self.alert(job, "publish_deferred",
+                       Coded("wechat.quota_wait", push=job.push_id, error=str(err)))
         return False
 
     def _give_up(self, job: WeChatJob, target: str, reason: str) -> bool:
         if self.move(job, job.state, target, error=reason):
             kind = "publish_failed" if target == FAILED else "needs_human"
-            self.alert(job, kind, f"WeChat publishing of push {job.push_id} stopped: {reason}")
+            self.alert(job, kind, Coded("wechat.gave_up", push=job.push_id, reason=reason))
         return False
 
     def _defer(self, job: WeChatJob, resume: str, err: WeChatAPIError) -> bool:
@@ -247,7 +248,8 @@ class JobRunner:
         self.move(job, job.state, DEFERRED, resume_state=resume, error=str(err),
                   retry_at=push_time_on(self.now.astimezone(self.settings.tz).date()
                                         + timedelta(days=1), self.settings))
-        self.alert(job, "publish_deferred", f"Push {job.push_id} waits for tomorrow: {err}")
+        self.alert(job, "publish_deferred",
+                   Coded("wechat.deferred", push=job.push_id, error=str(err)))
         return False
 
     def _stale_in_flight(self, job: WeChatJob) -> bool:
@@ -329,8 +331,7 @@ class JobRunner:
 
     def _drafted(self, job: WeChatJob) -> bool:
         if job.mode == "draftbox":
-            self.alert(job, "send_by_hand", f"Push {job.push_id} is in the WeChat draft box "
-                       "(公众号后台 → 草稿箱); send it from the console.")
+            self.alert(job, "send_by_hand", Coded("wechat.send_by_hand", push=job.push_id))
             return self.move(job, DRAFTED, AWAITING_MANUAL, retry_at=self.now + LEASE)
         if self._waiting(job):
             return False
@@ -473,8 +474,7 @@ class JobRunner:
         if status in ("0", "SEND_SUCCESS", "5", "6"):
             if status in ("5", "6"):
                 self.alert(job, "published_then_removed",
-                           f"Push {job.push_id} went out but WeChat now reports status "
-                           f"{status} (deleted or banned).")
+                           Coded("wechat.removed", push=job.push_id, status=status))
             return self._published(job, SUBMITTED, job.publish_id or job.msg_id or "",
                                    article_id, urls)
         if status in ("1", "SENDING", ""):
@@ -521,8 +521,7 @@ class JobRunner:
                 record_alert(session, f"published_then_removed:push{job.push_id}",
                              "published_then_removed", self.now,
                              recipients=self.settings.notify.editors,
-                             detail=f"Push {job.push_id} went out but WeChat now reports "
-                                    f"status {status} ({'deleted' if status == 5 else 'banned'}).")
+                             detail=Coded("wechat.removed", push=job.push_id, status=status))
 
     # ----------------------------------------------------------------- draft box mode
 
@@ -535,9 +534,8 @@ class JobRunner:
         except WeChatAPIError as err:
             if err.errcode != 40007:
                 raise
-            self.alert(job, "confirm_sent", f"The draft of push {job.push_id} has left the "
-                       f"WeChat draft box; confirm with 'pipeline confirm-sent "
-                       f"{self._day(job)}' once it went out.")
+            self.alert(job, "confirm_sent",
+                       Coded("wechat.left_draft_box", push=job.push_id, date=self._day(job)))
             return self.move(job, AWAITING_MANUAL, SENT_UNCONFIRMED) and False
         self.move(job, AWAITING_MANUAL, AWAITING_MANUAL, retry_at=self.now + timedelta(
             minutes=30))

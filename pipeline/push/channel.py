@@ -14,6 +14,7 @@ from .. import lifecycle
 from ..alerts import record_alert
 from ..config import Settings
 from ..errors import PublishError
+from ..messages import Coded
 from ..models import Draft, Publication, Push, WeChatJob
 from ..publish import wechat
 from ..store import Store
@@ -53,8 +54,7 @@ def deliver(store: Store, settings: Settings, now: datetime, report: PushReport,
     elif job.state in (wechat.FAILED, wechat.CANCELLED):
         close_unpublished(store, settings, now, report, job)
     else:
-        report.message = f"WeChat publishing is under way ({job.state}); it will be finished " \
-                         "by the scheduler"
+        report.message = Coded("push.wechat_under_way", state=job.state)
 
 
 def release_deferred(session: Session, settings: Settings, day: date, now: datetime
@@ -139,7 +139,7 @@ def close_unpublished(store: Store, settings: Settings, now: datetime, report: P
         lifecycle.move(session, lifecycle.PUSH, row,
                        "fail" if job.state == wechat.FAILED else "finish", actor="push",
                        now=now, note=job.error, values={"finished_at": now, "note": job.error})
-    report.message = f"WeChat publishing failed: {job.error}"
+    report.message = Coded("push.wechat_failed", error=job.error)
 
 
 WATCH_DAYS = 3  # how long after publishing a free-published push is checked daily
@@ -237,11 +237,9 @@ def _withdraw_from_job(session: Session, settings: Settings, job: WeChatJob | No
     if job.state not in lifecycle.JOB_WITHDRAWABLE:
         record_alert(session, f"withdraw_refused:{draft_id}:{job.fence}", "needs_human", now,
                      draft_id=draft_id, recipients=settings.notify.editors,
-                     detail=f"Draft {draft_id} could not be withdrawn: its push is "
-                            f"{job.state} at WeChat.")
+                     detail=Coded("push.withdraw_alert", id=draft_id, state=job.state))
         session.commit()
-        raise PublishError(f"Draft {draft_id} cannot be withdrawn: its push was already "
-                           f"sent to WeChat ({job.state}). The editors have been alerted.")
+        raise PublishError.coded("push.withdraw_refused", id=draft_id, state=job.state)
     stray = [job.media_id] if job.media_id else []
     if not lifecycle.try_move(session, lifecycle.WECHAT_JOB, job, "restart", actor=actor,
                               now=now, note=f"draft {draft_id} withdrawn",

@@ -15,6 +15,7 @@ from .. import faults, lifecycle
 from ..alerts import record_alert
 from ..config import Settings
 from ..deadlines import push_time_on
+from ..messages import Coded
 from ..models import Publication, Push, WeChatJob
 from ..publish import wechat
 from ..store import Store
@@ -63,7 +64,7 @@ def record_missed_days(session: Session, settings: Settings, now: datetime) -> l
             continue
         record_alert(session, f"push_missed:{day}", "push_missed", now,
                      recipients=settings.notify.editors,
-                     detail=f"No push went out on {day}: the scheduler was down at push time.")
+                     detail=Coded("push.missed", date=str(day)))
         missed.append(day)
         day += timedelta(days=1)
     return missed
@@ -117,8 +118,7 @@ def claim(store: Store, settings: Settings, now: datetime, day: date,
             assert row is not None
             report = existing_report(session, settings, row, now)
         report.lost_race = True
-        report.message = "another process claimed today's push at the same moment and " \
-                         "publishes it"
+        report.message = Coded("push.claimed_elsewhere")
         return report
 
 

@@ -49,7 +49,7 @@ def move_in_push(session: Session, settings: Settings, draft_id: int, step: int,
     chosen, _ = plan(session, settings, at)
     order = [a.candidate.id for a in chosen]
     if draft_id not in order:
-        raise ReviewError(f"Draft {draft_id} is not in the next push.")
+        raise ReviewError.coded("draft.not_in_push", id=draft_id)
     i = order.index(draft_id)
     j = min(max(i + step, 0), len(order) - 1)
     order[i], order[j] = order[j], order[i]

@@ -12,6 +12,7 @@ from sqlmodel import Session, col, select
 from .. import faults, lifecycle
 from ..alerts import record_alert
 from ..config import Settings
+from ..messages import Coded
 from ..models import Draft, Publication, Push, Unit, WeChatJob
 from ..publish.folder import FolderPublisher
 from ..store import Store
@@ -32,13 +33,10 @@ def existing_report(session: Session, settings: Settings, row: Push, now: dateti
                 for p, d, name in rows]
     _, left = plan(session, settings, now)
     message: str = {
-        str(DONE): f"the push for {row.local_date} is already done; nothing was published "
-                   "twice",
-        str(FAILED): f"today's push failed at WeChat ({row.note}); its stories are back with "
-                     "the editors and go out with the next push",
-        str(MISSED): f"the push for {row.local_date} was recorded as missed ({row.note}); its "
-                     "stories go out with the next push"}.get(
-        row.state, "resuming today's interrupted push")
+        str(DONE): Coded("push.day_taken", date=str(row.local_date)),
+        str(FAILED): Coded("push.failed_today", reason=row.note),
+        str(MISSED): Coded("push.missed_day", date=str(row.local_date), reason=row.note)}.get(
+        row.state, Coded("push.resuming"))
     # A failed or missed day is closed too: one push a day; a person decides about the rest.
     return PushReport(row.local_date, already_done=row.state in (DONE, FAILED, MISSED),
                       articles=articles, left_over=left, manifest=row.manifest_path,

@@ -20,6 +20,7 @@ import jinja2
 
 from ..config import Limits, Settings
 from ..domain import Report
+from ..messages import Coded
 from .html import ArticleHtml, article_html, markdown_to_html
 from .patterns import CJK_PUNCTUATION, FRAME_TEMPLATE
 from .templates import compose_markdown, make_environment, md_body, render_markdown
@@ -113,21 +114,21 @@ def _plain_text(markdown: str) -> str:
 
 
 def check_limits(title: str, author: str, digest: str, html: str, limits: Limits) -> list[str]:
-    """Every WeChat length limit the article breaks, one English sentence each."""
+    """Every WeChat length limit the article breaks, one coded message each (``Coded``:
+    the English sentence that keeps its code for the Chinese pages)."""
     problems: list[str] = []
     if not title.strip():
-        problems.append("title is empty; WeChat requires a title")
+        problems.append(Coded("wechat.title_empty"))
     for field, value, limit in (("title", title, limits.title_chars),
                                 ("author", author, limits.author_chars),
                                 ("digest", digest, limits.digest_chars)):
         if len(value) > limit:
-            problems.append(f"{field} is {len(value)} characters; WeChat allows at most "
-                            f"{limit} (counted as Unicode characters)")
+            problems.append(Coded("wechat.too_long", field=field, length=len(value),
+                                  limit=limit))
     if len(html) >= limits.content_chars:
-        problems.append(f"content is {len(html)} characters; WeChat requires fewer than "
-                        f"{limits.content_chars} (counted as Unicode characters, HTML included)")
+        problems.append(Coded("wechat.content_chars", length=len(html),
+                              limit=limits.content_chars))
     size = len(html.encode("utf-8"))
     if size >= limits.content_bytes:
-        problems.append(f"content is {size} bytes; WeChat requires fewer than "
-                        f"{limits.content_bytes} (counted as bytes of UTF-8)")
+        problems.append(Coded("wechat.content_bytes", size=size, limit=limits.content_bytes))
     return problems

@@ -22,6 +22,7 @@ from markupsafe import Markup
 from ..config import ActivityType, Settings
 from ..domain import Report
 from ..errors import RenderError
+from ..messages import Coded
 from .patterns import (
     CONTROL,
     ENTITY_START,
@@ -193,8 +194,7 @@ def lead_note(report: Report, tz: ZoneInfo) -> str | None:
     found_place = next((p for p in places if p and p in first), None)
     if found_date is None or found_place is None:
         return None
-    return (f"the lead sentence was left out: the report's first sentence already opens "
-            f"with the date ({found_date}) and the place ({found_place})")
+    return Coded("render.lead_left_out", date=found_date, place=found_place)
 
 
 # Mistakes an administrator can make in a template's expressions ({{ 1 / 0 }},

@@ -15,7 +15,7 @@ the JSON API, as thin adapters over the stage functions the CLI calls.
     files.py       a draft's article HTML and photos, bulletins (read-only)
     errors.py      the one JSON error shape and the Chinese error page
     middleware.py  request size limit (413) and security headers
-    i18n.py        Chinese labels and translations of the stages' messages
+    i18n.py        Chinese labels of states, actions, findings (errors: pipeline.messages)
     commands.py    CLI hooks: `user add`, `serve` (web + scheduler), `worker`
     options.py     their argparse entries, light enough for every CLI start
 

@@ -11,6 +11,7 @@ same report id.
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path as FsPath
 from typing import Annotated, Any, Literal
 
@@ -20,8 +21,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
-from .. import review, units
-from ..errors import ReviewError
+from .. import lifecycle, review, units
+from ..messages import text_of
 from ..models import Unit
 from ..proofread import apply_finding, dismiss_finding
 from ..push import order as push_order
@@ -137,6 +138,11 @@ Reader = Annotated[str, Depends(api_editor)]
 Writer = Annotated[str, Depends(api_writer)]
 
 
+def _chinese(messages: Iterable[str]) -> list[str]:
+    """WeChat problems and render notes as the desk says them."""
+    return [text_of(m) for m in messages]
+
+
 def _review_call(request: Request, user: str, draft_id: int, action: str,
                  detail_: Json, call: Any) -> Json:
     state = web(request)
@@ -181,7 +187,10 @@ def api_queue(request: Request, user: Reader, scope: str = "waiting", state: str
 def api_draft(request: Request, user: Reader, draft_id: DraftId) -> Json:
     s = web(request)
     with s.store.session() as session:
-        return {"ok": True, "draft": detail(session, s.settings, draft_id, s.now())}
+        data = detail(session, s.settings, draft_id, s.now())
+    for key in ("problems", "notes", "image_notes"):  # the API speaks Chinese
+        data[key] = _chinese(data[key])
+    return {"ok": True, "draft": data}
 
 
 @router.post("/drafts/{draft_id}/actions")
@@ -204,8 +213,8 @@ def api_apply_finding(request: Request, user: Writer, draft_id: DraftId,
     s = web(request)
 
     def call(session: Any) -> Json:
-        return {"problems": apply_finding(session, s.settings, draft_id, finding_id,
-                                          actor=user, now=s.now())}
+        return {"problems": _chinese(apply_finding(session, s.settings, draft_id,
+                                                   finding_id, actor=user, now=s.now()))}
     return _review_call(request, user, draft_id, "apply_finding", {"finding": finding_id}, call)
 
 
@@ -226,9 +235,9 @@ def api_edit(request: Request, user: Writer, draft_id: DraftId, body: MarkdownIn
     s = web(request)
 
     def call(session: Any) -> Json:
-        return {"problems": review.edit(session, s.settings, draft_id, body.markdown,
-                                        actor=user, now=s.now(), remote=remote(request),
-                                        expected_version=body.version)}
+        return {"problems": _chinese(review.edit(session, s.settings, draft_id, body.markdown,
+                                                 actor=user, now=s.now(), remote=remote(request),
+                                                 expected_version=body.version))}
     return _review_call(request, user, draft_id, "edit", {}, call)
 
 
@@ -418,13 +427,12 @@ def _resubmit(request: Request, s: WebState, token: str, draft_id: int,
     with s.store.session() as session:
         data = _own_report(session, s, token, draft_id)
         if data["status"] not in review.RESUBMITTABLE:
-            raise ReviewError(f"Draft {draft_id} is '{data['status']}'; only "
-                              "'changes_requested' drafts can be resubmitted.")
+            raise lifecycle.refusal(lifecycle.DRAFT, draft_id, data["status"], "resubmit")
         actor = f"reporter:{data['unit']}"
         problems = review.edit(session, s.settings, draft_id, body.markdown, actor=actor,
                                now=s.now())
         review.transition(session, s.settings, draft_id, "resubmit", actor=actor,
                           note=body.note, now=s.now(), remote=remote(request))
         audit(session, request, actor, "resubmit", f"draft:{draft_id}")
-    return {"ok": True, "id": draft_id, "problems": problems}
+    return {"ok": True, "id": draft_id, "problems": _chinese(problems)}
 

@@ -17,6 +17,8 @@ from starlette.datastructures import FormData
 from .. import review
 from ..drafts import read_markdown
 from ..errors import EditConflict, PipelineError, ReviewError
+from ..messages import status as code_status
+from ..messages import text_of
 from ..models import Finding, Unit
 from ..proofread import BLOCKING, apply_finding, blocking_findings, dismiss_finding, open_findings
 from ..reach.stats import story_figures
@@ -206,13 +208,12 @@ def draft_files(request: Request, user: Editor, draft_id: DraftId, path: str) ->
 
 def _refused(request: Request, user: str, draft_id: int, exc: PipelineError,
              markdown: str | None = None) -> Response:
-    message = str(exc)
-    if isinstance(exc, ReviewError) and i18n.review_status(message) == 404:
-        raise AuthError(404, i18n.review_message(exc))
+    status = code_status(exc.code)
+    if status == 404:
+        raise AuthError(404, exc.text("zh_CN"))
     # The loser of an edit race keeps the text typed, and gets a link to the winner's version.
-    return draft_page(request, user, draft_id, error=i18n.review_message(exc),
-                      status=i18n.review_status(message), markdown=markdown,
-                      conflict=isinstance(exc, EditConflict))
+    return draft_page(request, user, draft_id, error=exc.text("zh_CN"), status=status,
+                      markdown=markdown, conflict=isinstance(exc, EditConflict))
 
 
 @router.post("/drafts/{draft_id}/action")
@@ -233,7 +234,7 @@ def act(request: Request, user: Editor, draft_id: DraftId, form: VerifiedForm) -
             audit(session, request, user, action, f"draft:{draft_id}", {"note": note})
     except ReviewError as exc:
         if _text(form, "next") == "/mine":
-            flash(request.session, f"稿件 {draft_id}：{i18n.review_message(exc)}", "error")
+            flash(request.session, exc.text("zh_CN"), "error")
             return RedirectResponse("/mine", 303)
         return _refused(request, user, draft_id, exc)
     flash(request.session, _done(draft_id, action, outcome))
@@ -282,7 +283,7 @@ def preview(request: Request, user: Editor, draft_id: DraftId, body: JsonBody) -
     # a plain def: a long article renders in the thread pool, never on the event loop
     article = rerender(markdown, draft.title, draft.author, draft.digest, state.settings)
     return JSONResponse({"ok": True, "html": article.html,
-                         "problems": [i18n.problem_message(p) for p in article.problems]})
+                         "problems": [text_of(p) for p in article.problems]})
 
 
 @router.post("/drafts/{draft_id}/preview")

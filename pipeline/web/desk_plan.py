@@ -23,7 +23,6 @@ from ..push import local_date, plan, run_push
 from ..push import order as push_order
 from ..push.plan import PushReport
 from ..units import hash_token
-from . import i18n
 from .auth import AuthError, check_csrf, flash, session_user
 from .desk import Editor, JsonBody, VerifiedForm
 from .planning import calendar_days, ical_feed, next_push_moment
@@ -77,7 +76,7 @@ def move(request: Request, user: Editor, form: VerifiedForm) -> Response:
                                          state.now())
             audit(session, request, user, "push_order", "push", {"order": order})
     except PipelineError as exc:
-        flash(request.session, i18n.review_message(exc), "error")
+        flash(request.session, exc.text("zh_CN"), "error")
     return RedirectResponse("/push", 303)
 
 

@@ -18,8 +18,8 @@ from pydantic import BaseModel
 from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ..errors import EditConflict, PipelineError, ReviewError, StoreError
-from . import i18n
+from ..errors import EditConflict, PipelineError, StoreError
+from ..messages import status as code_status
 from .auth import AuthError
 from .state import page
 
@@ -43,6 +43,7 @@ class ErrorBody(BaseModel):
     error: str
     status: int
     code: str | None = None      # the error vocabulary's code, e.g. store.unavailable
+    message: str | None = None   # the code's Chinese sentence (the same as ``error``)
     fields: dict[str, list[str]] | None = None
     version: int | None = None   # an edit conflict: the version now committed ...
     latest: str | None = None    # ... and where to read it
@@ -63,8 +64,11 @@ class FieldErrors(Exception):
 
 
 def error_body(status: int, message: str, **extra: Any) -> dict[str, Any]:
-    """The one JSON error shape."""
-    return {"ok": False, "error": message, "status": status, **extra}
+    """The one JSON error shape; a coded error carries its code and Chinese ``message``."""
+    body = {"ok": False, "error": message, "status": status, **extra}
+    if body.get("code"):
+        body["message"] = message
+    return body
 
 
 def _is_api(request: Request) -> bool:
@@ -124,14 +128,12 @@ def install(app: FastAPI) -> None:
         assert isinstance(exc, PipelineError)
         if exc.code:
             log.warning("request %s failed: %s", request.url.path, exc)
-            return _answer(request, 409, exc.text("zh_CN"), code=exc.code)
+            return _answer(request, code_status(exc.code), exc.text("zh_CN"), code=exc.code)
         message = str(exc)
         if isinstance(exc, EditConflict):  # the loser of an edit race: where the new text is
-            return _answer(request, 409, i18n.review_message(exc), version=exc.version,
+            return _answer(request, 409, exc.text("zh_CN"), code=exc.code, version=exc.version,
                            latest=f"/api/drafts/{exc.draft_id}",
                            page=f"/drafts/{exc.draft_id}")
-        if isinstance(exc, ReviewError):
-            return _answer(request, i18n.review_status(message), i18n.review_message(exc))
         log.warning("request %s failed: %s", request.url.path, message)
         return _answer(request, 409, f"操作未完成（{message}）")
 

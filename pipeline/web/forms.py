@@ -21,7 +21,6 @@ from starlette.datastructures import FormData, UploadFile
 from ..config import Limits, Settings
 from ..domain import Report
 from ..intake import validate_record
-from . import i18n
 
 CHUNK = 256 * 1024
 
@@ -154,5 +153,5 @@ def validate(check: FormCheck, photos: list[str], unit: str, settings: Settings,
         return check
     for rejection in outcome:
         name = _FIELD_OF.get(rejection.field, rejection.field)
-        check.add(name, i18n.rejection_message(rejection.message))
+        check.add(name, rejection.text("zh_CN"))
     return check

@@ -21,14 +21,14 @@ from sqlmodel import Session, col, select
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 
-from .. import review
+from .. import lifecycle, review
 from ..domain import DraftStatus
 from ..drafts import DraftMaker, add_photos, read_markdown
-from ..errors import PipelineError, ReviewError, SubmissionError
+from ..errors import ReviewError, SubmissionError
 from ..intake.attachments import check_photo
+from ..messages import status as code_status
 from ..models import Draft, Submission, Unit
 from ..views import detail
-from . import i18n
 from .auth import AuthError, check_csrf
 from .files import draft_file
 from .forms import FormCheck, form_fields, form_values, save_uploads, validate
@@ -77,7 +77,7 @@ def store_report(state: WebState, request: Request, check: FormCheck, unit: Unit
             outcome = maker.submit(session, [check.report], now, actor=actor,
                                    idempotency_key=key)
             if outcome.rejected:
-                raise PipelineError(outcome.rejected[0].message)
+                raise outcome.rejected[0].as_error()
             stored = _stored(session, outcome)
             audit(session, request, actor, "duplicate" if stored.duplicate else "submit",
                   f"draft:{stored.id}", {"unit": unit.name, "key": key})
@@ -222,8 +222,7 @@ def _resubmit(request: Request, token: str, draft_id: int, form: FormData, check
             draft = _own_draft(session, unit, draft_id)
             if draft.status not in review.RESUBMITTABLE:
                 # checked before editing: the edit rewrites the draft's files at once
-                raise ReviewError(f"Draft {draft_id} is '{draft.status}'; only "
-                                  "'changes_requested' drafts can be resubmitted.")
+                raise lifecycle.refusal(lifecycle.DRAFT, draft_id, draft.status, "resubmit")
             markdown += add_photos(session, state.settings, draft, photos)
             review.edit(session, state.settings, draft_id, markdown, actor=actor,
                         now=state.now())
@@ -231,9 +230,8 @@ def _resubmit(request: Request, token: str, draft_id: int, form: FormData, check
                               note=note, now=state.now(), remote=remote(request))
             audit(session, request, actor, "resubmit", f"draft:{draft_id}")
     except SubmissionError as exc:
-        return _report_page(request, token, draft_id, i18n.rejection_message(exc.message),
-                            422, markdown)
+        return _report_page(request, token, draft_id, exc.text("zh_CN"), 422, markdown)
     except ReviewError as exc:
-        return _report_page(request, token, draft_id, i18n.review_message(exc),
-                            i18n.review_status(str(exc)), markdown)
+        return _report_page(request, token, draft_id, exc.text("zh_CN"),
+                            code_status(exc.code), markdown)
     return RedirectResponse(f"/r/{token}/reports/{draft_id}", 303)

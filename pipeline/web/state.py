@@ -23,6 +23,7 @@ from sqlmodel import Session
 from ..clock import Clock
 from ..config import Settings
 from ..deadlines import deadline_text
+from ..messages import text_of
 from ..models import AuditLog, Unit, UnitLink
 from ..store import Store
 from . import i18n
@@ -88,8 +89,8 @@ def make_environment(settings: Settings) -> jinja2.Environment:
     env.filters["status_label"] = i18n.status_label
     env.filters["state_label"] = i18n.state_label
     env.filters["action_label"] = lambda a: i18n.ACTION_LABELS.get(a, a)
-    env.filters["problem"] = i18n.problem_message
-    env.filters["render_note"] = i18n.render_note
+    env.filters["problem"] = text_of
+    env.filters["render_note"] = text_of
     env.filters["finding_message"] = i18n.finding_message
     env.filters["finding_kind"] = lambda k: i18n.FINDING_KINDS.get(k, k)
     env.filters["push_state"] = lambda s: i18n.PUSH_STATES.get(s, s)
