@@ -140,6 +140,7 @@ CODES: dict[str, tuple[str, ...]] = {
     N_("time.end_before_start"): ("end", "start"),
     N_("time.future"): ("start", "now"),
     N_("link.too_long"): ("value", "size", "limit"),
+    N_("intake.partner_too_long"): ("value", "size", "limit"),
     N_("link.scheme"): ("value", "scheme"),
     N_("link.invalid"): ("value",),
     N_("photo.paths_here"): (),

@@ -61,8 +61,8 @@ def read_partners(rec: Record) -> tuple[str, ...] | None:
         return None
     long = [p for p in items if len(p) > _MAX_PARTNER_CHARS]
     for item in long:
-        rec.reject(rec.key("partners"), f"the partner {quote(item, 40)} is {len(item)} "
-                   f"characters long; write each unit's name in at most {_MAX_PARTNER_CHARS}")
+        rec.reject(rec.key("partners"), "intake.partner_too_long", value=quote(item, 40),
+                   size=len(item), limit=_MAX_PARTNER_CHARS)
     return None if long else tuple(items)
 
 

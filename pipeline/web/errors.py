@@ -126,14 +126,14 @@ def install(app: FastAPI) -> None:
 
     async def on_pipeline(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, PipelineError)
-        if exc.code:
-            log.warning("request %s failed: %s", request.url.path, exc)
-            return _answer(request, code_status(exc.code), exc.text("zh_CN"), code=exc.code)
-        message = str(exc)
         if isinstance(exc, EditConflict):  # the loser of an edit race: where the new text is
             return _answer(request, 409, exc.text("zh_CN"), code=exc.code, version=exc.version,
                            latest=f"/api/drafts/{exc.draft_id}",
                            page=f"/drafts/{exc.draft_id}")
+        if exc.code:
+            log.warning("request %s failed: %s", request.url.path, exc)
+            return _answer(request, code_status(exc.code), exc.text("zh_CN"), code=exc.code)
+        message = str(exc)
         log.warning("request %s failed: %s", request.url.path, message)
         return _answer(request, 409, f"操作未完成（{message}）")
 
