@@ -2,11 +2,12 @@
 
 ``enqueue`` inserts a message unless one with the same key exists (the unique
 key is the "send once" guarantee, whoever tries). ``deliver`` claims one due
-row at a time with one conditional UPDATE … RETURNING (pending -> sending) and
-commits that claim, talks to the SMTP server outside any transaction, then commits the
-result: sent, pending again with backoff, or failed.
+row at a time (the row locked with SKIP LOCKED on PostgreSQL, then the lifecycle's
+conditional move pending -> sending) and commits that claim, talks to the SMTP server
+outside any transaction, then commits the result: sent, pending again with backoff, or
+failed.
 
-States: pending -> sending -> sent | pending (retry later) | failed.
+States (``lifecycle.OUTBOX``): pending -> sending -> sent | pending (retry later) | failed.
 """
 
 from __future__ import annotations
