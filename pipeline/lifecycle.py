@@ -186,7 +186,6 @@ PUSH = Machine("push", Push, "state", "version",
                    _m(P.RUNNING, "finish", P.DONE, Who.SYSTEM),
                    _m(P.RUNNING, "fail", P.FAILED, Who.SYSTEM),
                    _m(P.RUNNING, "release", P.MISSED, Who.SYSTEM),
-                   _m(P.RUNNING, "record", None, Who.SYSTEM),  # manifest and channel noted
                ))
 
 PUB = PublicationState
@@ -196,7 +195,6 @@ PUBLICATION = Machine("publication", Publication, "state", "version",
                           _m(PUB.QUEUED, "fail", PUB.FAILED, Who.SYSTEM),
                           _m(PUB.QUEUED, "cancel", PUB.CANCELLED, Who.SYSTEM),
                           _m(PUB.QUEUED, "withdraw", PUB.CANCELLED, Who.EDITOR),
-                          _m(PUB.QUEUED, "link", None, Who.SYSTEM),  # its WeChat URL known
                       ))
 
 J = JobState
