@@ -34,6 +34,8 @@ import sqlalchemy as sa
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench_queries import insert_all, median_seconds  # noqa: E402  (the sibling script)
+
 from pipeline.cli import main as cli_main  # noqa: E402
 from pipeline.config import load_settings  # noqa: E402
 from pipeline.models import Draft, Publication, Push, Submission, Unit  # noqa: E402
@@ -87,21 +89,8 @@ def populate(url: str, config: Path, count: int) -> None:
             pubs.append({"draft_id": published_ids[day * 8 + position - 1], "push_id": day + 1,
                          "position": position, "state": "published", "version": 1,
                          "late": False, "published_at": at, "error": ""})
-    with store.session() as session:
-        for table, rows in ((Submission, subs), (Draft, drafts), (Push, pushes),
-                            (Publication, pubs)):
-            for chunk in range(0, len(rows), 5000):
-                session.execute(sa.insert(table), rows[chunk:chunk + 5000])
+    insert_all(store, ((Submission, subs), (Draft, drafts), (Push, pushes), (Publication, pubs)))
     store.close()
-
-
-def median_seconds(func: object, repeat: int = 7) -> float:
-    times = []
-    for _ in range(repeat):
-        started = time.perf_counter()
-        func()  # type: ignore[operator]
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
 
 
 def main() -> None:
@@ -133,11 +122,11 @@ def main() -> None:
             with store.session() as s:
                 compose_bulletin(gather_bulletin(s, settings, week), settings)
 
-        base = median_seconds(scan)
+        base = median_seconds(scan, repeat=7)
         print(f"{'full scan of draft (baseline)':<32} {base * 1000:8.1f} ms")
         for name, func in (("push planner (dry run)", planner),
                            (f"bulletin {week.label}", bulletin)):
-            seconds = median_seconds(func)
+            seconds = median_seconds(func, repeat=7)
             print(f"{name:<32} {seconds * 1000:8.1f} ms   ratio to full scan "
                   f"{seconds / base:5.2f}   (target < 1 s)")
         store.close()

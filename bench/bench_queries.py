@@ -20,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -31,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 from pipeline.cli import main as cli_main  # noqa: E402
 from pipeline.config import load_settings  # noqa: E402
 from pipeline.models import Draft, Submission, Unit  # noqa: E402
-from pipeline.store import open_store  # noqa: E402
+from pipeline.store import Store, open_store  # noqa: E402
 from pipeline.sweep import sweep  # noqa: E402
 from pipeline.units import sync_units  # noqa: E402
 from pipeline.views import queue  # noqa: E402
@@ -64,11 +65,16 @@ def populate(url: str, settings_path: Path, count: int) -> None:
                        "created_at": start, "updated_at": start, "version": 1, "late": False,
                        "published_at": start + timedelta(days=1)
                        if status == "published" else None})
+    insert_all(store, ((Submission, subs), (Draft, drafts)))
+    store.close()
+
+
+def insert_all(store: Store, tables: Iterable[tuple[type, list[dict[str, object]]]]) -> None:
+    """Bulk rows, 5,000 to a statement, in one transaction (the benchmarks' seeding)."""
     with store.session() as session:
-        for table, rows in ((Submission, subs), (Draft, drafts)):
+        for table, rows in tables:
             for chunk in range(0, len(rows), 5000):
                 session.execute(sa.insert(table), rows[chunk:chunk + 5000])
-    store.close()
 
 
 def median_seconds(func: object, repeat: int = 15) -> float:
