@@ -394,7 +394,8 @@ def _push_json(report: PushReport, settings: Settings) -> dict[str, Any]:
         c = a.candidate
         return {"id": c.id, "title": c.title, "unit": c.unit, "late": a.late,
                 "position": a.position, "deadline": views.iso(c.deadline, settings),
-                **({"reason": a.reason} if a.reason else {})}
+                **({"reason": text_of(a.reason, cli_language()),
+                    "reason_code": getattr(a.reason, "code", "")} if a.reason else {})}
     return {"date": report.day.isoformat(),
             "already_done": report.already_done or report.done_elsewhere,
             "wechat_state": report.wechat_state,
@@ -427,7 +428,7 @@ def _print_push(report: PushReport, settings: Settings, now: datetime) -> None:
         print(f"does not fit: #{a.candidate.id}  {a.candidate.title}  deadline "
               f"{deadline_text(a.candidate.deadline, now, settings.tz)}{warn}")
         if a.reason:
-            print(f"    why: {a.reason}")
+            print(f"    why: {text_of(a.reason, language)}")
     if report.manifest:
         print(f"manifest: {settings.paths.published / report.manifest}")
 

@@ -18,7 +18,7 @@ from tests.conftest import Workspace, make_workspace
 from tests.smtpd import EDITOR, SmtpServer, configure, smtp_server  # noqa: F401
 from tests.test_flow import write_report
 from tests.test_notify import deliver
-from tests.test_web import PASSWORD, Desk, form_data, login, make_desk, report_post
+from tests.test_web import NOW, PASSWORD, Desk, form_data, login, make_desk, report_post
 
 # Three English words in a row: a sentence of the English catalogue leaking into Chinese.
 ENGLISH = re.compile(r"[A-Za-z]{2,} [A-Za-z]{2,} [A-Za-z]{2,}")
@@ -178,3 +178,61 @@ def test_a_missed_push_is_told_in_chinese_by_email_and_by_lang_on_the_cli(
     monkeypatch.setenv("LANG", "zh_CN.UTF-8")
     again = ws.run("push", now=wednesday)
     assert "2026-06-17 已经推送过，每天只推送一次" in again.out and "already" not in again.out
+
+
+def _bad_files(folder: Path) -> dict[str, Path]:
+    folder.mkdir()
+    files = {"xls": folder / "台账.xls", "json": folder / "坏.json",
+             "columns": folder / "缺列.csv", "gb": folder / "乱码.csv",
+             "entry": folder / "列表.json"}
+    files["xls"].write_bytes(b"\xd0\xcf\x11\xe0")
+    files["json"].write_text('{"title": "a",}', encoding="utf-8")
+    files["columns"].write_text("单位,标题\n麓谷街道,讲座\n", encoding="utf-8")
+    files["gb"].write_bytes(b"\xfa\xfb not a ledger")  # neither UTF-8 nor a GB18030 ledger
+    files["entry"].write_text('[5]', encoding="utf-8")
+    return files
+
+
+def test_file_level_intake_problems_follow_lang_on_the_cli(
+        workspace: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    files = _bad_files(tmp_path / "in")
+    paths = [str(p) for p in files.values()]
+    monkeypatch.setenv("LANG", "zh_CN.UTF-8")
+    zh = workspace.run("submit", *paths)
+    assert zh.code != 0
+    text = zh.out + zh.err
+    for sentence in ("无法读取旧版 Excel .xls 文件", "文件不是有效的 JSON：第 1 行第 15 列有误",
+                     "台账缺少必填项 活动类型、活动地点、活动方式、活动内容、活动时间 的列",
+                     "（也无法按 GB18030 编码的台账读取）", "第 1 项不是一份报告"):
+        assert sentence in text, (sentence, text)
+    for line in text.splitlines():
+        if line.startswith("rejected"):
+            chinese_only(line.split(":", 1)[1].split("(", 1)[0])
+
+    monkeypatch.setenv("LANG", "C")
+    en = workspace.run("submit", *paths)
+    text = en.out + en.err
+    for sentence in ("old Excel .xls files cannot be read",
+                     "the file is not valid JSON: line 1, column 15",
+                     "no column for the required field(s) 活动类型, 活动地点, 活动方式, 活动内容, "
+                     "活动时间",
+                     "(it does not read as a GB18030 ledger either)",
+                     "entry 1 is the number 5, not a report"):
+        assert sentence in text, (sentence, text)
+
+
+def test_why_a_story_waits_is_a_code_in_the_cli_json_and_chinese_on_the_desk_page(
+        one_stage_desk: Desk, monkeypatch: pytest.MonkeyPatch) -> None:
+    desk = one_stage_desk
+    ids = [desk.submit(f"s{i}") for i in range(10)]
+    for draft_id in ids:
+        assert desk.ws.run("approve", str(draft_id), now=NOW.isoformat()).code == 0
+    monkeypatch.setenv("LANG", "zh_CN.UTF-8")
+    plan = desk.ws.run("push", "--dry-run", "--json", now=NOW.isoformat()).json()
+    assert len(plan["left_over"]) == 2
+    for item in plan["left_over"]:
+        assert item["reason_code"].startswith("push.left_")
+        assert "本次推送已满（8篇）" in item["reason"]
+    page = desk.client.get("/push")
+    assert page.status_code == 200
+    assert page.text.count("本次推送已满（8篇）") >= 2 and "the push is full" not in page.text

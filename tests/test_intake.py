@@ -293,7 +293,7 @@ def test_invalid_utf8_names_the_byte_offset(cfg: Settings) -> None:
 
 
 @pytest.mark.parametrize(("name", "expected"), [
-    ("bad-syntax.json", "not valid JSON (Expecting ',' delimiter: line 1 column 34"),
+    ("bad-syntax.json", "not valid JSON: line 1, column 34"),
     ("bad-no-front-matter.md", "no front matter"),
     ("bad-not-a-workbook.xlsx", "not a readable Excel workbook"),
     ("bad-no-header.csv", "no header row"),

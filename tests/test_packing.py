@@ -70,12 +70,14 @@ def test_packer_never_makes_more_late_stories_than_the_best_choice() -> None:
 
 
 def test_every_reason_has_its_chinese_sentence_on_the_desk() -> None:
-    from pipeline.web.i18n import left_reason
+    from pipeline.messages import text_of
 
     cands = [_c(1, AT + timedelta(hours=2)), _c(2, AT + timedelta(hours=3)),
              _c(3, AT - timedelta(days=1)), _c(4, AT + timedelta(days=3))]
     _, left = pack(cands, 1, AT, NEXT)
-    texts = [left_reason(a.reason) for a in left]
+    texts = [text_of(a.reason) for a in left]
+    assert [a.reason.code for a in left] == [  # type: ignore[attr-defined]
+        "push.left_turns_late", "push.left_overdue", "push.left_on_time"]
     assert texts == ["本次推送已满（1篇），都是期限更早的稿件；本稿下次推送时将超期",
                      "本稿已超期；本次推送已满（1篇），优先今晚仍可按期的稿件、头条和更早超期的稿件",
                      "下次推送时仍在期限内；本次推送已满（1篇），优先期限更早或已超期的稿件"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import dataclasses
 import io
 import json
 import re
@@ -14,11 +15,12 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from xml.etree.ElementTree import ParseError
 
 from ..config import Settings
 from ..domain import Report
+from ..messages import message, render
 from .record import (
     FIELD_LABELS,
     REQUIRED,
@@ -37,7 +39,14 @@ if TYPE_CHECKING:  # openpyxl and PyYAML load only for the files that need them
 
 
 class _FileProblem(Exception):
-    """The whole file is unusable; the message says why."""
+    """The whole file is unusable: a code of the vocabulary (``intake.*``) says why."""
+
+    def __init__(self, code: str, **params: Any) -> None:
+        super().__init__(render(code, "en", **params))
+        self.code, self.params = code, params
+
+    def rejection(self, source: str) -> Rejection:
+        return Rejection(source, None, "", str(self), self.code, self.params)
 
 
 @dataclass(frozen=True)
@@ -45,7 +54,7 @@ class _Raw:
     row: int | None
     fields: Mapping[str, object] | None   # None: not a record; ``problem`` says why
     strict_keys: bool
-    problem: str = ""
+    problem: Rejection | None = None   # with row and source filled in when reported
 
 
 _MAX_FILE_BYTES = 50 * 2**20
@@ -65,7 +74,7 @@ def read_files(paths: Sequence[Path], settings: Settings, units: Collection[str]
         try:
             raws = _load(Path(path))
         except _FileProblem as exc:
-            result.rejections.append(Rejection(source, None, "", str(exc)))
+            result.rejections.append(exc.rejection(source))
             continue
         base_dir = Path(path).parent.absolute()
         for raw in raws:
@@ -76,7 +85,8 @@ def read_files(paths: Sequence[Path], settings: Settings, units: Collection[str]
 def _validate_raw(raw: _Raw, source: str, base_dir: Path, settings: Settings,
                   units: Collection[str], now: datetime, result: IntakeResult) -> None:
     if raw.fields is None:
-        result.rejections.append(Rejection(source, raw.row, "", raw.problem))
+        assert raw.problem is not None
+        result.rejections.append(dataclasses.replace(raw.problem, source=source))
         return
     outcome = validate_record(raw.fields, settings=settings, units=units, now=now,
                               base_dir=base_dir, source=source, row=raw.row,
@@ -90,25 +100,26 @@ def _validate_raw(raw: _Raw, source: str, base_dir: Path, settings: Settings,
 def _load(path: Path) -> list[_Raw]:
     reader = _READERS.get(path.suffix.lower())
     if reader is None:
-        raise _FileProblem(_unsupported(path.suffix.lower()))
+        raise _unsupported(path.suffix.lower())
     try:
         if path.stat().st_size > _MAX_FILE_BYTES:
-            raise _FileProblem(f"the file is larger than {_MAX_FILE_BYTES // 2**20} MB; split it")
+            raise _FileProblem("intake.file_too_big", limit_mb=_MAX_FILE_BYTES // 2**20)
         data = path.read_bytes()
     except FileNotFoundError:
-        raise _FileProblem("the file was not found") from None
+        raise _FileProblem("intake.file_not_found") from None
     except IsADirectoryError:
-        raise _FileProblem("this is a folder, not a report file") from None
+        raise _FileProblem("intake.file_is_folder") from None
     except OSError as exc:
-        raise _FileProblem(f"the file cannot be read ({exc.strerror})") from exc
+        raise _FileProblem("intake.file_unreadable", reason=str(exc.strerror)) from exc
     return reader(data)
 
 
-def _unsupported(suffix: str) -> str:
+def _unsupported(suffix: str) -> _FileProblem:
     if suffix == ".xls":
-        return "old Excel .xls files cannot be read; open it in Excel and save it as .xlsx"
-    shown = f"'{suffix}'" if suffix else "without an extension"
-    return f"files {shown} cannot be read; use .toml, .json, .md, .csv or .xlsx"
+        return _FileProblem("intake.file_xls")
+    if not suffix:
+        return _FileProblem("intake.file_no_suffix")
+    return _FileProblem("intake.file_type", suffix=suffix)
 
 
 def _decode_utf8(data: bytes) -> str:
@@ -117,16 +128,15 @@ def _decode_utf8(data: bytes) -> str:
         return data[bom:].decode("utf-8")
     except UnicodeDecodeError as exc:
         offset = bom + exc.start
-        raise _FileProblem(f"the file is not valid UTF-8: the byte 0x{data[offset]:02X} at byte "
-                           f"offset {offset} cannot be decoded; save the file as UTF-8") from None
+        raise _FileProblem("intake.file_not_utf8", byte=f"{data[offset]:02X}",
+                           offset=offset) from None
 
 
 def _read_toml(data: bytes) -> list[_Raw]:
     try:
         table = tomllib.loads(_decode_utf8(data))
     except (ValueError, RecursionError) as exc:
-        raise _FileProblem(f"the file is not valid TOML ({exc}); check the quotes and '=' "
-                           "signs on that line") from exc
+        raise _FileProblem("intake.file_bad_toml", detail=str(exc)) from exc
     return [_Raw(None, table, True)]
 
 
@@ -134,7 +144,7 @@ def _unique_keys(pairs: list[tuple[str, object]]) -> dict[str, object]:
     table: dict[str, object] = {}
     for key, value in pairs:
         if key in table:
-            raise _FileProblem(f"the key '{key}' appears twice in one object; keep one")
+            raise _FileProblem("intake.file_duplicate_key", key=key)
         table[key] = value
     return table
 
@@ -142,17 +152,23 @@ def _unique_keys(pairs: list[tuple[str, object]]) -> dict[str, object]:
 def _read_json(data: bytes) -> list[_Raw]:
     try:
         doc = json.loads(_decode_utf8(data), object_pairs_hook=_unique_keys)
+    except json.JSONDecodeError as exc:  # the parser's English words stay out: where it broke
+        raise _FileProblem("intake.file_bad_json", line=exc.lineno, column=exc.colno) from exc
     except (ValueError, RecursionError) as exc:
-        raise _FileProblem(f"the file is not valid JSON ({exc})") from exc
+        raise _FileProblem("intake.file_too_deep") from exc
     if isinstance(doc, dict):
         return [_Raw(None, doc, True)]
     if not isinstance(doc, list) or not doc:
         got = "an empty list" if doc == [] else describe(doc)
-        raise _FileProblem(f"the file holds {got}; expected one report {{...}} or a list of "
-                           "reports [{...}, {...}]")
-    return [_Raw(i, item, True) if isinstance(item, dict) else
-            _Raw(i, None, True, f"entry {i} is {describe(item)}, not a report {{...}}")
+        raise _FileProblem("intake.file_not_reports", got=got)
+    return [_Raw(i, item, True) if isinstance(item, dict)
+            else _Raw(i, None, True, _not_report(i, item))
             for i, item in enumerate(doc, start=1)]
+
+
+def _not_report(entry: int, item: object) -> Rejection:
+    problem = _FileProblem("intake.entry_not_report", entry=entry, got=describe(item))
+    return dataclasses.replace(problem.rejection(""), row=entry)
 
 
 _FRONT_MATTER = re.compile(r"\A(?P<fence>---|\+\+\+)[ \t]*\n(?P<head>.*?)^(?P=fence)[ \t]*$\n?",
@@ -163,8 +179,7 @@ def _read_markdown(data: bytes) -> list[_Raw]:
     text = _decode_utf8(data).replace("\r\n", "\n")
     found = _FRONT_MATTER.match(text)
     if found is None:
-        raise _FileProblem("the file has no front matter; start it with a line '---' (YAML) or "
-                           "'+++' (TOML), then the fields, then the same line again")
+        raise _FileProblem("intake.no_front_matter")
     fields = _front_matter(found["fence"], found["head"])
     rest = text[found.end():].strip()
     if rest:
@@ -181,11 +196,11 @@ def _front_matter(fence: str, head: str) -> dict[str, object]:
         doc = yaml.safe_load(head) if fence == "---" else tomllib.loads(head)
     except (yaml.YAMLError, ValueError, RecursionError) as exc:
         kind = "YAML" if fence == "---" else "TOML"
-        raise _FileProblem(f"the front matter is not valid {kind} ({exc})") from exc
+        raise _FileProblem("intake.bad_front_matter", kind=kind, detail=str(exc)) from exc
     if doc is None:
         return {}
     if not isinstance(doc, dict):
-        raise _FileProblem(f"the front matter holds {describe(doc)}; expected 'key: value' lines")
+        raise _FileProblem("intake.front_matter_not_table", got=describe(doc))
     return {str(k): v for k, v in doc.items()}
 
 
@@ -194,7 +209,7 @@ def _read_csv(data: bytes) -> list[_Raw]:
         try:  # Excel's "Unicode text" export: UTF-16 with a BOM, tab-separated
             return _table_records(_csv_rows(data.decode("utf-16")))
         except UnicodeDecodeError as exc:
-            raise _FileProblem(f"the file is not valid UTF-16 at byte {exc.start}") from None
+            raise _FileProblem("intake.file_not_utf16", offset=exc.start) from None
     try:
         rows = _csv_rows(_decode_utf8(data))
     except _FileProblem as not_utf8:
@@ -204,7 +219,8 @@ def _read_csv(data: bytes) -> list[_Raw]:
 
 def _gb18030_rows(data: bytes, not_utf8: _FileProblem) -> list[list[object]]:
     """Excel in China saves "CSV (逗号分隔)" as GB18030; accept it only if it reads as a ledger."""
-    neither = _FileProblem(f"{not_utf8} (it does not read as a GB18030 ledger either)")
+    neither = _FileProblem("intake.not_gb18030",
+                           problem=message(not_utf8.code, **not_utf8.params))
     try:
         rows = _csv_rows(data.decode("gb18030"))
     except (UnicodeDecodeError, _FileProblem):
@@ -223,14 +239,13 @@ def _csv_rows(text: str) -> list[list[object]]:
             rows.append(list(cells))
             _check_row_count(len(rows))
     except csv.Error as exc:
-        raise _FileProblem(f"the file is not a readable CSV file ({exc})") from exc
+        raise _FileProblem("intake.bad_csv", detail=str(exc)) from exc
     return rows
 
 
 def _check_row_count(count: int) -> None:
     if count > _MAX_ROWS:
-        raise _FileProblem(f"the ledger has more than {_MAX_ROWS} rows; split it into smaller "
-                           "files")
+        raise _FileProblem("intake.too_many_rows", limit=_MAX_ROWS)
 
 
 def _read_xlsx(data: bytes) -> list[_Raw]:
@@ -244,9 +259,7 @@ def _read_xlsx(data: bytes) -> list[_Raw]:
             book = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
     except (zipfile.BadZipFile, InvalidFileException, KeyError, OSError, ValueError, TypeError,
             ParseError) as exc:
-        raise _FileProblem("the file is not a readable Excel workbook (.xlsx); if it is an old "
-                           ".xls file or was renamed, open it in Excel and save it as .xlsx"
-                           ) from exc
+        raise _FileProblem("intake.bad_xlsx") from exc
     try:
         return _table_records(_sheet_rows(book))
     finally:
@@ -255,7 +268,7 @@ def _read_xlsx(data: bytes) -> list[_Raw]:
 
 def _sheet_rows(book: openpyxl.Workbook) -> list[list[object]]:
     if not book.worksheets:
-        raise _FileProblem("the workbook has no worksheet")
+        raise _FileProblem("intake.no_worksheet")
     from openpyxl.worksheet._read_only import ReadOnlyWorksheet
 
     sheet = book.worksheets[0]
@@ -267,7 +280,7 @@ def _sheet_rows(book: openpyxl.Workbook) -> list[list[object]]:
             rows.append([_sheet_value(v) for v in values])
             _check_row_count(len(rows))
     except (zipfile.BadZipFile, KeyError, OSError, ValueError, TypeError, ParseError) as exc:
-        raise _FileProblem(f"the first sheet of the workbook cannot be read ({exc})") from exc
+        raise _FileProblem("intake.bad_sheet", detail=str(exc)) from exc
     return rows
 
 
@@ -300,20 +313,18 @@ def _header_index(rows: Sequence[Sequence[object]]) -> int | None:
 
 def _table_records(rows: Sequence[Sequence[object]]) -> list[_Raw]:
     if not any(not is_blank(c) for cells in rows for c in cells):
-        raise _FileProblem("the ledger is empty; it needs a header row (单位, 活动类型, 标题, "
-                           "活动时间, ...) and one row per activity")
+        raise _FileProblem("intake.ledger_empty")
     index = _header_index(rows)
     if index is None:
-        raise _FileProblem("the ledger has no header row with recognisable column names in its "
-                           "first 10 rows; expected headers such as "
-                           + ", ".join(FIELD_LABELS[n] for n in (*REQUIRED, "time")))
+        raise _FileProblem("intake.no_header",
+                           expected=[FIELD_LABELS[n] for n in (*REQUIRED, "time")])
     headers = [_cell_text(c) for c in rows[index]]
     _check_columns(headers, index + 1)
     records = [_Raw(number, _row_fields(headers, cells), False)
                for number, cells in enumerate(rows[index + 1:], start=index + 2)
                if not all(is_blank(c) for c in cells)]
     if not records:
-        raise _FileProblem(f"the ledger has a header row (row {index + 1}) but no activity rows")
+        raise _FileProblem("intake.no_rows", row=index + 1)
     return records
 
 
@@ -322,16 +333,15 @@ def _check_columns(headers: list[str], header_row: int) -> None:
     for header in headers:
         name = field_of(header)
         if name in seen:
-            raise _FileProblem(f"the columns '{seen[name]}' and '{header}' (row {header_row}) "
-                               f"both mean {FIELD_LABELS[name]}; delete one of them")
+            raise _FileProblem("intake.duplicate_columns", first=seen[name], second=header,
+                               row=header_row, label=FIELD_LABELS[name])
         if name is not None:
             seen[name] = header
     missing = [FIELD_LABELS[n] for n in REQUIRED if n not in seen]
     if not set(TIME_FIELDS) & seen.keys():
         missing.append(FIELD_LABELS["time"])
     if missing:
-        raise _FileProblem(f"the ledger has no column for the required field(s) "
-                           f"{', '.join(missing)}; add them to the header row (row {header_row})")
+        raise _FileProblem("intake.missing_columns", missing=missing, row=header_row)
 
 
 def _column_letter(number: int) -> str:

@@ -14,6 +14,7 @@ from ..config import Settings
 from ..deadlines import next_push_after
 from ..domain import DraftStatus
 from ..lifecycle import PUSH_TAKEN, PushState
+from ..messages import Coded
 from ..models import Draft, Push, Unit
 
 RUNNING, DONE, MISSED, EMPTY, FAILED = (PushState.RUNNING, PushState.DONE, PushState.MISSED,
@@ -95,16 +96,13 @@ def _priority(c: Candidate, everyone: Sequence[Candidate], at: datetime, next_pu
     return (3, c.deadline, c.id)
 
 
-def _why_left(c: Candidate, at: datetime, next_push: datetime, limit: int) -> str:
-    """One sentence on why ``c`` waits for the next push."""
+def _why_left(c: Candidate, at: datetime, next_push: datetime, limit: int) -> Coded:
+    """One sentence on why ``c`` waits for the next push (a code of the vocabulary)."""
     if at <= c.deadline < next_push:
-        return (f"the push is full ({limit}) with stories whose deadline comes earlier; "
-                "this one turns late before the next push")
+        return Coded("push.left_turns_late", limit=limit)
     if c.deadline < at:
-        return (f"already overdue; the push is full ({limit}) with stories that can still "
-                "be on time, the lead and older overdue stories")
-    return (f"it is still on time at the next push; the push is full ({limit}) with stories "
-            "that are due sooner or already late")
+        return Coded("push.left_overdue", limit=limit)
+    return Coded("push.left_on_time", limit=limit)
 
 
 def local_date(now: datetime, settings: Settings) -> date:

@@ -6,9 +6,6 @@ Errors and messages are not translated here: every one is a code of the vocabula
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable
-
 from .. import lifecycle
 from ..domain import DeadlineState
 from ..lifecycle import DRAFT_LABELS
@@ -69,35 +66,3 @@ def finding_message(finding: object) -> str:
     if detail:
         parts.append(detail)
     return "，".join(parts) + "。"
-
-
-# Why the packer left a story out (pipeline.push.plan): the one family of sentences not yet
-# in the message catalogue, recognised by shape as before.
-Rule = tuple[re.Pattern[str], Callable[[re.Match[str]], str]]
-
-
-def _rule(pattern: str, render: Callable[[re.Match[str]], str]) -> Rule:
-    return re.compile(pattern, re.IGNORECASE | re.DOTALL), render
-
-
-# Why a story waits for the next push (pipeline.push.plan._why_left).
-_LEFT_RULES: tuple[Rule, ...] = (
-    _rule(r"full \((\d+)\) with stories whose deadline comes earlier",
-          lambda m: f"本次推送已满（{m[1]}篇），都是期限更早的稿件；本稿下次推送时将超期"),
-    _rule(r"already overdue; the push is full \((\d+)\)",
-          lambda m: f"本稿已超期；本次推送已满（{m[1]}篇），优先今晚仍可按期的稿件、"
-                    "头条和更早超期的稿件"),
-    _rule(r"still on time at the next push; the push is full \((\d+)\)",
-          lambda m: f"下次推送时仍在期限内；本次推送已满（{m[1]}篇），优先期限更早或已超期的稿件"),
-)
-
-
-def left_reason(message: str) -> str:
-    """Why a story was left out of the push, in Chinese."""
-    if not message:
-        return ""
-    for pattern, render in _LEFT_RULES:
-        found = pattern.search(message)
-        if found:
-            return render(found)
-    return f"未排入本次推送（{message}）"

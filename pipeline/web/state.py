@@ -94,7 +94,6 @@ def make_environment(settings: Settings) -> jinja2.Environment:
     env.filters["finding_message"] = i18n.finding_message
     env.filters["finding_kind"] = lambda k: i18n.FINDING_KINDS.get(k, k)
     env.filters["push_state"] = lambda s: i18n.PUSH_STATES.get(s, s)
-    env.filters["left_reason"] = i18n.left_reason
     env.globals["account"] = settings.account.name
     env.globals["weekday"] = lambda d: "一二三四五六日"[d.weekday()]
     return env
