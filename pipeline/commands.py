@@ -174,7 +174,7 @@ def cmd_queue(ctx: Context) -> int:
     for r, line in zip(rows, lines[1:], strict=True):
         print(line)
         if r.get("attention"):
-            print(f"        ! {r['attention']}")
+            print(f"        ! {text_of(r['attention'], cli_language())}")
     if total > len(rows):
         print(pick(lang, f"……另有 {total - len(rows) - args.offset} 篇（--limit 0 列出全部）",
                    f"... and {total - len(rows) - args.offset} more (use --limit 0 to list all)"))

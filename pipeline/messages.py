@@ -95,12 +95,97 @@ CODES: dict[str, tuple[str, ...]] = {
     N_("push.left_turns_late"): ("limit",),
     N_("push.left_overdue"): ("limit",),
     N_("push.left_on_time"): ("limit",),
+    N_("attention.needs_human"): ("day",),
+    N_("attention.sent_unconfirmed"): ("day",),
+    N_("attention.awaiting_manual"): ("day",),
+    N_("attention.deferred"): ("day",),
+    N_("attention.failed"): ("error",),
+    N_("push.not_awaiting_confirmation"): ("date", "state"),
+    N_("push.changed_just_now"): ("date",),
+    N_("push.draft_not_waiting"): ("id",),
+    N_("push.job_changing"): ("id",),
+    N_("push.handed_back"): ("date", "error"),
+    N_("push.not_sent_checked"): ("actor",),
     N_("wechat.quota_wait"): ("push", "error"),
     N_("wechat.gave_up"): ("push", "reason"),
     N_("wechat.deferred"): ("push", "error"),
     N_("wechat.send_by_hand"): ("push",),
     N_("wechat.removed"): ("push", "status"),
     N_("wechat.left_draft_box"): ("push", "date"),
+    N_("wechat.e.whitelist"): ("errcode",),
+    N_("wechat.e.secret"): ("errcode",),
+    N_("wechat.e.40013"): ("errcode",),
+    N_("wechat.e.41002"): ("errcode",),
+    N_("wechat.e.41004"): ("errcode",),
+    N_("wechat.e.40243"): ("errcode",),
+    N_("wechat.e.50004"): ("errcode",),
+    N_("wechat.e.50007"): ("errcode",),
+    N_("wechat.e.89503"): ("errcode",),
+    N_("wechat.e.89506"): ("errcode",),
+    N_("wechat.e.89507"): ("errcode",),
+    N_("wechat.e.40001"): ("errcode",),
+    N_("wechat.e.40014"): ("errcode",),
+    N_("wechat.e.42001"): ("errcode",),
+    N_("wechat.e.41001"): ("errcode",),
+    N_("wechat.e.bug"): ("errcode",),
+    N_("wechat.e.40033"): ("errcode",),
+    N_("wechat.e.44003"): ("errcode",),
+    N_("wechat.e.45002"): ("errcode",),
+    N_("wechat.e.45003"): ("errcode",),
+    N_("wechat.e.45004"): ("errcode",),
+    N_("wechat.e.45110"): ("errcode",),
+    N_("wechat.e.45008"): ("errcode",),
+    N_("wechat.e.40004"): ("errcode",),
+    N_("wechat.e.40005"): ("errcode",),
+    N_("wechat.e.40009"): ("errcode",),
+    N_("wechat.e.40012"): ("errcode",),
+    N_("wechat.e.40007"): ("errcode",),
+    N_("wechat.e.41039"): ("errcode",),
+    N_("wechat.e.40114"): ("errcode",),
+    N_("wechat.e.45166"): ("errcode",),
+    N_("wechat.e.53402"): ("errcode",),
+    N_("wechat.e.88000"): ("errcode",),
+    N_("wechat.e.45009"): ("errcode", "endpoint"),
+    N_("wechat.e.45011"): ("errcode", "endpoint"),
+    N_("wechat.e.45028"): ("errcode",),
+    N_("wechat.e.45065"): ("errcode",),
+    N_("wechat.e.45066"): ("errcode",),
+    N_("wechat.e.48001"): ("errcode", "endpoint"),
+    N_("wechat.e.48004"): ("errcode", "endpoint"),
+    N_("wechat.e.50002"): ("errcode",),
+    N_("wechat.e.53500"): ("errcode",),
+    N_("wechat.e.53501"): ("errcode",),
+    N_("wechat.e.53502"): ("errcode",),
+    N_("wechat.e.53503"): ("errcode",),
+    N_("wechat.e.53504"): ("errcode",),
+    N_("wechat.e.53505"): ("errcode",),
+    N_("wechat.e.53600"): ("errcode",),
+    N_("wechat.e.61500"): ("errcode", "endpoint"),
+    N_("wechat.e.61501"): ("errcode", "endpoint"),
+    N_("wechat.e.61503"): ("errcode", "endpoint"),
+    N_("wechat.e.unknown"): ("endpoint", "errcode"),
+    N_("wechat.e.system"): ("endpoint",),
+    N_("wechat.api_error"): ("text", "then", "said"),
+    N_("wechat.then_retry"): (),
+    N_("wechat.then_reconcile"): (),
+    N_("wechat.no_connect"): ("endpoint", "reason"),
+    N_("wechat.timeout"): ("endpoint", "reason", "then"),
+    N_("wechat.broken"): ("endpoint", "reason", "then"),
+    N_("wechat.http_status"): ("endpoint", "status", "then"),
+    N_("wechat.http_config"): ("endpoint", "status"),
+    N_("wechat.bad_answer"): ("endpoint", "problem", "then"),
+    N_("wechat.answer_not_json"): (),
+    N_("wechat.answer_not_object"): (),
+    N_("wechat.answer_bad_errcode"): (),
+    N_("wechat.answer_missing"): ("key",),
+    N_("wechat.kept_failing"): ("error",),
+    N_("wechat.draft_not_taken"): ("tries", "error"),
+    N_("wechat.submit_refused"): ("tries", "error"),
+    N_("wechat.see_attempts"): (),
+    N_("wechat.nothing_left"): (),
+    N_("wechat.still_in_progress"): ("checks",),
+    N_("wechat.ended_status"): ("status", "failed"),
+    N_("wechat.confirmed_by"): ("actor",),
     # intake rejections: one report, one field
     N_("intake.duplicate_field"): ("key", "first", "label", "name"),
     N_("intake.file_xls"): (),
@@ -259,10 +344,11 @@ def _names(value: Any, language: str) -> str:
 
 
 def _message(value: Any, language: str) -> str:
-    """One nested message: a code with parameters ({"code", "params"}) or text."""
+    """One nested message: a code with parameters ({"code", "params"}), a text column
+    written by ``to_column``, or plain text."""
     if isinstance(value, dict):
         return render(value["code"], language, **value.get("params", {}))
-    return str(value)
+    return from_column(str(value), language)
 
 
 _ARTICLE_FIELDS_ZH = {"title": "标题", "author": "作者", "digest": "摘要"}
@@ -354,6 +440,17 @@ class Coded(str):
         if isinstance(item, dict) and "code" in item:
             return Coded(item["code"], **item.get("params", {}))
         return str(item)
+
+
+def of_error(error: BaseException) -> str:
+    """An error as a message to keep: ``Coded`` when it carries a code, else its text."""
+    code = getattr(error, "code", "")
+    return Coded(code, **getattr(error, "params", {})) if code else str(error)
+
+
+def as_data(item: Any) -> Any:
+    """A message as a parameter of another (``{name:message}``): coded ones as data."""
+    return message(item.code, **item.params) if isinstance(item, Coded) else item
 
 
 def dump(items: Any) -> list[Any]:

@@ -20,7 +20,7 @@ from .deadlines import WAITING, deadline_state, hours_left
 from .domain import DraftStatus, Level
 from .drafts import draft_files
 from .errors import ReviewError
-from .messages import Coded
+from .messages import Coded, text_of
 from .models import Draft, Publication, Push, Submission, Unit, WeChatCall, WeChatJob
 from .proofread import finding_json, last_run, open_findings
 from .review import (
@@ -60,13 +60,8 @@ def _label(settings: Settings, key: str) -> str:
 
 
 # Job states in which a push waits for a person (see pipeline.publish.wechat).
-ATTENTION = {"needs_human": "WeChat could not tell whether the push went out: check the "
-                            "WeChat console, then 'pipeline confirm-sent {day}' or "
-                            "'pipeline release {day}'",
-             "sent_unconfirmed": "the draft left the WeChat draft box: confirm with "
-                                 "'pipeline confirm-sent {day}'",
-             "awaiting_manual": "in the WeChat draft box: send it from the console",
-             "deferred": "WeChat's quota is used up: it goes with the next push"}
+# What a person must do for a story whose push stopped at WeChat (``attention.<state>``).
+ATTENTION = frozenset({"needs_human", "sent_unconfirmed", "awaiting_manual", "deferred"})
 
 
 def queue(session: Session, settings: Settings, now: datetime, *, include_all: bool = False,
@@ -124,9 +119,9 @@ def _mark_attention(session: Session, rows: list[dict[str, Any]]) -> None:
     notes = {}
     for pub, push, job in found:
         if pub.state == "failed":
-            notes[pub.draft_id] = f"publishing failed: {pub.error}; reopen and fix it"
+            notes[pub.draft_id] = Coded("attention.failed", error=pub.error)
         elif pub.state == "queued" and job is not None and job.state in ATTENTION:
-            notes[pub.draft_id] = ATTENTION[job.state].format(day=push.local_date)
+            notes[pub.draft_id] = Coded(f"attention.{job.state}", day=str(push.local_date))
     for row in rows:
         if row["id"] in notes:
             row["attention"] = notes[row["id"]]
@@ -164,7 +159,7 @@ def detail(session: Session, settings: Settings, draft_id: int, now: datetime
         "image_notes": image_notes(md_path),
         "report": _report(submission, settings),
         "history": [{"at": iso(e.at, settings), "actor": e.actor, "action": e.action,
-                     "from": e.from_status, "to": e.to_status, "note": e.note,
+                     "from": e.from_status, "to": e.to_status, "note": text_of(e.note),
                      "remote": e.remote}
                     for e in history(session, draft_id)],
         "review": [{"stage": r["stage"], "by": r["by"], "at": iso(r["at"], settings),

@@ -15,10 +15,12 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.conftest import Workspace, make_workspace
+from tests.fakewechat import FakeWeChat
 from tests.smtpd import EDITOR, SmtpServer, configure, smtp_server  # noqa: F401
 from tests.test_flow import write_report
 from tests.test_notify import deliver
 from tests.test_web import NOW, PASSWORD, Desk, form_data, login, make_desk, report_post
+from tests.test_wechat_publish import PUSH, approve, wechat_workspace
 
 # Three English words in a row: a sentence of the English catalogue leaking into Chinese.
 ENGLISH = re.compile(r"[A-Za-z]{2,} [A-Za-z]{2,} [A-Za-z]{2,}")
@@ -236,3 +238,30 @@ def test_why_a_story_waits_is_a_code_in_the_cli_json_and_chinese_on_the_desk_pag
     page = desk.client.get("/push")
     assert page.status_code == 200
     assert page.text.count("本次推送已满（8篇）") >= 2 and "the push is full" not in page.text
+
+
+def test_a_wechat_refusal_reaches_editors_in_chinese_and_the_cli_by_lang(
+        workspace: Workspace, tmp_path: Path, smtp_server: SmtpServer, wechat_api: FakeWeChat,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """48001 (the account may not publish): the alert email, the draft's history and the
+    queue say WeChat's refusal in Chinese; the CLI says it in English under LANG=C."""
+    monkeypatch.setenv("WECHAT_APPSECRET", "test-secret")
+    ws = wechat_workspace(workspace, wechat_api, "freepublish")
+    configure(ws, smtp_server)
+    [draft_id] = approve(ws, tmp_path, 1)
+    wechat_api.inject("freepublish/submit", "errcode", code=48001)
+    assert ws.run("push", "--json", now=PUSH).json()["wechat_state"] == "failed"
+    deliver(ws, PUSH)
+    refusal = "本公众号无权调用 freepublish/submit（48001）；发布和群发需要已认证的公众号。"
+    [mail] = [m for m in smtp_server.to(EDITOR) if "48001" in m.text]
+    assert refusal in mail.text and "微信返回：" in mail.text
+    chinese_only(mail.text.replace("freepublish/submit", "").split("微信返回：")[0])
+    shown = ws.run("show", "--json", str(draft_id), now=PUSH).json()
+    assert any(refusal in (e["note"] or "") for e in shown["history"])
+
+    monkeypatch.setenv("LANG", "zh_CN.UTF-8")
+    queue = ws.run("queue", now=PUSH)
+    assert f"发布失败：{refusal}" in queue.out, queue.out
+    monkeypatch.setenv("LANG", "C")
+    queue = ws.run("queue", now=PUSH)
+    assert "publishing failed: The account is not allowed to use freepublish/submit" in queue.out

@@ -48,6 +48,7 @@ from pipeline.clock import Clock
 from pipeline.config import Settings
 from pipeline.deadlines import push_time_on
 from pipeline.domain import DraftStatus
+from pipeline.messages import from_column
 from pipeline.models import Alert, Draft, Publication, Push, WeChatCall, WeChatEvent, WeChatJob
 from pipeline.publish import wechat
 from pipeline.publish.wechat import make_client
@@ -378,7 +379,8 @@ def _check_i3(out: list[Sent], pubs: list[Publication],
             continue
         match = [s for s in out if s.story == pub.draft_id and s.marker == job.marker]
         assert match, f"I3: story {pub.draft_id} is published in the database, not at WeChat"
-        by_hand = job.error.startswith("confirmed by ")  # nobody asked WeChat for the status
+        # confirmed by a person: nobody asked WeChat for the status
+        by_hand = from_column(job.error, "en").startswith("confirmed by ")
         assert match[0].status in WENT_OUT or by_hand, (
             f"I3: {pub.draft_id} is {match[0].status} at WeChat")
         assert match[0].media_id == job.media_id, f"I3: {pub.draft_id} went out from another draft"
@@ -625,7 +627,7 @@ def test_f9_draft_add_keeps_failing(make_rig: Callable[..., Rig]) -> None:
     rig.settle(at("20:05"), hours=26)
     assert rig.calls("draft/add") <= wechat.MAX_CHECKS * 3 + 1
     assert rig.fake.ledger.drafts == []
-    assert "did not take the draft" in rig.job().error
+    assert "did not take the draft" in from_column(rig.job().error, "en")
     check_invariants(rig, budget={"freepublish/submit": 0}, expect="failed")
 
 
@@ -761,9 +763,9 @@ def test_f14_final_failure(make_rig: Callable[..., Rig], mode: str, status: int 
     rig.push(at("20:00"))
     rig.settle(at("20:02"))
     job = rig.job()
-    assert job.state == wechat.FAILED and str(status) in job.error
+    assert job.state == wechat.FAILED and str(status) in from_column(job.error, "en")
     if status in (2, 4):
-        assert "failed articles [1]" in job.error
+        assert "failed articles: 1)" in from_column(job.error, "en")
     assert "publish_failed" in [a.kind for a in rig.alerts()]
     rig.settle(at("20:00", 1), hours=1)
     check_invariants(rig, budget={SEND[mode]: 1}, expect="failed")
@@ -810,7 +812,7 @@ def test_f14_submit_refused_for_good(make_rig: Callable[..., Rig], mode: str,
     rig.add_stories(2)
     rig.fake.inject(SEND[mode], "errcode", code=code)
     rig.push(at("20:00"))
-    assert rig.job().state == wechat.FAILED and f"({code})" in rig.job().error
+    assert rig.job().state == wechat.FAILED and f"({code})" in from_column(rig.job().error, "en")
     rig.settle(at("20:00", 1), hours=1)
     check_invariants(rig, budget={SEND[mode]: 1}, expect="failed")
 

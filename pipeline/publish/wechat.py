@@ -37,7 +37,7 @@ from ..alerts import record_alert
 from ..config import Settings
 from ..deadlines import push_time_on
 from ..errors import ErrorKind, PublishError, WeChatAPIError
-from ..messages import Coded
+from ..messages import Coded, as_data, message, of_error, to_column
 from ..models import Push, WeChatCall, WeChatEvent, WeChatJob
 from ..store import Store
 from ..wechat.tokens import DatabaseTokenCache
@@ -109,6 +109,16 @@ def check_account(settings: Settings, store: Store) -> None:
     with account_client(settings, store) as client:
         if client is not None:
             client.check_credentials()
+
+
+def _column(err: WeChatAPIError) -> str:
+    """A WeChat error for the job's ``error`` column: its code, said in the reader's
+    language when shown (``messages.from_column``)."""
+    return to_column(of_error(err))
+
+
+def _last_error(job: WeChatJob) -> Any:
+    return job.error or message("wechat.see_attempts")
 
 
 def move_job(store: Store, job: WeChatJob, expected: str, target: str, now: datetime, *,
@@ -214,42 +224,47 @@ class JobRunner:
         if err.kind in (ErrorKind.RETRY, ErrorKind.TOKEN, ErrorKind.AMBIGUOUS):
             tries = job.checks + 1
             if tries > MAX_CHECKS * 3:
-                return self._give_up(job, NEEDS_HUMAN, f"WeChat kept failing: {err}")
+                return self._give_up(job, NEEDS_HUMAN,
+                                     Coded("wechat.kept_failing", error=as_data(of_error(err))))
             self.move(job, job.state, job.state, checks=tries,
-                      retry_at=self.now + backoff(tries), error=str(err))
+                      retry_at=self.now + backoff(tries), error=_column(err))
             return False
         if err.kind is ErrorKind.DEFER:
             if job.state in (QUEUED, DRAFTED):  # nothing went out: the next push takes over
                 return self._defer(job, job.state, err)
             return self._wait_for_quota(job, err)
         # Refused for good; when the articles may be out, only a person can tell.
-        return self._give_up(job, NEEDS_HUMAN if job.state in MAYBE_OUT else FAILED, str(err))
+        return self._give_up(job, NEEDS_HUMAN if job.state in MAYBE_OUT else FAILED,
+                             of_error(err))
 
     def _wait_for_quota(self, job: WeChatJob, err: WeChatAPIError) -> bool:
         """A quota ran out while the articles may already be out (an unknown outcome, a
         running publish, a draft an editor may send): stay in this state until the quota
         day turns. DEFERRED would hand the stories to the next push and publish them twice."""
         day = self.now.astimezone(QUOTA_ZONE).date() + timedelta(days=1)
-        if self.move(job, job.state, job.state, error=str(err),
+        if self.move(job, job.state, job.state, error=_column(err),
                      retry_at=datetime.combine(day, time(0), QUOTA_ZONE)):
             self.alert(job, "publish_deferred",
-                       Coded("wechat.quota_wait", push=job.push_id, error=str(err)))
+                       Coded("wechat.quota_wait", push=job.push_id,
+                             error=as_data(of_error(err))))
         return False
 
     def _give_up(self, job: WeChatJob, target: str, reason: str) -> bool:
-        if self.move(job, job.state, target, error=reason):
+        """Stop for good (``reason``: a message, coded when it can be) and tell the editors."""
+        if self.move(job, job.state, target, error=to_column(reason)):
             kind = "publish_failed" if target == FAILED else "needs_human"
-            self.alert(job, kind, Coded("wechat.gave_up", push=job.push_id, reason=reason))
+            self.alert(job, kind,
+                       Coded("wechat.gave_up", push=job.push_id, reason=as_data(reason)))
         return False
 
     def _defer(self, job: WeChatJob, resume: str, err: WeChatAPIError) -> bool:
         # The next day's push takes the stories over (see release_deferred), so a
         # quota day is never spent twice and nothing else burns quota today.
-        self.move(job, job.state, DEFERRED, resume_state=resume, error=str(err),
+        self.move(job, job.state, DEFERRED, resume_state=resume, error=_column(err),
                   retry_at=push_time_on(self.now.astimezone(self.settings.tz).date()
                                         + timedelta(days=1), self.settings))
         self.alert(job, "publish_deferred",
-                   Coded("wechat.deferred", push=job.push_id, error=str(err)))
+                   Coded("wechat.deferred", push=job.push_id, error=as_data(of_error(err))))
         return False
 
     def _stale_in_flight(self, job: WeChatJob) -> bool:
@@ -265,11 +280,12 @@ class JobRunner:
         if self._waiting(job):
             return False
         if job.checks >= MAX_CHECKS * 3:  # nothing was created: the stories go back
-            return self._give_up(job, FAILED, f"WeChat did not take the draft after "
-                                 f"{job.checks} tries: {job.error or 'see the attempts'}")
+            return self._give_up(job, FAILED, Coded("wechat.draft_not_taken", tries=job.checks,
+                                                    error=_last_error(job)))
         articles = self.build_articles(job)
         if not articles:
-            return self.move(job, QUEUED, CANCELLED, error="no article left to publish")
+            return self.move(job, QUEUED, CANCELLED,
+                             error=to_column(Coded("wechat.nothing_left")))
         attempt = job.attempt + 1
         marker = f"p{job.push_id}a{attempt}{secrets.token_hex(3)}"
         if not self.move(job, QUEUED, DRAFTING, attempt=attempt, marker=marker):
@@ -294,14 +310,14 @@ class JobRunner:
         self.note(job, "draft/add", err.kind.value, str(err))
         tries = job.checks + 1
         if err.kind is ErrorKind.AMBIGUOUS:  # look for the draft after a pause, then redo
-            return self.move(job, DRAFTING, DRAFT_UNKNOWN, checks=tries, error=str(err),
+            return self.move(job, DRAFTING, DRAFT_UNKNOWN, checks=tries, error=_column(err),
                              retry_at=self.now + backoff(tries)) and False
         if err.kind in (ErrorKind.RETRY, ErrorKind.TOKEN):  # rejected: nothing was created
-            return self.move(job, DRAFTING, QUEUED, checks=tries, error=str(err),
+            return self.move(job, DRAFTING, QUEUED, checks=tries, error=_column(err),
                              retry_at=self.now + backoff(tries)) and False
         if err.kind is ErrorKind.DEFER:
             return self._defer(job, QUEUED, err)
-        return self._give_up(job, FAILED, str(err))
+        return self._give_up(job, FAILED, of_error(err))
 
     def source_url(self, draft_id: int, marker: str) -> str:
         return f"{self.settings.notify.base_url}/s/{draft_id}?m={marker}"
@@ -336,8 +352,8 @@ class JobRunner:
         if self._waiting(job):
             return False
         if job.checks >= MAX_CHECKS * 3:  # every submit was refused: nothing went out
-            return self._give_up(job, FAILED, f"WeChat refused the submit {job.checks} times: "
-                                 f"{job.error or 'see the attempts'}")
+            return self._give_up(job, FAILED, Coded("wechat.submit_refused", tries=job.checks,
+                                                    error=_last_error(job)))
         key = job.clientmsgid or clientmsgid(self.settings.account.key, self._day(job))
         if not self.move(job, DRAFTED, SUBMITTING, clientmsgid=key):
             return False
@@ -373,11 +389,11 @@ class JobRunner:
             return self.move(job, SUBMITTING, SUBMIT_UNKNOWN,
                              retry_at=self.now + timedelta(minutes=1))
         if err.kind in (ErrorKind.RETRY, ErrorKind.TOKEN):  # rejected: nothing was sent
-            return self.move(job, SUBMITTING, DRAFTED, checks=job.checks + 1, error=str(err),
+            return self.move(job, SUBMITTING, DRAFTED, checks=job.checks + 1, error=_column(err),
                              retry_at=self.now + backoff(job.checks + 1)) and False
         if err.kind is ErrorKind.DEFER:
             return self._defer(job, DRAFTED, err)
-        return self._give_up(job, FAILED, str(err))
+        return self._give_up(job, FAILED, of_error(err))
 
     def _submit_unknown(self, job: WeChatJob) -> bool:
         if self._waiting(job):
@@ -479,13 +495,12 @@ class JobRunner:
                                    article_id, urls)
         if status in ("1", "SENDING", ""):
             if job.polls >= MAX_POLLS:
-                return self._give_up(job, NEEDS_HUMAN, f"WeChat still reports the publish "
-                                     f"in progress after {job.polls} checks")
+                return self._give_up(job, NEEDS_HUMAN,
+                                     Coded("wechat.still_in_progress", checks=job.polls))
             self.move(job, SUBMITTED, SUBMITTED, retry_at=self.now + backoff(job.polls))
             return False
-        failed = f", failed articles {list(fail_idx)}" if fail_idx else ""
-        return self._give_up(job, FAILED, f"WeChat ended the publish with status "
-                             f"{status}{failed}")
+        return self._give_up(job, FAILED, Coded("wechat.ended_status", status=status,
+                                                failed=[str(i) for i in fail_idx] or "-"))
 
     def _published(self, job: WeChatJob, expected: str, ref: str, article_id: str | None,
                    urls: list[str]) -> bool:

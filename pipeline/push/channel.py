@@ -14,7 +14,7 @@ from .. import lifecycle
 from ..alerts import record_alert
 from ..config import Settings
 from ..errors import PublishError
-from ..messages import Coded
+from ..messages import Coded, to_column
 from ..models import Draft, Publication, Push, WeChatJob
 from ..publish import wechat
 from ..store import Store
@@ -95,7 +95,8 @@ def _hand_back(session: Session, push: Push, pub_action: str, error: str, draft_
     lifecycle.move_all(session, lifecycle.PUBLICATION, [p.id or 0 for p in pubs], pub_action,
                        actor=actor, now=now, note=error, values={"error": error})
     lifecycle.move_all(session, lifecycle.DRAFT, [p.draft_id for p in pubs], draft_action,
-                       actor=actor, now=now, note=f"push of {push.local_date}: {error}")
+                       actor=actor, now=now, note=to_column(Coded(
+                           "push.handed_back", date=str(push.local_date), error=error)))
 
 
 def release_unsent(store: Store, settings: Settings, day: date, now: datetime, *,
@@ -116,7 +117,8 @@ def release_unsent(store: Store, settings: Settings, day: date, now: datetime, *
         push, job = found
         count = len(list(session.exec(select(Publication.id).where(
             Publication.push_id == push.id, Publication.state == "queued"))))
-        _release(session, push, job, f"not sent, as checked by {actor}", now, actor=actor)
+        _release(session, push, job, to_column(Coded("push.not_sent_checked", actor=actor)),
+                 now, actor=actor)
     return count
 
 
@@ -182,12 +184,12 @@ def confirm_sent(store: Store, settings: Settings, day: date, now: datetime, *,
     waiting = lifecycle.JOB_WAITING_FOR_PERSON
     if found is None or found[1].state not in waiting:
         state = found[1].state if found is not None else "no WeChat push"
-        raise PublishError(f"There is no push waiting for confirmation on {day} ({state}).")
+        raise PublishError.coded("push.not_awaiting_confirmation", date=str(day), state=state)
     row, job = found
     # Bookkeeping only: no WeChat call, so no client (nor its secret) is needed.
     if not wechat.move_job(store, job, job.state, wechat.PUBLISHED, now, action="confirm",
-                           actor=actor, error=f"confirmed by {actor}"):
-        raise PublishError(f"The push of {day} changed just now; look again and retry.")
+                           actor=actor, error=to_column(Coded("wechat.confirmed_by", actor=actor))):
+        raise PublishError.coded("push.changed_just_now", date=str(day))
     with store.session() as session:
         report = existing_report(session, settings, row, now)
     publish_folder(store, settings, now, day, report, job)
@@ -215,7 +217,7 @@ def _withdraw(store: Store, settings: Settings, client: WeChatClient | None, dra
             WeChatJob, col(WeChatJob.push_id) == Publication.push_id, isouter=True)
             .where(Publication.draft_id == draft_id, Publication.state == "queued")).first()
         if found is None:
-            raise PublishError(f"Draft {draft_id} is not waiting in a push.")
+            raise PublishError.coded("push.draft_not_waiting", id=draft_id)
         pub, job = found
         stray = _withdraw_from_job(session, settings, job, draft_id, now, actor)
         why = f"withdrawn by {actor}: {note}"
@@ -244,6 +246,5 @@ def _withdraw_from_job(session: Session, settings: Settings, job: WeChatJob | No
     if not lifecycle.try_move(session, lifecycle.WECHAT_JOB, job, "restart", actor=actor,
                               now=now, note=f"draft {draft_id} withdrawn",
                               values={"media_id": None, "updated_at": now}):
-        raise PublishError(f"The push holding draft {draft_id} is changing right now; "
-                           "try again in a minute.")
+        raise PublishError.coded("push.job_changing", id=draft_id)
     return stray

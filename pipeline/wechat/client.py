@@ -144,7 +144,7 @@ def _publish_status(data: dict[str, Any], publish_id: int) -> PublishStatus:
     fail = [n for n in (as_int(i) for i in data.get("fail_idx") or []) if n is not None]
     status = as_int(data.get("publish_status"))
     if status is None:
-        raise bad_answer("freepublish/get", "has no publish_status")
+        raise bad_answer("freepublish/get", "wechat.answer_missing", key="publish_status")
     return PublishStatus(as_int(data.get("publish_id")) or publish_id, status,
                          data.get("article_id") or None,
                          tuple(str(i.get("article_url", "")) for i in items), tuple(fail), data)
@@ -195,7 +195,7 @@ class WeChatClient:
         data = self._call("POST", "stable_token", body=body, auth=False)
         token, expires_in = data.get("access_token"), as_int(data.get("expires_in"))
         if not isinstance(token, str) or not token or expires_in is None:
-            raise bad_answer("stable_token", "has no access_token")
+            raise bad_answer("stable_token", "wechat.answer_missing", key="access_token")
         self._tokens.put(self._appid, token, self._clock() + timedelta(seconds=expires_in))
         return TokenInfo(token, expires_in)
 
@@ -281,12 +281,12 @@ class WeChatClient:
             # put control characters inside strings, hence strict=False
             data = json.loads(answer.content.decode("utf-8"), strict=False)
         except ValueError as exc:  # includes UnicodeDecodeError
-            raise bad_answer(endpoint, "is not JSON") from exc
+            raise bad_answer(endpoint, "wechat.answer_not_json") from exc
         if not isinstance(data, dict):
-            raise bad_answer(endpoint, "is not a JSON object")
+            raise bad_answer(endpoint, "wechat.answer_not_object")
         errcode = as_int(data.get("errcode", 0))
         if errcode is None:
-            raise bad_answer(endpoint, "has an errcode that is not a number")
+            raise bad_answer(endpoint, "wechat.answer_bad_errcode")
         if errcode != 0 and errcode not in pass_codes:
             raise api_error(data, endpoint)
         return data
@@ -298,14 +298,14 @@ class WeChatClient:
     def _text(data: Mapping[str, Any], key: str, endpoint: str) -> str:
         value = data.get(key)
         if not isinstance(value, str) or not value:
-            raise bad_answer(endpoint, f"has no {key}")
+            raise bad_answer(endpoint, "wechat.answer_missing", key=key)
         return value
 
     @staticmethod
     def _id(data: Mapping[str, Any], key: str, endpoint: str) -> int:
         value = as_int(data.get(key))
         if value is None:
-            raise bad_answer(endpoint, f"has no {key}")
+            raise bad_answer(endpoint, "wechat.answer_missing", key=key)
         return value
 
     # ----------------------------------------------------------------- images
