@@ -58,8 +58,7 @@ def _deadline(moment: datetime | str, ctx: Context) -> str:
 def cmd_init(ctx: Context) -> int:
     target = Path(ctx.args.dir)
     if (target / "config.toml").exists():
-        raise PipelineError(f"{target / 'config.toml'} already exists; "
-                            "not overwriting an existing workspace.")
+        raise PipelineError.coded("init.exists", path=str(target / "config.toml"))
     target.mkdir(parents=True, exist_ok=True)
     shutil.copy(SKELETON / "config.toml", target / "config.toml")
     shutil.copytree(SKELETON / "templates", target / "templates", dirs_exist_ok=True)
@@ -369,13 +368,10 @@ def _run_editor(editor: str, path: str) -> None:
     try:
         code = subprocess.call([*editor.split(), path])
     except OSError as exc:  # not installed, not on the PATH, not executable
-        raise PipelineError(
-            f"The text editor {editor!r} (from ${variable}) cannot be started "
-            f"({exc.strerror}); the draft is unchanged. Install it, or name an installed "
-            "editor, for example: EDITOR=vi pipeline edit ID (or edit the draft on the web "
-            "desk).") from None
+        raise PipelineError.coded("cli.no_editor", editor=editor, variable=variable,
+                                  reason=str(exc.strerror)) from None
     if code != 0:
-        raise PipelineError(f"The editor {editor!r} failed; the draft is unchanged.")
+        raise PipelineError.coded("cli.editor_failed", editor=editor)
 
 
 def cmd_push(ctx: Context) -> int:
@@ -457,7 +453,7 @@ def _day_argument(text: str) -> date:
     try:
         return date.fromisoformat(text)
     except ValueError:
-        raise PipelineError(f"{text!r} is not a date like 2026-06-20.") from None
+        raise PipelineError.coded("cli.bad_date", text=text) from None
 
 
 def cmd_withdraw(ctx: Context) -> int:
@@ -473,8 +469,7 @@ def cmd_withdraw(ctx: Context) -> int:
 def cmd_wechat_check(ctx: Context) -> int:
     settings = ctx.settings
     if not settings.wechat.enabled:
-        raise PipelineError('wechat.mode is "folder": nothing is sent to WeChat; set '
-                            'mode to "masssend", "freepublish" or "draftbox" and wechat.appid.')
+        raise PipelineError.coded("cli.wechat_folder_mode")
     from .publish.wechat import check_account
 
     check_account(settings, ctx.store)
@@ -541,8 +536,7 @@ def cmd_units(ctx: Context) -> int:
 def cmd_units_add(ctx: Context) -> int:
     level = parse_level(ctx.args.level)
     if level is None:
-        raise PipelineError(f"--level {ctx.args.level!r} is not district, street, branch or "
-                            "community.")
+        raise PipelineError.coded("cli.bad_level", level=ctx.args.level)
     with ctx.store.session() as session:
         unit = add_unit(session, UnitSpec(ctx.args.name, level, ctx.args.parent,
                                           ctx.args.email), ctx.now())

@@ -586,8 +586,7 @@ def read_markdown(settings: Settings, draft_id: int) -> str:
     try:
         return md_path.read_text(encoding="utf-8")
     except FileNotFoundError as exc:
-        raise PipelineError(f"Draft {draft_id} has no Markdown file at {md_path}; "
-                            "the drafts folder may have been moved.") from exc
+        raise PipelineError.coded("draft.no_markdown", id=draft_id, path=str(md_path)) from exc
 
 
 def add_photos(session: Session, settings: Settings, draft: Draft, photos: Sequence[Photo]

@@ -49,6 +49,34 @@ CODES: dict[str, tuple[str, ...]] = {
     N_("auth.password_repeated"): (),
     N_("auth.password_common"): (),
     N_("auth.no_user"): ("name",),
+    N_("auth.name_length"): (),
+    N_("auth.user_exists"): ("name",),
+    N_("auth.no_user_to_change"): ("name",),
+    N_("auth.passwords_differ"): (),
+    N_("auth.no_password"): (),
+    N_("auth.no_stage"): ("name", "known"),
+    N_("serve.bad_host"): ("host", "reason"),
+    N_("serve.port_in_use"): ("host", "port", "next"),
+    N_("serve.port_privileged"): ("host", "port"),
+    N_("serve.cannot_listen"): ("host", "port", "reason"),
+    N_("serve.no_secret"): ("name",),
+    N_("init.exists"): ("path",),
+    N_("cli.editor_failed"): ("editor",),
+    N_("cli.no_editor"): ("editor", "variable", "reason"),
+    N_("cli.wechat_folder_mode"): (),
+    N_("reach.nothing_to_fetch"): (),
+    N_("cli.bad_date"): ("text",),
+    N_("cli.bad_level"): ("level",),
+    N_("cli.bad_week"): ("text",),
+    N_("cli.no_such_week"): ("text", "year", "week"),
+    N_("notify.no_recipients"): ("what",),
+    N_("notify.no_smtp"): (),
+    N_("notify.no_message"): ("id",),
+    N_("files.outside"): ("path", "root"),
+    N_("schedule.another_running"): ("holder",),
+    N_("publish.photo_missing"): ("photo", "folder"),
+    N_("publish.no_secret"): ("name",),
+    N_("draft.no_markdown"): ("id", "path"),
     N_("http.payload_too_large"): ("limit",),
     N_("http.bad_json"): (),
     N_("http.json_too_complex"): ("limit",),
@@ -97,8 +125,8 @@ CODES: dict[str, tuple[str, ...]] = {
     N_("push.left_on_time"): ("limit",),
     N_("attention.needs_human"): ("day",),
     N_("attention.sent_unconfirmed"): ("day",),
-    N_("attention.awaiting_manual"): ("day",),
-    N_("attention.deferred"): ("day",),
+    N_("attention.awaiting_manual"): (),
+    N_("attention.deferred"): (),
     N_("attention.failed"): ("error",),
     N_("push.not_awaiting_confirmation"): ("date", "state"),
     N_("push.changed_just_now"): ("date",),
@@ -373,6 +401,13 @@ def _choices(value: Any, language: str) -> str:
     return " or ".join(f"'{v}'" for v in value)
 
 
+_MAIL_KINDS_ZH = {"digest": "日报", "bulletin": "周报"}
+
+
+def _mail_kind(value: Any, language: str) -> str:
+    return _MAIL_KINDS_ZH.get(str(value), str(value)) if language == "zh_CN" else str(value)
+
+
 def _quoted(value: Any, language: str) -> str:
     if language == "zh_CN":
         return "、".join(f"「{v}」" for v in value)
@@ -399,7 +434,7 @@ SPECS: dict[str, Callable[[Any, str], str]] = {
     "machine": _machine, "finding_state": _finding_state, "names": _names,
     "findings": _findings, "message": _message, "choices": _choices, "quoted": _quoted,
     "types": _types, "sentences": _sentences, "field": _field,
-    "article_field": _article_field,
+    "article_field": _article_field, "mail_kind": _mail_kind,
 }
 
 

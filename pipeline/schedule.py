@@ -125,9 +125,7 @@ def serve(store: Store, settings: Settings, clock: Clock, *,
     lease = Lease(store, settings)
     if not lease.try_take():
         if not standby:
-            raise ScheduleError(f"Another scheduler is already running against this database "
-                                f"({lease.holder()}); stop it before starting a new one, or "
-                                "start this one with --standby to take over when it stops.")
+            raise ScheduleError.coded("schedule.another_running", holder=lease.holder())
         log.info("standby: %s holds the scheduler lease; taking over when its heartbeat is "
                  "older than %ds", lease.holder(), lease.seconds)
         if not _stand_by(lease, stop):

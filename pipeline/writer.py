@@ -34,7 +34,7 @@ class GuardedWriter:
         # On strings: Path.parents costs more than the rest of a small write.
         target = os.path.normpath(os.path.join(self._root, relative))
         if target != self._root and not target.startswith(self._prefix):
-            raise PipelineError(f"Refusing to write {relative!s}: it is outside {self.root}.")
+            raise PipelineError.coded("files.outside", path=str(relative), root=str(self.root))
         return Path(target)
 
     def write_text(self, relative: str | Path, text: str) -> Path:

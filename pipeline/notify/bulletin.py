@@ -78,6 +78,16 @@ class IsoWeek:
         return IsoWeek.of(self.monday - timedelta(days=7))
 
 
+class WeekError(ValueError):
+    """Not an ISO week: a code of the vocabulary with its parameters."""
+
+    def __init__(self, code: str, **params: object) -> None:
+        from ..messages import render
+
+        super().__init__(render(code, "en", **params))
+        self.code, self.params = code, params
+
+
 def parse_week(text: str) -> IsoWeek:
     """Parse "2026-W25" (also "2026W25", "2026-w25").
 
@@ -86,12 +96,12 @@ def parse_week(text: str) -> IsoWeek:
     """
     match = re.fullmatch(r"\s*(\d{4})-?[Ww](\d{1,2})\s*", text)
     if match is None:
-        raise ValueError(f"{text!r} is not an ISO week like 2026-W25")
+        raise WeekError("cli.bad_week", text=text)
     year, week = int(match[1]), int(match[2])
     try:
         date.fromisocalendar(year, week, 1)
     except ValueError:
-        raise ValueError(f"{text!r}: the year {year} has no ISO week {week}") from None
+        raise WeekError("cli.no_such_week", text=text, year=year, week=week) from None
     return IsoWeek(year, week)
 
 
@@ -619,8 +629,7 @@ def send_bulletin(store: Store, settings: Settings, week: IsoWeek, now: datetime
     """
     outcome = BulletinOutcome(bulletin_key(week), week, recipients=recipients(settings))
     if send and not outcome.recipients:
-        raise NotifyError("The bulletin has no recipients: list addresses in notify.editors "
-                          "or notify.leaders in config.toml.")
+        raise NotifyError.coded("notify.no_recipients", what="bulletin")
     with store.session() as session:
         existing = find(session, outcome.key)
         if send and existing is not None:

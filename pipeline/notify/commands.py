@@ -105,7 +105,7 @@ def cmd_mail_test(ctx: CommandContext) -> int:
     settings, now = ctx.settings, ctx.now()
     smtp = settings.smtp
     if not smtp.host:
-        raise PipelineError("smtp.host is not set in config.toml, so no email can be sent.")
+        raise PipelineError.coded("notify.no_smtp")
     address = ctx.args.address
     message = build_message(
         sender=smtp.sender, recipients=[address], now=now,

@@ -330,8 +330,7 @@ def send_digest(store: Store, settings: Settings, day: date, now: datetime, *, s
     """
     to = recipients(settings)
     if send and not to:
-        raise NotifyError("The digest has no recipients: list addresses in notify.editors or "
-                          "notify.leaders in config.toml.")
+        raise NotifyError.coded("notify.no_recipients", what="digest")
     key = digest_key(day)
     with store.session() as session:
         data = gather_digest(session, settings, day, now)

@@ -29,12 +29,14 @@ def day_argument(text: str) -> date:
 
 
 def week_argument(text: str) -> IsoWeek:
-    from .bulletin import parse_week  # loads only when a week is given
+    from ..messages import cli_language, render
+    from .bulletin import WeekError, parse_week  # loads only when a week is given
 
     try:
         return parse_week(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"{exc}; write it like 2026-W25") from None
+    except WeekError as exc:
+        raise argparse.ArgumentTypeError(render(exc.code, cli_language(), **exc.params)
+                                         ) from None
 
 
 def address_argument(text: str) -> str:

@@ -245,7 +245,7 @@ def resend(session: Session, message_id: int, now: datetime) -> OutboxMessage:
     """
     original = session.get(OutboxMessage, message_id)
     if original is None or original.kind not in ("digest", "bulletin"):
-        raise PipelineError(f"There is no digest or bulletin email {message_id}.")
+        raise PipelineError.coded("notify.no_message", id=message_id)
     key = f"resend:{message_id}:{now.isoformat()}"  # a new key: the outbox dedupes by key
     copy = OutboxMessage(key=key, kind=original.kind, recipients=original.recipients,
                          subject=original.subject, text_body=original.text_body,

@@ -105,8 +105,7 @@ def rewrite_images(html: str, folder: Path, upload: Callable[[Path], str]) -> st
     def replace(match: re.Match[str]) -> str:
         path = (folder / match[2]).resolve()
         if folder.resolve() not in path.parents or not path.is_file():
-            raise PublishError(f"The photo {match[2]} of {folder} is missing; "
-                               "re-submit the report or edit the draft.")
+            raise PublishError.coded("publish.photo_missing", photo=match[2], folder=str(folder))
         return match[1] + upload(path) + match[3]
 
     return _IMG_SRC.sub(replace, html)

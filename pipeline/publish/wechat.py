@@ -76,9 +76,7 @@ def make_client(settings: Settings, store: Store) -> WeChatClient:
     cfg = settings.wechat
     secret = os.environ.get(cfg.secret_env, "")
     if not secret:
-        raise PublishError(f"The environment variable {cfg.secret_env} (named by "
-                           "wechat.secret_env) is not set; it must hold the account's "
-                           "AppSecret.")
+        raise PublishError.coded("publish.no_secret", name=cfg.secret_env)
     return WeChatClient(cfg.base_url, cfg.appid, secret, tokens=DatabaseTokenCache(store),
                         connect_timeout=cfg.connect_timeout, read_timeout=cfg.read_timeout)
 

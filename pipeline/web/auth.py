@@ -68,15 +68,13 @@ def check_password(password: str) -> None:
         PipelineError: naming the rule the password breaks.
     """
     if len(password) < MIN_PASSWORD:
-        raise PipelineError(f"The password is {len(password)} characters long; it must be at "
-                            f"least {MIN_PASSWORD} characters long.")
+        raise PipelineError.coded("auth.password_short", length=len(password),
+                                  minimum=MIN_PASSWORD)
     if len(set(password)) == 1:
-        raise PipelineError("The password repeats one character; choose one that is not "
-                            "easy to guess.")
+        raise PipelineError.coded("auth.password_repeated")
     if password.lower() in _common_passwords() or password.strip().lower() in \
             _common_passwords():
-        raise PipelineError("The password is on the list of the most common passwords; "
-                            "choose another one.")
+        raise PipelineError.coded("auth.password_common")
 
 
 def disable_user(session: Session, name: str) -> User:
@@ -87,7 +85,7 @@ def disable_user(session: Session, name: str) -> User:
     """
     user = session.exec(select(User).where(User.name == name.strip())).first()
     if user is None or user.id is None:
-        raise PipelineError(f"There is no user named {name!r}.")
+        raise PipelineError.coded("auth.no_user", name=name)
     user.active = False
     session.add(user)
     end_sessions(session, user.id)
@@ -104,14 +102,13 @@ def add_user(session: Session, name: str, password: str, now: datetime, *,
     """
     name = name.strip()
     if not name or len(name) > MAX_NAME:
-        raise PipelineError("The user name must be 1 to 100 characters long.")
+        raise PipelineError.coded("auth.name_length")
     check_password(password)
     user = session.exec(select(User).where(User.name == name)).first()
     if user is not None and not replace:
-        raise PipelineError(f"A user named {name!r} already exists; use 'pipeline user "
-                            "passwd' to set a new password.")
+        raise PipelineError.coded("auth.user_exists", name=name)
     if user is None and replace:
-        raise PipelineError(f"There is no user named {name!r}; 'pipeline user add' creates one.")
+        raise PipelineError.coded("auth.no_user_to_change", name=name)
     user = user or User(name=name, password_hash="", created_at=now)
     user.password_hash, user.active = hash_password(password), True
     if user.id is not None:

@@ -56,11 +56,11 @@ def read_password(stdin: Any = None) -> str:
     if stdin.isatty():
         first = getpass.getpass("password: ")
         if getpass.getpass("again: ") != first:
-            raise PipelineError("The two passwords differ; nothing was changed.")
+            raise PipelineError.coded("auth.passwords_differ")
         return first
     line = stdin.readline()
     if not line:
-        raise PipelineError("No password was given on standard input.")
+        raise PipelineError.coded("auth.no_password")
     return str(line.rstrip("\r\n"))
 
 
@@ -95,8 +95,7 @@ def _stages(ctx: Ctx, names: list[str]) -> list[str]:
     known = [s.name for s in ctx.settings.review.stages]
     for name in names:
         if name not in known:
-            raise PipelineError(f"There is no review stage {name!r}; config.toml names "
-                                f"{', '.join(known)} under [review] stages.")
+            raise PipelineError.coded("auth.no_stage", name=name, known=list(known))
     return list(dict.fromkeys(names))
 
 
@@ -126,8 +125,8 @@ def bind(host: str, port: int) -> socket.socket:
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except OSError as exc:
-        raise PipelineError(f"--host {host!r} is not an address of this machine "
-                            f"({exc.strerror}); use 127.0.0.1 or 0.0.0.0.") from None
+        raise PipelineError.coded("serve.bad_host", host=host, reason=str(exc.strerror)
+                                  ) from None
     family, kind, proto, _, address = infos[0]
     sock = socket.socket(family, kind, proto)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -137,14 +136,12 @@ def bind(host: str, port: int) -> socket.socket:
     except OSError as exc:
         sock.close()
         if exc.errno == errno.EADDRINUSE:
-            raise PipelineError(
-                f"Port {port} on {host} is already in use (another 'pipeline serve' or "
-                f"another program); stop it, or choose a free port: pipeline serve --port "
-                f"{port + 1}.") from None
+            raise PipelineError.coded("serve.port_in_use", host=host, port=port,
+                                      next=port + 1) from None
         if exc.errno == errno.EACCES:
-            raise PipelineError(f"Port {port} on {host} needs administrator rights; use a "
-                                "port above 1024, such as --port 8000.") from None
-        raise PipelineError(f"Cannot listen on {host}:{port} ({exc.strerror}).") from None
+            raise PipelineError.coded("serve.port_privileged", host=host, port=port) from None
+        raise PipelineError.coded("serve.cannot_listen", host=host, port=port,
+                                  reason=str(exc.strerror)) from None
     sock.set_inheritable(True)
     return sock
 
@@ -244,11 +241,7 @@ def serve_web(ctx: Ctx) -> int:
     if not os.environ.get(SECRET_ENV) and not settings.database_url.startswith("sqlite"):
         # Several processes share one PostgreSQL: each would sign sessions, CSRF tokens
         # and the calendar feed with its own random key, and editors would be thrown out.
-        raise PipelineError(f"{SECRET_ENV} is not set: on PostgreSQL (where several web "
-                            "processes may serve the desk) every process must sign sessions "
-                            "with the same secret. Set it to a long random string, the same "
-                            "for every process, e.g. `python -c 'import secrets; "
-                            "print(secrets.token_urlsafe(32))'`.")
+        raise PipelineError.coded("serve.no_secret", name=SECRET_ENV)
     listener = bind(args.host, args.port)  # a busy port stops us before anything starts
     store = ctx.store
     if not args.no_scheduler:
