@@ -280,6 +280,7 @@ CODES: dict[str, tuple[str, ...]] = {
     N_("media.empty_key"): (),
     N_("media.level_unknown"): ("value", "levels"),
     N_("media.classified"): ("name",),
+    N_("reach.nothing_to_fetch"): (),
 }
 
 # The HTTP status of a refused request, by code (anything else is a conflict: 409).

@@ -55,8 +55,7 @@ def cmd_reach_fetch(ctx: Any) -> int:
     from .fetch import enabled, run_fetch
 
     if not enabled(settings):
-        raise PipelineError('Nothing to fetch: wechat.mode is "folder" or reach.enabled is '
-                            "false; WeChat's analytics cover only what went out through it.")
+        raise PipelineError.coded("reach.nothing_to_fetch")
     with account_client(settings, store) as client:
         assert client is not None
         report = run_fetch(store, settings, client, ctx.now())
