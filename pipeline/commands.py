@@ -98,7 +98,8 @@ def _print_accepted(ctx: Context, outcome: SubmitOutcome,
     lines = []
     for a in outcome.accepted:
         extra = f"  ({len(a.problems)} WeChat problem(s) to fix)" if a.problems else ""
-        checked = (f"  (proofreading did not run: {a.proofread_error})" if a.proofread_error
+        checked = (f"  (proofreading did not run: {text_of(a.proofread_error, cli_language())})"
+                   if a.proofread_error
                    else f"  ({count_line(a.findings)})" if a.findings else "")
         lines.append(f"accepted  #{a.id}  {a.unit}  {a.title}  deadline "
                      f"{_deadline(a.deadline, ctx)}{extra}{checked}\n")
@@ -274,7 +275,7 @@ def _print_report(report: dict[str, Any], settings: Settings) -> None:
 
 def _print_findings(findings: list[dict[str, Any]], run: dict[str, Any]) -> None:
     if run["error"]:
-        print(f"proofreading did not run: {run['error']}")
+        print(f"proofreading did not run: {text_of(run['error'], cli_language())}")
         return
     print(f"proofreading: {count_line(len(findings))}")
     for f in findings:
@@ -550,6 +551,8 @@ def cmd_units_import(ctx: Context) -> int:
     for name in result.added:
         print(f"added {name}")
     for error in result.rejected:
-        print(f"rejected {error}", file=sys.stderr)
+        field = f" {error.field}:" if error.field else ""
+        print(f"rejected {_where(error.source, error.row)}:{field} "
+              f"{error.text(cli_language())}", file=sys.stderr)
     print(f"{len(result.added)} added, {len(result.rejected)} rejected")
     return 1 if result.rejected else 0

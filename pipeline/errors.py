@@ -56,13 +56,28 @@ class PipelineError(Exception):
 
 
 class ConfigError(PipelineError):
-    """config.toml is invalid; ``problems`` holds one sentence per bad key."""
+    """config.toml is invalid; ``problems`` holds one sentence per bad key.
+
+    Each problem is a ``messages.Coded`` (its English sentence, keeping its code and
+    the key as a parameter), so ``text(language)`` says the header and every problem
+    in the reader's language; a plain string stays as it is.
+    """
 
     def __init__(self, problems: Sequence[str], path: str = "config.toml") -> None:
+        from .messages import render
+
         self.problems = list(problems)
         self.path = path
         lines = "\n".join(f"  {p}" for p in self.problems)
-        super().__init__(f"{path} has {len(self.problems)} problem(s):\n{lines}")
+        params: dict[str, object] = {"path": path, "count": len(self.problems)}
+        super().__init__(f"{render('config.problems', 'en', **params)}\n{lines}")
+        self.code, self.params = "config.problems", params
+
+    def text(self, language: str = "zh_CN") -> str:
+        from .messages import render, text_of
+
+        lines = "".join(f"\n  {text_of(p, language)}" for p in self.problems)
+        return render(self.code, language, **self.params) + lines
 
 
 class SubmissionError(PipelineError):

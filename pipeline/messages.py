@@ -64,7 +64,6 @@ CODES: dict[str, tuple[str, ...]] = {
     N_("cli.editor_failed"): ("editor",),
     N_("cli.no_editor"): ("editor", "variable", "reason"),
     N_("cli.wechat_folder_mode"): (),
-    N_("reach.nothing_to_fetch"): (),
     N_("cli.bad_date"): ("text",),
     N_("cli.bad_level"): ("level",),
     N_("cli.bad_week"): ("text",),
@@ -305,6 +304,127 @@ CODES: dict[str, tuple[str, ...]] = {
     N_("photo.too_big"): ("name", "mb", "bytes", "limit_mb", "limit"),
     N_("photo.not_found"): ("name",),
     N_("photo.unreadable"): ("name", "reason"),
+    # config.toml, units, word lists, templates, email and SMTP (issue 11c)
+    N_("config.problems"): ("path", "count"),
+    N_("config.file_missing"): ("folder",),
+    N_("config.not_utf8"): ("file", "byte"),
+    N_("config.not_toml"): ("file", "line", "column", "content", "detail"),
+    N_("config.no_account_name"): (),
+    N_("config.no_units"): (),
+    N_("config.unknown_key"): ("key",),
+    N_("config.wrong_type"): ("key", "kind", "value"),
+    N_("config.bad_value"): ("key", "rule", "value"),
+    N_("config.must_positive"): (),
+    N_("config.must_non_negative"): (),
+    N_("config.must_non_empty"): (),
+    N_("config.must_range"): ("low", "high"),
+    N_("config.must_max_chars"): ("limit",),
+    N_("config.must_articles"): (),
+    N_("config.must_lease"): (),
+    N_("config.must_article_days"): (),
+    N_("config.must_be_one_of"): ("choices",),
+    N_("config.must_url"): ("example",),
+    N_("config.must_env_name"): (),
+    N_("config.must_weekday"): (),
+    N_("config.not_network"): ("key", "value"),
+    N_("config.timezone"): ("key", "value"),
+    N_("config.clock_time"): ("key", "value"),
+    N_("config.duration"): ("key", "value"),
+    N_("config.appid_required"): ("key", "mode"),
+    N_("config.wechat_secret"): ("key",),
+    N_("config.smtp_password"): ("key",),
+    N_("config.not_email"): ("key", "value"),
+    N_("config.no_stages"): ("key",),
+    N_("config.missing_stage_name"): ("key",),
+    N_("config.not_names"): ("key", "value"),
+    N_("config.stage_twice"): ("key", "name"),
+    N_("config.media_unknown_key"): ("file", "key"),
+    N_("config.outlet_not_table"): ("key",),
+    N_("config.outlet_name"): ("key", "value"),
+    N_("config.outlet_level"): ("key", "value"),
+    N_("config.outlet_lists"): ("key",),
+    N_("config.type_key"): ("key",),
+    N_("config.missing_type_label"): ("key",),
+    N_("config.label_twice"): ("key", "label"),
+    N_("config.units_not_list"): ("key",),
+    N_("config.missing"): ("key",),
+    N_("config.unit_level"): ("key", "value"),
+    N_("config.unit_twice"): ("key", "name"),
+    N_("config.unit_parent"): ("key", "name", "problem"),
+    N_("unit.district_parent"): ("parent",),
+    N_("unit.needs_parent"): ("level", "wanted"),
+    N_("unit.parent_unknown"): ("parent",),
+    N_("unit.parent_level"): ("level", "wanted", "parent", "parent_level"),
+    N_("config.missing_date"): ("key",),
+    N_("config.end_before_start"): ("key", "start"),
+    N_("config.target_level"): ("key",),
+    N_("config.unknown_type"): ("key", "value"),
+    N_("config.target"): ("key", "value"),
+    N_("config.items_not_list"): ("key",),
+    N_("config.item_key_twice"): ("key", "item"),
+    N_("config.missing_item_label"): ("key",),
+    N_("config.measure"): ("key", "value"),
+    N_("config.missing_who"): ("key",),
+    N_("config.who"): ("key", "value"),
+    N_("unit.exists"): ("name",),
+    N_("unit.name_empty"): (),
+    N_("unit.row_name_empty"): (),
+    N_("unit.cannot_add"): ("name", "problem"),
+    N_("unit.bad_email"): ("name", "email"),
+    N_("unit.level_unknown"): ("value",),
+    N_("unit.file_kind"): ("file",),
+    N_("unit.no_file"): ("path",),
+    N_("unit.not_utf8"): ("file", "byte"),
+    N_("unit.bad_xlsx"): ("file", "detail"),
+    N_("unit.file_empty"): ("file",),
+    N_("unit.no_columns"): ("file", "found"),
+    N_("unit.not_found"): ("id",),
+    N_("words.missing"): ("file",),
+    N_("words.not_utf8"): ("file", "byte"),
+    N_("words.unreadable"): ("file", "reason"),
+    N_("words.unknown_section"): ("file", "line", "section"),
+    N_("words.before_section"): ("file", "line", "text"),
+    N_("words.not_entry"): ("file", "line", "text"),
+    N_("words.no_right_form"): ("file", "line", "text"),
+    N_("words.same_word"): ("file", "line", "text"),
+    N_("words.not_glossary"): ("file", "line", "text"),
+    N_("words.no_variant"): ("file", "line", "text"),
+    N_("words.variant_is_official"): ("file", "line", "variant"),
+    N_("words.allowed_too"): ("file", "line", "word", "allowed_file", "allowed_line"),
+    N_("template.type_unknown"): ("type",),
+    N_("template.missing"): ("name", "folders"),
+    N_("template.syntax"): ("name", "line", "detail"),
+    N_("template.failed_at"): ("name", "line", "detail"),
+    N_("template.failed"): ("name", "detail"),
+    N_("template.css"): ("template", "detail"),
+    N_("email.template_syntax"): ("name", "line", "detail"),
+    N_("email.template_missing"): ("name", "folder"),
+    N_("email.template_failed"): ("name", "detail"),
+    N_("email.template_failed_at"): ("name", "line", "detail"),
+    N_("email.template_css"): ("name", "detail"),
+    N_("smtp.bad_address"): ("addresses",),
+    N_("smtp.no_starttls"): ("server",),
+    N_("smtp.no_password"): ("env",),
+    N_("smtp.no_auth"): ("server",),
+    N_("smtp.no_auth_plain"): ("server",),
+    N_("smtp.ascii_login"): ("env",),
+    N_("smtp.login_failed"): ("server", "user", "reply"),
+    N_("smtp.refused_connection"): ("server",),
+    N_("smtp.timeout"): ("server",),
+    N_("smtp.unresolvable"): ("server", "reason"),
+    N_("smtp.untrusted"): ("server", "reason"),
+    N_("smtp.tls_failed"): ("server", "reason"),
+    N_("smtp.answered"): ("server", "reply"),
+    N_("smtp.unreachable"): ("server", "reason"),
+    N_("smtp.recipients_refused"): ("server", "replies"),
+    N_("smtp.message_refused"): ("server", "reply"),
+    N_("smtp.disconnected"): ("server",),
+    N_("smtp.send_timeout"): ("server",),
+    N_("smtp.send_failed"): ("server", "reason"),
+    N_("media.empty_key"): (),
+    N_("media.level_unknown"): ("value", "levels"),
+    N_("media.classified"): ("name",),
+    N_("reach.nothing_to_fetch"): (),
 }
 
 # The HTTP status of a refused request, by code (anything else is a conflict: 409).
@@ -372,8 +492,10 @@ def _names(value: Any, language: str) -> str:
 
 
 def _message(value: Any, language: str) -> str:
-    """One nested message: a code with parameters ({"code", "params"}), a text column
-    written by ``to_column``, or plain text."""
+    """One nested message: a code with parameters ({"code", "params"}, ``Coded``), a text
+    column written by ``to_column``, or plain text."""
+    if isinstance(value, Coded):
+        return value.text(language)
     if isinstance(value, dict):
         return render(value["code"], language, **value.get("params", {}))
     return from_column(str(value), language)
@@ -429,12 +551,45 @@ def _sentences(value: Any, language: str) -> str:
     return "; ".join(p.rstrip(".") for p in parts)
 
 
+_VALUE_KINDS = {  # a TOML value's kind (config.toml): (English, Chinese)
+    "str": ("a string", "文字（用英文双引号括起来）"), "int": ("a whole number", "整数"),
+    "float": ("a number", "数字"), "bool": ("true or false", "true 或 false"),
+    "list": ("a list", "列表（[…]）"), "dict": ("a table", "表（[节名] 或 {…}）"),
+    "date": ("a date like 2026-06-01", "日期（如 2026-06-01）"),
+}
+
+
+def _value_kind(value: Any, language: str) -> str:
+    words = _VALUE_KINDS.get(str(value), (str(value), str(value)))
+    return words[1] if language == "zh_CN" else words[0]
+
+
+def _level(value: Any, language: str) -> str:
+    """A unit level key ("street"): 街道/镇 in Chinese, the key in English."""
+    if language != "zh_CN":
+        return str(value)
+    from .domain import LEVEL_LABELS, Level
+
+    try:
+        return LEVEL_LABELS[Level(str(value))]
+    except ValueError:
+        return str(value)
+
+
+def _options(value: Any, language: str) -> str:
+    """Values to type as they are ("calendar" or "workdays"), quoted as TOML writes them."""
+    quoted = [f'"{v}"' for v in value]
+    joiner, last = ("、", " 或 ") if language == "zh_CN" else (", ", " or ")
+    return joiner.join(quoted[:-1]) + last + quoted[-1] if len(quoted) > 1 else "".join(quoted)
+
+
 SPECS: dict[str, Callable[[Any, str], str]] = {
     "draft_state": _draft_state, "states": _states, "action": _action,
     "machine": _machine, "finding_state": _finding_state, "names": _names,
     "findings": _findings, "message": _message, "choices": _choices, "quoted": _quoted,
     "types": _types, "sentences": _sentences, "field": _field,
-    "article_field": _article_field, "mail_kind": _mail_kind,
+    "article_field": _article_field, "mail_kind": _mail_kind, "value_kind": _value_kind,
+    "level": _level, "options": _options,
 }
 
 
@@ -509,6 +664,17 @@ def from_column(text: str, language: str = "zh_CN") -> str:
         except ValueError:
             return text
         return render(data["code"], language, **data.get("params", {})) + newline + rest
+    return text
+
+
+def load_column(text: str) -> str:
+    """A text column written by ``to_column`` as a ``Coded`` (plain text as it is)."""
+    if text.startswith('{"code"'):
+        try:
+            data = json.loads(text)
+        except ValueError:
+            return text
+        return Coded(data["code"], **data.get("params", {}))
     return text
 
 

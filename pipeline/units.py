@@ -67,16 +67,15 @@ def add_unit(session: Session, spec: UnitSpec, now: datetime) -> Unit:
     units = {u.name: u for u in all_units(session)}
     names = {u.id: u.name for u in units.values() if u.id is not None}
     if spec.name in units:
-        raise PipelineError(f"A unit named {spec.name!r} already exists.")
+        raise PipelineError.coded("unit.exists", name=spec.name)
     if not spec.name.strip():
-        raise PipelineError("The unit name is empty.")
+        raise PipelineError.coded("unit.name_empty")
     parent = units.get(spec.parent) if spec.parent else None
-    message = parent_problem(spec.level, _spec(parent, names) if parent else None, spec.parent)
-    if message:
-        raise PipelineError(f"Cannot add {spec.name!r}: {message}.")
+    problem = parent_problem(spec.level, _spec(parent, names) if parent else None, spec.parent)
+    if problem is not None:
+        raise PipelineError.coded("unit.cannot_add", name=spec.name, problem=problem)
     if spec.email and not EMAIL_RE.match(spec.email):
-        raise PipelineError(f"Cannot add {spec.name!r}: {spec.email!r} is not a valid email "
-                            "address.")
+        raise PipelineError.coded("unit.bad_email", name=spec.name, email=spec.email)
     unit = Unit(name=spec.name.strip(), level=spec.level, email=spec.email,
                 parent_id=parent.id if parent else None, created_at=now)
     session.add(unit)
@@ -102,7 +101,10 @@ def import_units(session: Session, path: Path, now: datetime) -> ImportResult:
                 add_unit(session, spec, now)
             result.added.append(spec.name)
         except PipelineError as exc:
-            result.rejected.append(SubmissionError(str(exc), source=path.name, row=row_number,
+            result.rejected.append(SubmissionError.rule(exc.code, exc.params, source=path.name,
+                                                        row=row_number, field="名称")
+                                   if exc.code else
+                                   SubmissionError(str(exc), source=path.name, row=row_number,
                                                    field="名称"))
     return result
 
@@ -112,13 +114,13 @@ def _row_spec(row: dict[str, str], source: str, number: int, result: ImportResul
     name = row.get("name", "").strip()
     level = parse_level(row.get("level", ""))
     if not name:
-        result.rejected.append(SubmissionError("the unit name is empty", source=source,
-                                               row=number, field="名称"))
+        result.rejected.append(SubmissionError.rule("unit.row_name_empty", {}, source=source,
+                                                    row=number, field="名称"))
         return None
     if level is None:
-        result.rejected.append(SubmissionError(
-            f"level {row.get('level', '')!r} is not one of 区/街道/镇/行业分会/社区/村 "
-            "(district, street, branch, community)", source=source, row=number, field="级别"))
+        result.rejected.append(SubmissionError.rule(
+            "unit.level_unknown", {"value": row.get("level", "")}, source=source, row=number,
+            field="级别"))
         return None
     return UnitSpec(name, level, row.get("parent", "").strip() or None,
                     row.get("email", "").strip() or None)
@@ -126,20 +128,20 @@ def _row_spec(row: dict[str, str], source: str, number: int, result: ImportResul
 
 def _read_rows(path: Path) -> Iterable[tuple[int, dict[str, str]]]:
     if path.suffix.lower() not in (".csv", ".xlsx"):
-        raise PipelineError(f"{path.name}: unit lists must be .csv or .xlsx files.")
+        raise PipelineError.coded("unit.file_kind", file=path.name)
     if not path.is_file():
-        raise PipelineError(f"{path}: no such file.")
+        raise PipelineError.coded("unit.no_file", path=str(path))
     if path.suffix.lower() == ".xlsx":
         rows = _xlsx_rows(path)
     else:
         try:
             text = path.read_bytes().decode("utf-8-sig")
         except UnicodeDecodeError as exc:
-            raise PipelineError(f"{path.name}: not UTF-8 text (byte {exc.start}); save the "
-                                "list as CSV UTF-8 or as .xlsx.") from exc
+            raise PipelineError.coded("unit.not_utf8", file=path.name,
+                                      byte=exc.start) from exc
         rows = [list(r) for r in csv.reader(io.StringIO(text))]
     if not rows:
-        raise PipelineError(f"{path.name}: the file is empty.")
+        raise PipelineError.coded("unit.file_empty", file=path.name)
     columns = _columns(rows[0], path.name)
     for number, values in enumerate(rows[1:], start=2):
         if any(v.strip() for v in values):
@@ -153,7 +155,7 @@ def _xlsx_rows(path: Path) -> list[list[str]]:
     try:
         book = openpyxl.load_workbook(path, read_only=True, data_only=True)
     except Exception as exc:
-        raise PipelineError(f"{path.name}: not a readable .xlsx workbook ({exc}).") from exc
+        raise PipelineError.coded("unit.bad_xlsx", file=path.name, detail=str(exc)) from exc
     sheet = book.worksheets[0]
     return [["" if v is None else str(v) for v in row] for row in sheet.iter_rows(values_only=True)]
 
@@ -165,8 +167,7 @@ def _columns(header: list[str], source: str) -> dict[str, int]:
             if title.strip().lower() in names:
                 columns[key] = i
     if "name" not in columns or "level" not in columns:
-        raise PipelineError(f"{source}: the first row must name the columns 名称 (name) and "
-                            f"级别 (level); found {', '.join(header)!r}.")
+        raise PipelineError.coded("unit.no_columns", file=source, found=", ".join(header))
     return columns
 
 
@@ -245,7 +246,7 @@ def create_link(session: Session, unit_id: int, *, actor: str, now: datetime,
         PipelineError: there is no such unit.
     """
     if session.get(Unit, unit_id) is None:
-        raise PipelineError(f"There is no unit {unit_id}.")
+        raise PipelineError.coded("unit.not_found", id=unit_id)
     if replace:
         revoke_links(session, unit_id, now)
     token = secrets.token_urlsafe(24)

@@ -20,7 +20,7 @@ from .deadlines import WAITING, deadline_state, hours_left
 from .domain import DraftStatus, Level
 from .drafts import draft_files
 from .errors import ReviewError
-from .messages import Coded, text_of
+from .messages import Coded, load_column, text_of
 from .models import Draft, Publication, Push, Submission, Unit, WeChatCall, WeChatJob
 from .proofread import finding_json, last_run, open_findings
 from .review import (
@@ -188,7 +188,7 @@ def _proofread(session: Session, draft_id: int, settings: Settings) -> dict[str,
     run = last_run(session, draft_id)
     if run is None:
         return {"ran_at": None, "error": "this draft has not been proofread yet"}
-    return {"ran_at": iso(run.at, settings), "error": run.error}
+    return {"ran_at": iso(run.at, settings), "error": load_column(run.error)}
 
 
 # An image the article names by a web address (render turns it into a numbered reference).

@@ -49,7 +49,7 @@ def test_every_code_has_a_chinese_and_an_english_text() -> None:
         str(PIPELINE), method_map=[("**.py", "python")],
         # every way a code is raised or recorded: errors, intake rules, stored messages
         keywords={"N_": None, "coded": None, "Coded": None, "Invalid": None,
-                  "reject": (2,), "rule": None})}
+                  "reject": (2,), "rule": None, "problem": (2,)})}
     assert used >= {"store.unavailable", "store.read_only", "files.folder_unwritable",
                     "review.not_signer", "time.future", "photo.pixels", "wechat.too_long",
                     "push.missed", "push.day_taken"}

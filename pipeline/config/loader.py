@@ -13,12 +13,15 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ..errors import ConfigError
+from ..messages import Coded
 from .reader import (
     Reader,
     non_empty,
     non_negative,
+    one_of,
     positive,
     report_unknown,
+    within,
 )
 from .settings import (
     EMAIL_RE,
@@ -52,14 +55,13 @@ def load_settings(path: str | Path, overrides: Mapping[str, Any] | None = None) 
     """
     path = Path(path)
     try:
-        raw = tomllib.loads(path.read_bytes().decode("utf-8"))
+        data = path.read_bytes()
     except FileNotFoundError as exc:
-        raise ConfigError([f"file not found; run 'pipeline init {path.parent}' to create a "
-                           "workspace"], str(path)) from exc
-    except UnicodeDecodeError as exc:
-        raise ConfigError([f"not valid UTF-8 at byte {exc.start}"], str(path)) from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError([f"not valid TOML: {exc}"], str(path)) from exc
+        raise ConfigError([Coded("config.file_missing", folder=str(path.parent))],
+                          str(path)) from exc
+    raw, problem = read_toml(data, path.name)
+    if problem is not None:
+        raise ConfigError([problem], str(path))
     for key, value in (overrides or {}).items():
         section, _, name = key.rpartition(".")
         target = raw.setdefault(section, {}) if section else raw
@@ -70,18 +72,39 @@ def load_settings(path: str | Path, overrides: Mapping[str, Any] | None = None) 
     return parse_settings(raw, path.resolve().parent, str(path))
 
 
+def read_toml(data: bytes, file: str) -> tuple[dict[str, Any], Coded | None]:
+    """A TOML document, or {} and the problem (file, line and column) that stops it."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return {}, Coded("config.not_utf8", file=file, byte=exc.start)
+    try:
+        return tomllib.loads(text), None
+    except tomllib.TOMLDecodeError as exc:
+        line, column, detail = _toml_place(str(exc), text)
+        content = (text.split("\n")[line - 1:line] or [""])[0].strip()[:80]
+        return {}, Coded("config.not_toml", file=file, line=line, column=column,
+                         content=content, detail=detail)
+
+
+def _toml_place(message: str, text: str) -> tuple[int, int, str]:
+    """Line, column and the reason of a tomllib message ("… (at line 3, column 9)")."""
+    found = re.search(r"\s*\(at line (\d+), column (\d+)\)$", message)
+    if found:
+        return int(found[1]), int(found[2]), message[:found.start()]
+    lines = text.split("\n")  # "(at end of document)"
+    return len(lines), len(lines[-1]) + 1, re.sub(r"\s*\(at end of document\)$", "", message)
+
+
 def workspace_problems(raw: Mapping[str, Any]) -> list[str]:
     """An empty or truncated file would run on built-in defaults: a workspace's config
     must at least name its account and its units."""
-    problems = []
+    problems: list[str] = []
     account = raw.get("account")
     if not isinstance(account, dict) or "name" not in account:
-        problems.append("account.name: is missing; a workspace names its WeChat account "
-                        "([account] name = \"…\"). Is the file empty or cut short? "
-                        "'pipeline init DIR' writes a complete one")
+        problems.append(Coded("config.no_account_name"))
     if not raw.get("units"):
-        problems.append("units: no [[units]] are listed; a workspace names the units that "
-                        "report (name, level, parent)")
+        problems.append(Coded("config.no_units"))
     return problems
 
 
@@ -131,8 +154,7 @@ def _web(r: Reader) -> WebSettings:
         try:
             good.append(str(ipaddress.ip_network(item, strict=False)))
         except (TypeError, ValueError):
-            r.problem(f"trusted_proxies[{i}]", f"{item!r} is not an IP address or network "
-                      "like '127.0.0.1' or '10.0.0.0/8'")
+            r.problem(f"trusted_proxies[{i}]", "config.not_network", value=item)
     result = WebSettings(trusted_proxies=tuple(good),
                          session_hours=r.get("session_hours", int, d.session_hours, positive),
                          idle_minutes=r.get("idle_minutes", int, d.idle_minutes, positive),
@@ -148,10 +170,10 @@ def _account(r: Reader) -> AccountSettings:
     try:
         tz = ZoneInfo(tz_name)
     except (ZoneInfoNotFoundError, ValueError):
-        r.problem("timezone", f"unknown time zone {tz_name!r}; use a name like 'Asia/Shanghai'")
+        r.problem("timezone", "config.timezone", value=tz_name)
         tz = ZoneInfo("Asia/Shanghai")
-    author = r.get("author", str, "",
-                   lambda v: None if len(v) <= 16 else "must be at most 16 characters")
+    author = r.get("author", str, "", lambda v: None if len(v) <= 16
+                   else Coded("config.must_max_chars", limit=16))
     result = AccountSettings(name=r.get("name", str, "公众号", non_empty), author=author,
                              timezone=tz, key=r.get("key", str, "default", non_empty))
     report_unknown(r)
@@ -163,7 +185,7 @@ def _clock_time(r: Reader, name: str, default: time) -> time:
     match = re.fullmatch(r"([01]?\d|2[0-3]):([0-5]\d)", text.strip())
     if match:
         return time(int(match[1]), int(match[2]))
-    r.problem(name, f"expected a 24-hour time like \"20:00\", got {text!r}")
+    r.problem(name, "config.clock_time", value=text)
     return default
 
 
@@ -173,20 +195,18 @@ def _duration_minutes(r: Reader, name: str, default: int) -> int:
     match = re.fullmatch(r"(?:(\d+)h)?(?:(\d+)m)?|0", text)
     if match and text:
         return int(match[1] or 0) * 60 + int(match[2] or 0)
-    r.problem(name, f'expected a duration like "2h", "90m" or "0" (off), got {text!r}')
+    r.problem(name, "config.duration", value=text)
     return default
 
 
 def _schedule(r: Reader) -> ScheduleSettings:
     result = ScheduleSettings(
         push_time=_clock_time(r, "push_time", time(20, 0)),
-        max_articles_per_push=r.get("max_articles_per_push", int, 8,
-                                    lambda v: None if 1 <= v <= 8 else "must be 1 to 8 "
-                                    "(WeChat allows at most 8 articles per push)"),
+        max_articles_per_push=r.get("max_articles_per_push", int, 8, lambda v: None
+                                    if 1 <= v <= 8 else Coded("config.must_articles")),
         sweep_minutes=r.get("sweep_minutes", int, 5, positive),
-        lease_seconds=r.get("lease_seconds", int, 90, lambda v: None if 5 <= v <= 3600 else
-                            "must be 5 to 3600 (seconds without a heartbeat before a standby "
-                            "scheduler takes over)"),
+        lease_seconds=r.get("lease_seconds", int, 90, lambda v: None if 5 <= v <= 3600
+                            else Coded("config.must_lease")),
         empty_warning_minutes=_duration_minutes(r, "empty_warning", 120),
         late_push=r.get("late_push", bool, False))
     report_unknown(r)
@@ -196,11 +216,9 @@ def _schedule(r: Reader) -> ScheduleSettings:
 def _database(r: Reader) -> DatabaseSettings:
     d = DatabaseSettings()
     result = DatabaseSettings(
-        pool_size=r.get("pool_size", int, d.pool_size,
-                        lambda v: None if 1 <= v <= 100 else "must be 1 to 100"),
-        max_overflow=r.get("max_overflow", int, d.max_overflow,
-                           lambda v: None if 0 <= v <= 100 else "must be 0 to 100"),
-        pool_timeout=r.get("pool_timeout", float, d.pool_timeout, _positive_float))
+        pool_size=r.get("pool_size", int, d.pool_size, within(1, 100)),
+        max_overflow=r.get("max_overflow", int, d.max_overflow, within(0, 100)),
+        pool_timeout=r.get("pool_timeout", float, d.pool_timeout, positive))
     report_unknown(r)
     return result
 
@@ -208,9 +226,7 @@ def _database(r: Reader) -> DatabaseSettings:
 def _deadline(r: Reader) -> DeadlineSettings:
     result = DeadlineSettings(
         days=r.get("days", int, 2, non_negative),
-        counting=r.get("counting", str, "calendar",
-                       lambda v: None if v in ("calendar", "workdays")
-                       else 'must be "calendar" or "workdays"'),
+        counting=r.get("counting", str, "calendar", one_of("calendar", "workdays")),
         report_hours=r.get("report_hours", int, 24, positive))
     report_unknown(r)
     return result
@@ -238,58 +254,49 @@ def _paths(r: Reader, root: Path) -> Paths:
 
 def _wechat(r: Reader) -> WeChatSettings:
     d = WeChatSettings()
-    mode = r.get("mode", str, d.mode, lambda v: None if v in (
-        "folder", "masssend", "freepublish", "draftbox")
-        else 'must be "folder", "masssend", "freepublish" or "draftbox"')
+    mode = r.get("mode", str, d.mode, one_of("folder", "masssend", "freepublish", "draftbox"))
     base_url = r.get("base_url", str, d.base_url, lambda v: None if re.match(
-        r"^https?://[^/\s]+", v) else "must be an http(s) URL like https://api.weixin.qq.com")
+        r"^https?://[^/\s]+", v) else Coded("config.must_url",
+                                          example="https://api.weixin.qq.com"))
     appid = r.get("appid", str, "")
     if mode != "folder" and not appid.strip():
-        r.problem("appid", f'is required when mode is "{mode}" (the account\'s AppID)')
+        r.problem("appid", "config.appid_required", mode=mode)
     if "secret" in r.table:
-        r.problem("secret", "secrets never go in config.toml: put the AppSecret in an "
-                  "environment variable and name it in wechat.secret_env")
+        r.problem("secret", "config.wechat_secret")
         r.seen.add("secret")
     result = WeChatSettings(
         mode=mode, appid=appid.strip(), base_url=base_url.rstrip("/"),
         secret_env=r.get("secret_env", str, d.secret_env, _env_name),
         push_token_env=r.get("push_token_env", str, d.push_token_env, _env_name),
         default_cover=r.get("default_cover", str, d.default_cover, non_empty),
-        connect_timeout=r.get("connect_timeout", float, d.connect_timeout, _positive_float),
-        read_timeout=r.get("read_timeout", float, d.read_timeout, _positive_float),
-        poll_budget=r.get("poll_budget", int, d.poll_budget,
-                          lambda v: None if 1 <= v <= 100 else "must be 1 to 100"),
+        connect_timeout=r.get("connect_timeout", float, d.connect_timeout, positive),
+        read_timeout=r.get("read_timeout", float, d.read_timeout, positive),
+        poll_budget=r.get("poll_budget", int, d.poll_budget, within(1, 100)),
         settle_minutes=r.get("settle_minutes", int, d.settle_minutes, non_negative))
     report_unknown(r)
     return result
 
 
-def _env_name(value: str) -> str | None:
+def _env_name(value: str) -> Coded | None:
     return None if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", value) else (
-        "must be the name of an environment variable (letters, digits and _)")
-
-
-def _positive_float(value: float) -> str | None:
-    return None if value > 0 else "must be greater than 0"
+        Coded("config.must_env_name"))
 
 
 def _smtp(r: Reader) -> SmtpSettings:
     d = SmtpSettings()
     if "password" in r.table:
-        r.problem("password", "secrets never go in config.toml: put the password in an "
-                  "environment variable and name it in smtp.password_env")
+        r.problem("password", "config.smtp_password")
         r.seen.add("password")
     sender = r.get("sender", str, d.sender, non_empty)
     if not EMAIL_RE.match(sender.split("<")[-1].rstrip(">").strip()):
-        r.problem("sender", f"{sender!r} is not a valid email address")
+        r.problem("sender", "config.not_email", value=sender)
     result = SmtpSettings(
         host=r.get("host", str, d.host).strip(),
-        port=r.get("port", int, d.port, lambda v: None if 0 < v < 65536 else "must be 1-65535"),
-        security=r.get("security", str, d.security, lambda v: None if v in (
-            "none", "starttls", "tls") else 'must be "none", "starttls" or "tls"'),
+        port=r.get("port", int, d.port, within(1, 65535)),
+        security=r.get("security", str, d.security, one_of("none", "starttls", "tls")),
         username=r.get("username", str, d.username),
         password_env=r.get("password_env", str, d.password_env, _env_name),
-        sender=sender, timeout=r.get("timeout", float, d.timeout, _positive_float))
+        sender=sender, timeout=r.get("timeout", float, d.timeout, positive))
     report_unknown(r)
     return result
 
@@ -301,7 +308,7 @@ def _addresses(r: Reader, name: str) -> tuple[str, ...]:
         if isinstance(value, str) and EMAIL_RE.match(value.strip()):
             good.append(value.strip())
         else:
-            r.problem(f"{name}[{i}]", f"{value!r} is not a valid email address")
+            r.problem(f"{name}[{i}]", "config.not_email", value=value)
     return tuple(good)
 
 
@@ -309,11 +316,12 @@ def _notify(r: Reader) -> NotifySettings:
     d = NotifySettings()
     days = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
     weekday = r.get("bulletin_day", str, "monday", lambda v: None if v.lower() in days
-                    else "must be a weekday name like monday")
+                    else Coded("config.must_weekday"))
     result = NotifySettings(
         editors=_addresses(r, "editors"), leaders=_addresses(r, "leaders"),
         base_url=r.get("base_url", str, d.base_url, lambda v: None if re.match(
-            r"^https?://", v) else "must be an http(s) URL").rstrip("/"),
+            r"^https?://", v) else Coded("config.must_url", example="https://desk.example.cn")
+                       ).rstrip("/"),
         digest_time=_clock_time(r, "digest_time", d.digest_time),
         bulletin_weekday=days.index(weekday.lower()) if weekday.lower() in days else 0,
         bulletin_time=_clock_time(r, "bulletin_time", d.bulletin_time),
@@ -347,11 +355,9 @@ def _reach(r: Reader) -> ReachSettings:
         enabled=r.get("enabled", bool, d.enabled),
         fetch_after=_clock_time(r, "fetch_after", d.fetch_after),
         max_calls=r.get("max_calls", int, d.max_calls, positive),
-        article_days=r.get("article_days", int, d.article_days,
-                           lambda v: None if 1 <= v <= 30 else "must be 1 to 30 (WeChat keeps "
-                           "a story's daily figures for 30 days)"),
-        backfill_days=r.get("backfill_days", int, d.backfill_days,
-                            lambda v: None if 1 <= v <= 60 else "must be 1 to 60"),
+        article_days=r.get("article_days", int, d.article_days, lambda v: None
+                           if 1 <= v <= 30 else Coded("config.must_article_days")),
+        backfill_days=r.get("backfill_days", int, d.backfill_days, within(1, 60)),
         retry_minutes=r.get("retry_minutes", int, d.retry_minutes, positive))
     report_unknown(r)
     return result
@@ -359,22 +365,21 @@ def _reach(r: Reader) -> ReachSettings:
 
 def _stages(r: Reader, raw: object) -> tuple[ReviewStage, ...]:
     if not isinstance(raw, list) or not raw:
-        r.problem("stages", "expected one or more [[review.stages]] tables, each with a name "
-                  "and the editors who may sign it")
+        r.problem("stages", "config.no_stages")
         return ()
     stages: list[ReviewStage] = []
     for i, item in enumerate(raw):
         s = Reader(r.problems, f"{r.key('stages')}[{i}]", item if isinstance(item, dict) else {})
         name = s.get("name", str, "", non_empty).strip()
         if "name" not in s.table:
-            s.problem("name", "is missing (the stage's name shown to people, like 初审)")
+            s.problem("name", "config.missing_stage_name")
         editors = s.get("editors", list, [])
         if not all(isinstance(e, str) and e.strip() for e in editors):
-            s.problem("editors", f"expected a list of editor names, got {editors!r}")
+            s.problem("editors", "config.not_names", value=editors)
             editors = []
         report_unknown(s)
         if name and name in {x.name for x in stages}:
-            s.problem("name", f"the stage {name!r} is listed twice")
+            s.problem("name", "config.stage_twice", name=name)
         stages.append(ReviewStage(name, tuple(e.strip() for e in editors)))
     return tuple(stages)
 
@@ -386,17 +391,15 @@ def _media(r: Reader, root: Path, problems: list[str]) -> MediaSettings:
     outlets = read_outlets(r.get("outlets", list, []), "media.outlets", problems)
     path = root / name
     if path.is_file():
-        try:
-            raw = tomllib.loads(path.read_bytes().decode("utf-8"))
-        except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-            problems.append(f"{name}: not valid UTF-8 TOML: {exc}")
-            raw = {}
+        raw, problem = read_toml(path.read_bytes(), name)
+        if problem is not None:
+            problems.append(problem)
         listed = raw.get("outlets", [])
         outlets += read_outlets(listed if isinstance(listed, list) else [listed],
                                 f"{name}: outlets", problems)
         for key in raw:
             if key != "outlets":
-                problems.append(f"{name}: {key}: unknown key (the file holds [[outlets]])")
+                problems.append(Coded("config.media_unknown_key", file=name, key=key))
     report_unknown(r)
     return MediaSettings(file=name, outlets=tuple(outlets))
 
@@ -408,20 +411,19 @@ def read_outlets(items: list[Any], where: str, problems: list[str]) -> list[Outl
     for i, item in enumerate(items):
         at = f"{where}[{i}]"
         if not isinstance(item, dict):
-            problems.append(f"{at}: expected a table with name, level and domains")
+            problems.append(Coded("config.outlet_not_table", key=at))
             continue
         name, level = item.get("name"), item.get("level")
         domains, aliases = item.get("domains", []), item.get("aliases", [])
         bad = [k for k in item if k not in ("name", "level", "domains", "aliases")]
-        problems += [f"{at}.{k}: unknown key" for k in bad]
+        problems += [Coded("config.unknown_key", key=f"{at}.{k}") for k in bad]
         key = parse_media_level(level) if isinstance(level, str) else None
         if not isinstance(name, str) or not name.strip():
-            problems.append(f"{at}.name: must be the outlet's name, got {name!r}")
+            problems.append(Coded("config.outlet_name", key=f"{at}.name", value=name))
         elif key is None:
-            problems.append(f"{at}.level: {level!r} is not one of national (中央/国家), "
-                            "provincial (省), city (市), county (区县), new_media (新媒体/自媒体)")
+            problems.append(Coded("config.outlet_level", key=f"{at}.level", value=level))
         elif not _texts(domains) or not _texts(aliases):
-            problems.append(f"{at}: domains and aliases must be lists of text")
+            problems.append(Coded("config.outlet_lists", key=at))
         else:
             found.append(OutletSpec(name.strip(), key,
                                     tuple(d.strip().lower().removeprefix("www.")

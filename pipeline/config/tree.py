@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from datetime import date
 
 from ..domain import Level, parse_level
+from ..messages import Coded
 from .reader import Reader, non_empty, report_unknown
 from .settings import (
     DEFAULT_ACTIVITY_TYPES,
@@ -29,17 +30,16 @@ def read_activity_types(top: Reader, problems: list[str]) -> dict[str, ActivityT
     for key in section.table:
         entry = section.sub(key)
         if not re.fullmatch(r"[a-z][a-z0-9_]*", key):
-            problems.append(f"activity_types.{key}: the key must be lower-case letters, digits "
-                            "and _ (for example base_visit)")
+            problems.append(Coded("config.type_key", key=f"activity_types.{key}"))
         label = entry.get("label", str, "", non_empty)
         template = entry.get("template", str, f"{key}.md.j2", non_empty)
         if "label" not in entry.table:
-            entry.problem("label", "is missing (the Chinese name shown to people)")
+            entry.problem("label", "config.missing_type_label")
         report_unknown(entry)
         types[key] = ActivityType(key, label, template)
     labels = [t.label for t in types.values()]
     for label in {x for x in labels if labels.count(x) > 1}:
-        problems.append(f"activity_types: the label {label!r} is used twice")
+        problems.append(Coded("config.label_twice", key="activity_types", label=label))
     return types
 
 
@@ -47,22 +47,21 @@ def read_units(top: Reader, problems: list[str]) -> tuple[UnitSpec, ...]:
     top.seen.add("units")
     raw = top.table.get("units", [])
     if not isinstance(raw, list):
-        problems.append("units: expected a list of [[units]] tables")
+        problems.append(Coded("config.units_not_list", key="units"))
         return ()
     units: list[UnitSpec] = []
     for i, item in enumerate(raw):
         r = Reader(problems, f"units[{i}]", item if isinstance(item, dict) else {})
         name = r.get("name", str, "", non_empty)
         if "name" not in r.table:
-            r.problem("name", "is missing")
+            r.problem("name", "config.missing")
         level_text = r.get("level", str, "")
         level = parse_level(level_text)
         if level is None:
-            r.problem("level",
-                      f"expected district, street, branch or community, got {level_text!r}")
+            r.problem("level", "config.unit_level", value=level_text)
         email = r.get("email", str, "") or None
         if email and not EMAIL_RE.match(email):
-            r.problem("email", f"{email!r} is not a valid email address")
+            r.problem("email", "config.not_email", value=email)
         parent = r.get("parent", str, "") or None
         report_unknown(r)
         if name and level:
@@ -77,29 +76,32 @@ def check_unit_tree(units: list[UnitSpec], where: str) -> list[str]:
     by_name: dict[str, UnitSpec] = {}
     for unit in units:
         if unit.name in by_name:
-            problems.append(f"{where}: the unit {unit.name!r} is listed twice")
+            problems.append(Coded("config.unit_twice", key=where, name=unit.name))
         by_name[unit.name] = unit
     for unit in units:
-        message = parent_problem(unit.level, by_name.get(unit.parent) if unit.parent else None,
+        problem = parent_problem(unit.level, by_name.get(unit.parent) if unit.parent else None,
                                  unit.parent)
-        if message:
-            problems.append(f"{where}: unit {unit.name!r}: {message}")
+        if problem is not None:
+            problems.append(Coded("config.unit_parent", key=where, name=unit.name,
+                                  problem=problem))
     return problems
 
 
-def parent_problem(level: Level, parent: UnitSpec | None, parent_name: str | None) -> str | None:
-    """Why ``parent`` cannot be the parent of a unit at ``level``, or None if it can."""
+def parent_problem(level: Level, parent: UnitSpec | None,
+                   parent_name: str | None) -> Coded | None:
+    """Why ``parent`` cannot be the parent of a unit at ``level`` (a ``unit.*`` fragment
+    that config.toml and ``units add`` put in their own sentence), or None if it can."""
     wanted = {Level.DISTRICT: None, Level.STREET: Level.DISTRICT, Level.BRANCH: Level.DISTRICT,
               Level.COMMUNITY: Level.STREET}[level]
     if wanted is None:
-        return f"a district has no parent, got {parent_name!r}" if parent_name else None
+        return Coded("unit.district_parent", parent=parent_name) if parent_name else None
     if parent_name is None:
-        return f"a {level.value} unit needs a parent ({wanted.value})"
+        return Coded("unit.needs_parent", level=level.value, wanted=wanted.value)
     if parent is None:
-        return f"the parent {parent_name!r} is not a known unit"
+        return Coded("unit.parent_unknown", parent=parent_name)
     if parent.level != wanted:
-        return (f"the parent of a {level.value} unit must be a {wanted.value}, "
-                f"but {parent_name!r} is a {parent.level.value}")
+        return Coded("unit.parent_level", level=level.value, wanted=wanted.value,
+                     parent=parent_name, parent_level=parent.level.value)
     return None
 
 
@@ -114,9 +116,9 @@ def read_campaign(top: Reader, problems: list[str], types: Mapping[str, Activity
     end = r.get("end", date, date(1970, 1, 1))
     for key in ("start", "end"):
         if key not in r.table:
-            r.problem(key, "is missing (a date like 2026-06-01)")
+            r.problem(key, "config.missing_date")
     if start > end:
-        r.problem("end", f"must not be before campaign.start ({start})")
+        r.problem("end", "config.end_before_start", start=start.isoformat())
     items = _targets(r.sub("targets"), types) + _items(r, types, {u.name for u in units})
     report_unknown(r)
     return Campaign(name, start, end, tuple(items))
@@ -133,16 +135,16 @@ def _targets(r: Reader, types: Mapping[str, ActivityType]) -> list[PlanItem]:
         level = parse_level(level_key)
         sub = r.sub(level_key)
         if level is None:
-            r.problem(level_key, "expected a level: district, street, branch or community")
+            r.problem(level_key, "config.target_level")
             continue
         for type_key, value in sub.table.items():
             sub.seen.add(type_key)
             kind = _kind(types, type_key)
             target = parse_target(value)
             if kind is None:
-                sub.problem(type_key, "is not a configured activity type")
+                sub.problem(type_key, "config.unknown_type", value=type_key)
             elif target is None:
-                sub.problem(type_key, f'expected a target like 2, "1-2" or ">=2", got {value!r}')
+                sub.problem(type_key, "config.target", value=value)
             else:
                 result.append(PlanItem(kind.key, kind.label, (level.value,), target,
                                        types=(kind.key,)))
@@ -154,7 +156,7 @@ def _items(r: Reader, types: Mapping[str, ActivityType], units: set[str]) -> lis
     r.seen.add("items")
     raw = r.table.get("items", [])
     if not isinstance(raw, list):
-        r.problem("items", "expected a list of [[campaign.items]] tables")
+        r.problem("items", "config.items_not_list")
         return []
     items = []
     for i, entry in enumerate(raw):
@@ -164,7 +166,7 @@ def _items(r: Reader, types: Mapping[str, ActivityType], units: set[str]) -> lis
             items.append(item)
     keys = [item.key for item in items]
     for key in sorted({k for k in keys if keys.count(k) > 1}):
-        r.problem("items", f"the key {key!r} is used by more than one item")
+        r.problem("items", "config.item_key_twice", item=key)
     return items
 
 
@@ -172,13 +174,13 @@ def _item(r: Reader, types: Mapping[str, ActivityType], units: set[str]) -> Plan
     label = r.get("label", str, "", non_empty)
     key = r.get("key", str, label, non_empty)
     if "label" not in r.table:
-        r.problem("label", "is missing (what the bulletin calls the item, e.g. 联合主题活动)")
+        r.problem("label", "config.missing_item_label")
     who = _who(r, units)
     kinds = []
     for text in _strings(r, "types"):
         kind = _kind(types, text)
         if kind is None:
-            r.problem("types", f"{text!r} is not a configured activity type")
+            r.problem("types", "config.unknown_type", value=text)
         else:
             kinds.append(kind.key)
     forms = tuple(_strings(r, "forms"))
@@ -187,12 +189,11 @@ def _item(r: Reader, types: Mapping[str, ActivityType], units: set[str]) -> Plan
         r.seen.add("target")
         target = parse_target(r.table["target"])
         if target is None:
-            r.problem("target", f'expected a target like 2, "1-2" or ">=2", '
-                                f'got {r.table["target"]!r}')
+            r.problem("target", "config.target", value=r.table["target"])
     measure_text = r.get("measure", str, "activities")
     measure = MEASURES.get(measure_text)
     if measure is None:
-        r.problem("measure", f'expected "activities" or "households" (户), got {measure_text!r}')
+        r.problem("measure", "config.measure", value=measure_text)
     default_word = "户" if measure == "households" else "次"
     item = PlanItem(key, label, who, target, tuple(kinds), forms,
                     r.get("partner", bool, False), measure or "activities",
@@ -207,7 +208,7 @@ def _strings(r: Reader, name: str) -> list[str]:
     if isinstance(value, str):
         value = [value]
     if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
-        r.problem(name, f"expected a list of names, got {value!r}")
+        r.problem(name, "config.not_names", value=value)
         return []
     return [v.strip() for v in value]
 
@@ -215,7 +216,7 @@ def _strings(r: Reader, name: str) -> list[str]:
 def _who(r: Reader, units: set[str]) -> tuple[str, ...]:
     """Levels (by key or Chinese name) and unit names that owe the item."""
     if "who" not in r.table:
-        r.problem("who", 'is missing (levels such as "street" or unit names)')
+        r.problem("who", "config.missing_who")
     who = []
     for text in _strings(r, "who"):
         level = parse_level(text)
@@ -224,8 +225,7 @@ def _who(r: Reader, units: set[str]) -> tuple[str, ...]:
         elif text in units:
             who.append(text)
         else:
-            r.problem("who", f"{text!r} is neither a level (district, street, branch, "
-                             "community) nor a configured unit")
+            r.problem("who", "config.who", value=text)
     return tuple(who)
 
 

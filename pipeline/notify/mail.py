@@ -24,6 +24,7 @@ from datetime import datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, getaddresses
 from types import TracebackType
+from typing import TypeVar
 
 from ..config import EMAIL_RE, SmtpSettings
 from ..errors import NotifyError
@@ -37,6 +38,15 @@ Send = Callable[[EmailMessage], Mapping[str, str]]
 
 class SmtpSessionError(NotifyError):
     """The SMTP session could not be set up (connect, TLS, login): not the message's fault."""
+
+
+E = TypeVar("E", bound=NotifyError)
+
+
+def _final(error: E, permanent: bool = True) -> E:
+    """``error`` marked permanent (a 5xx answer, a setting to change): do not retry."""
+    error.permanent = permanent
+    return error
 
 
 def build_message(*, sender: str, recipients: Sequence[str], subject: str, text: str,
@@ -100,7 +110,7 @@ class SmtpMailer:
         recipients = [a for _, a in getaddresses(message.get_all("To", []))]
         bad = bad_addresses(recipients)
         if bad:
-            raise NotifyError(f"Not a valid email address: {', '.join(bad)}.", permanent=True)
+            raise _final(NotifyError.coded("smtp.bad_address", addresses=bad))
         fence()  # a scheduler that lost its lease stops before sending
         client = self._connect()
         try:
@@ -153,9 +163,7 @@ class SmtpMailer:
 
     def _starttls(self, client: smtplib.SMTP, context: ssl.SSLContext) -> None:
         if not client.has_extn("starttls"):
-            raise SmtpSessionError(f"The SMTP server {self.where} does not offer STARTTLS; "
-                                   'set smtp.security to "tls" or "none" if that is intended.',
-                                   permanent=True)
+            raise _final(SmtpSessionError.coded("smtp.no_starttls", server=self.where))
         client.starttls(context=context)
         client.ehlo()
 
@@ -163,24 +171,18 @@ class SmtpMailer:
         name = self.smtp.password_env
         password = self.environ.get(name)
         if not password:
-            raise SmtpSessionError(f"smtp.username is set but the environment variable {name} "
-                                   "holding the SMTP password is not set.", permanent=True)
+            raise _final(SmtpSessionError.coded("smtp.no_password", env=name))
         if not client.has_extn("auth"):
-            raise SmtpSessionError(f"The SMTP server {self.where} does not offer login (AUTH)"
-                                   + ("" if self.smtp.security != "none" else
-                                      " without TLS; use starttls or tls") + ".",
-                                   permanent=True)
+            code = "smtp.no_auth" if self.smtp.security != "none" else "smtp.no_auth_plain"
+            raise _final(SmtpSessionError.coded(code, server=self.where))
         try:
             client.login(self.smtp.username, password)
         except UnicodeEncodeError as exc:  # smtplib sends credentials as ASCII only
-            raise SmtpSessionError(f"The SMTP user name or the password in {name} contains "
-                                   "non-ASCII characters, which SMTP login cannot send.",
-                                   permanent=True) from exc
+            raise _final(SmtpSessionError.coded("smtp.ascii_login", env=name)) from exc
         except smtplib.SMTPAuthenticationError as exc:
-            raise SmtpSessionError(f"SMTP server {self.where}: login failed as "
-                                   f"{self.smtp.username!r}: "
-                                   f"{_reply(exc.smtp_code, exc.smtp_error)}",
-                                   permanent=True) from exc
+            raise _final(SmtpSessionError.coded(
+                "smtp.login_failed", server=self.where, user=self.smtp.username,
+                reply=_reply(exc.smtp_code, exc.smtp_error))) from exc
 
 
 def _reply(code: int, text: bytes | str) -> str:
@@ -191,21 +193,22 @@ def _reply(code: int, text: bytes | str) -> str:
 def _session_error(exc: BaseException, where: str) -> SmtpSessionError:
     """Translate an error raised while connecting, securing or logging in."""
     if isinstance(exc, ConnectionRefusedError):
-        return SmtpSessionError(f"SMTP server {where} refused the connection.")
+        return SmtpSessionError.coded("smtp.refused_connection", server=where)
     if isinstance(exc, TimeoutError):
-        return SmtpSessionError(f"SMTP server {where} did not answer in time (timeout).")
+        return SmtpSessionError.coded("smtp.timeout", server=where)
     if isinstance(exc, socket.gaierror):
-        return SmtpSessionError(f"The SMTP host in {where} cannot be resolved: {exc.strerror}.")
+        return SmtpSessionError.coded("smtp.unresolvable", server=where, reason=exc.strerror)
     if isinstance(exc, ssl.SSLCertVerificationError):
-        return SmtpSessionError(f"The TLS certificate of {where} is not trusted: "
-                                f"{exc.verify_message}.", permanent=True)
+        return _final(SmtpSessionError.coded("smtp.untrusted", server=where,
+                                             reason=exc.verify_message))
     if isinstance(exc, ssl.SSLError):
-        return SmtpSessionError(f"The TLS handshake with {where} failed: {exc.reason or exc}.")
+        return SmtpSessionError.coded("smtp.tls_failed", server=where,
+                                      reason=str(exc.reason or exc))
     if isinstance(exc, smtplib.SMTPResponseException):
-        return SmtpSessionError(f"SMTP server {where} answered "
-                                f"{_reply(exc.smtp_code, exc.smtp_error)}",
-                                permanent=exc.smtp_code >= 500)
-    return SmtpSessionError(f"Cannot talk to SMTP server {where}: {exc}.")
+        return _final(SmtpSessionError.coded("smtp.answered", server=where,
+                                             reply=_reply(exc.smtp_code, exc.smtp_error)),
+                      exc.smtp_code >= 500)
+    return SmtpSessionError.coded("smtp.unreachable", server=where, reason=str(exc))
 
 
 def _message_error(exc: BaseException, where: str) -> NotifyError:
@@ -214,14 +217,14 @@ def _message_error(exc: BaseException, where: str) -> NotifyError:
         replies = exc.recipients.items()
         permanent = all(code >= 500 for _, (code, _) in replies)
         listed = "; ".join(f"{addr}: {_reply(code, text)}" for addr, (code, text) in replies)
-        return NotifyError(f"SMTP server {where} refused every recipient ({listed}).",
-                           permanent=permanent)
+        return _final(NotifyError.coded("smtp.recipients_refused", server=where,
+                                        replies=listed), permanent)
     if isinstance(exc, smtplib.SMTPResponseException):
-        return NotifyError(f"SMTP server {where} refused the message: "
-                           f"{_reply(exc.smtp_code, exc.smtp_error)}",
-                           permanent=exc.smtp_code >= 500)
+        return _final(NotifyError.coded("smtp.message_refused", server=where,
+                                        reply=_reply(exc.smtp_code, exc.smtp_error)),
+                      exc.smtp_code >= 500)
     if isinstance(exc, smtplib.SMTPServerDisconnected):
-        return NotifyError(f"SMTP server {where} closed the connection while sending.")
+        return NotifyError.coded("smtp.disconnected", server=where)
     if isinstance(exc, TimeoutError):
-        return NotifyError(f"SMTP server {where} did not answer in time while sending.")
-    return NotifyError(f"Sending through SMTP server {where} failed: {exc}.")
+        return NotifyError.coded("smtp.send_timeout", server=where)
+    return NotifyError.coded("smtp.send_failed", server=where, reason=str(exc))

@@ -53,14 +53,17 @@ def render_template(folder: Path, name: str, context: Mapping[str, Any]) -> str:
     try:
         text = env.get_template(path).render(context)
     except jinja2.TemplateSyntaxError as exc:
-        raise NotifyError(f"The email template {exc.name or path} has an error at line "
-                          f"{exc.lineno}: {exc.message}.") from exc
+        raise NotifyError.coded("email.template_syntax", name=exc.name or path,
+                                line=exc.lineno, detail=exc.message) from exc
     except jinja2.TemplateNotFound as exc:
-        raise NotifyError(f"The email template {path} is missing from {folder} and from the "
-                          "bundled templates.") from exc
+        raise NotifyError.coded("email.template_missing", name=path,
+                                folder=str(folder)) from exc
     except Exception as exc:
-        raise NotifyError(f"The email template {path} failed{_failing_line(exc)}: "
-                          f"{exc}.") from exc
+        line = _failing_line(exc)
+        if line is None:
+            raise NotifyError.coded("email.template_failed", name=path, detail=str(exc)) from exc
+        raise NotifyError.coded("email.template_failed_at", name=path, line=line,
+                                detail=str(exc)) from exc
     return text
 
 
@@ -74,13 +77,12 @@ def render_html(folder: Path, name: str, context: Mapping[str, Any]) -> str:
     try:
         return str(_inliner().inline(html))
     except ValueError as exc:
-        raise NotifyError(f"The CSS in the email template email/{name} is invalid: {exc}."
-                          ) from exc
+        raise NotifyError.coded("email.template_css", name=name, detail=str(exc)) from exc
 
 
-def _failing_line(exc: BaseException) -> str:
+def _failing_line(exc: BaseException) -> int | None:
     # Jinja rewrites tracebacks so that template frames carry the template file and line.
     for frame in reversed(traceback.extract_tb(exc.__traceback__)):
         if frame.filename.endswith(".j2"):
-            return f" at line {frame.lineno}"
-    return ""
+            return frame.lineno
+    return None

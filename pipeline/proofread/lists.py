@@ -32,6 +32,10 @@ _SECTION = re.compile(r"^\[(\w+)\]$")
 _WORD_KINDS = ("typo", "banned", "caution")
 
 
+# Where a line of a list is: (file, line number); messages name both.
+Place = tuple[str, int]
+
+
 @dataclass(frozen=True)
 class Entry:
     """One listed word: what kind of finding it makes and what to write instead."""
@@ -41,7 +45,7 @@ class Entry:
     suggestion: str      # "" when the list gives none
     delete: bool         # the suggestion is to leave the word out
     note: str            # the list's own comment, shown to the editor
-    where: str           # file:line, for messages about the list itself
+    where: Place         # file and line, for messages about the list itself
 
 
 @dataclass(frozen=True)
@@ -59,9 +63,12 @@ def _lines(path: Path) -> Iterator[tuple[int, str]]:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ProofreadError(f"the proofreading list {path} is missing") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ProofreadError(f"the proofreading list {path} cannot be read: {exc}") from None
+        raise ProofreadError.coded("words.missing", file=str(path)) from None
+    except UnicodeDecodeError as exc:
+        raise ProofreadError.coded("words.not_utf8", file=str(path), byte=exc.start) from None
+    except OSError as exc:
+        raise ProofreadError.coded("words.unreadable", file=str(path),
+                                   reason=exc.strerror or str(exc)) from None
     for number, raw in enumerate(text.splitlines(), 1):
         line = raw.lstrip("\ufeff")
         if line.lstrip().startswith("#"):
@@ -86,32 +93,31 @@ def parse_entries(path: Path, kind: str | None) -> list[Entry]:
         body, note = _split_note(line)
         if not body:
             continue
-        where = f"{path} line {number}"
+        where = (str(path), number)
         found = _SECTION.match(body)
         if kind is None and found:
             if found[1] not in _WORD_KINDS:
-                raise ProofreadError(f"{where}: unknown section [{found[1]}]; use [typo], "
-                                     "[banned] or [caution]")
+                raise ProofreadError.coded("words.unknown_section", file=str(path), line=number,
+                                           section=found[1])
             section = found[1]
             continue
         if section is None:
-            raise ProofreadError(f"{where}: {body!r} comes before any section; start the file "
-                                 "with [typo], [banned] or [caution]")
+            raise ProofreadError.coded("words.before_section", file=str(path), line=number,
+                                       text=body)
         entries.append(_entry(section, body, note, where, required=section == "typo"))
     return entries
 
 
-def _entry(kind: str, body: str, note: str, where: str, required: bool) -> Entry:
+def _entry(kind: str, body: str, note: str, where: Place, required: bool) -> Entry:
+    file, line = where
     parts = _ARROW.split(body)
     if len(parts) > 2 or not parts[0] or (len(parts) == 2 and not parts[1]):
-        raise ProofreadError(f"{where}: {body!r} is not 'word -> right form'; write one word, "
-                             "an arrow and the form to use")
+        raise ProofreadError.coded("words.not_entry", file=file, line=line, text=body)
     if required and len(parts) == 1:
-        raise ProofreadError(f"{where}: {body!r} has no right form; a typo entry is "
-                             "'wrong -> right'")
+        raise ProofreadError.coded("words.no_right_form", file=file, line=line, text=body)
     suggestion = parts[1] if len(parts) == 2 else ""
     if suggestion == parts[0]:
-        raise ProofreadError(f"{where}: {body!r} suggests the same word")
+        raise ProofreadError.coded("words.same_word", file=file, line=line, text=body)
     delete = suggestion == DELETE
     return Entry(kind, parts[0], "" if delete else suggestion, delete, note, where)
 
@@ -127,28 +133,28 @@ def parse_glossary(path: Path) -> list[Entry]:
         body, note = _split_note(line)
         if not body:
             continue
-        where = f"{path} line {number}"
+        file = str(path)
         parts = _ARROW.split(body)
         if len(parts) != 2 or not parts[1]:
-            raise ProofreadError(f"{where}: {body!r} is not 'variant, variant -> official "
-                                 "name'; list the wrong forms, an arrow and the official name")
+            raise ProofreadError.coded("words.not_glossary", file=file, line=number, text=body)
         variants = [v.strip() for v in re.split(r"[,，、;；]", parts[0]) if v.strip()]
         if not variants:
-            raise ProofreadError(f"{where}: {body!r} names no variant before the arrow")
+            raise ProofreadError.coded("words.no_variant", file=file, line=number, text=body)
         for variant in variants:
             if variant == parts[1]:
-                raise ProofreadError(f"{where}: the variant {variant!r} is the official name")
-            entries.append(Entry("name", variant, parts[1], False, note, where))
+                raise ProofreadError.coded("words.variant_is_official", file=file, line=number,
+                                           variant=variant)
+            entries.append(Entry("name", variant, parts[1], False, note, (file, number)))
     return entries
 
 
-def parse_words(path: Path) -> list[tuple[str, str]]:
-    """One word a line (allow-lists): (word, file:line)."""
+def parse_words(path: Path) -> list[tuple[str, Place]]:
+    """One word a line (allow-lists): (word, (file, line))."""
     found = []
     for number, line in _lines(path):
         body, _ = _split_note(line)
         if body:
-            found.append((body, f"{path} line {number}"))
+            found.append((body, (str(path), number)))
     return found
 
 
@@ -198,7 +204,7 @@ def _cached(workspace: Path | None, stamps: tuple[tuple[str, float], ...]) -> Le
                    surnames=parse_surnames(DATA / "surnames.txt"), sources=tuple(sources))
 
 
-def _check_conflicts(entries: list[Entry], allowed: list[tuple[str, str]]) -> list[Entry]:
+def _check_conflicts(entries: list[Entry], allowed: list[tuple[str, Place]]) -> list[Entry]:
     """A word both listed and allowed is a mistake in the lists, except that the office's
     allow-list may silence one of the package's default entries (that is what it is for)."""
     allow = dict(reversed(allowed))  # the first place a word is allowed
@@ -207,11 +213,12 @@ def _check_conflicts(entries: list[Entry], allowed: list[tuple[str, str]]) -> li
         where = allow.get(entry.word)
         if where is None:
             kept.append(entry)
-        elif entry.where.startswith(str(DATA)) and not where.startswith(str(DATA)):
-            log.info("%s: %r is allowed by %s", entry.where, entry.word, where)
+        elif entry.where[0].startswith(str(DATA)) and not where[0].startswith(str(DATA)):
+            log.info("%s line %d: %r is allowed by %s line %d", *entry.where, entry.word, *where)
         else:
-            raise ProofreadError(f"{entry.where}: {entry.word!r} is also on the allow-list "
-                                 f"({where}); remove it from one of the two")
+            raise ProofreadError.coded("words.allowed_too", file=entry.where[0],
+                                       line=entry.where[1], word=entry.word,
+                                       allowed_file=where[0], allowed_line=where[1])
     return kept
 
 
@@ -226,7 +233,7 @@ def _automaton(entries: list[Entry]) -> Any:
     return automaton
 
 
-def _allow_automaton(allowed: list[tuple[str, str]]) -> Any:
+def _allow_automaton(allowed: list[tuple[str, Place]]) -> Any:
     automaton = ahocorasick.Automaton()
     for word, _ in allowed:
         automaton.add_word(word, word)

@@ -14,6 +14,7 @@ from sqlmodel import Session, col, select
 from .. import lifecycle
 from ..config import Settings
 from ..errors import ProofreadError, ReviewError
+from ..messages import Coded, to_column
 from ..models import Draft, DraftEvent, Finding, ProofreadRun
 from .check import BLOCKING, Hit, proofread_text
 from .lists import Lexicon, load_lexicon
@@ -40,7 +41,7 @@ def proofread_draft(session: Session, settings: Settings, draft_id: int, markdow
                               settings.limits.title_chars)
         error = ""
     except ProofreadError as exc:
-        hits, error = [], str(exc)
+        hits, error = [], _reason(exc)
     settled = {(f.kind, f.text) for f in session.exec(select(Finding).where(
         Finding.draft_id == draft_id, col(Finding.state).in_(("dismissed", "confirmed"))))}
     fresh = [h for h in hits if (h.kind, h.text) not in settled]
@@ -60,7 +61,7 @@ class Checker:
             self.lexicon: Lexicon | None = load_lexicon(settings.paths.proofread)
             self.error = ""
         except ProofreadError as exc:
-            self.lexicon, self.error = None, str(exc)
+            self.lexicon, self.error = None, _reason(exc)
 
     def check(self, markdown: str, title: str) -> tuple[list[Hit], str]:
         """The findings, and why proofreading did not run ("" when it ran)."""
@@ -79,7 +80,13 @@ def finding_values(draft_id: int, hit: Hit, now: datetime) -> dict[str, object]:
 
 def run_values(draft_id: int, version: int, now: datetime, error: str) -> dict[str, object]:
     """The proofreading run of a new draft as the values of a bulk insert."""
-    return {"draft_id": draft_id, "at": now, "draft_version": version, "error": error}
+    return {"draft_id": draft_id, "at": now, "draft_version": version,
+            "error": to_column(error)}
+
+
+def _reason(exc: ProofreadError) -> str:
+    """Why proofreading did not run, kept as its code so a page can say it in Chinese."""
+    return Coded(exc.code, **exc.params) if exc.code else str(exc)
 
 
 def _row(draft_id: int, hit: Hit, now: datetime) -> Finding:
@@ -91,7 +98,7 @@ def _row(draft_id: int, hit: Hit, now: datetime) -> Finding:
 def _record_run(session: Session, draft_id: int, now: datetime, error: str) -> None:
     draft = session.get(Draft, draft_id)
     run = session.get(ProofreadRun, draft_id) or ProofreadRun(draft_id=draft_id, at=now)
-    run.at, run.error = now, error
+    run.at, run.error = now, to_column(error)
     run.draft_version = draft.version if draft is not None else 0
     session.add(run)
     session.flush()

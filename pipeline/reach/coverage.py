@@ -84,13 +84,12 @@ def classify_outlet(session: Session, key: str, level: str, outlet: str, *, acto
     name = key.strip()
     level_key = parse_media_level(level)
     if not name:
-        raise PipelineError("The outlet to classify is empty; give the name or the link's "
-                            "host as listed by 'pipeline media unknown'.")
+        raise PipelineError.coded("media.empty_key")
     if level_key is None:
-        raise PipelineError(f"The level {level!r} is not one of "
-                            + ", ".join(f"{k} ({v})" for k, v in MEDIA_LEVELS.items()) + ".")
+        raise PipelineError.coded("media.level_unknown", value=level, levels=[
+            f"{k} ({v})" for k, v in MEDIA_LEVELS.items()])
     if session.exec(select(MediaOutlet).where(MediaOutlet.name == name)).first() is not None:
-        raise PipelineError(f"{name} is already classified.")
+        raise PipelineError.coded("media.classified", name=name)
     row = MediaOutlet(name=name, outlet=(outlet.strip() or name)[:200], level=level_key,
                       created_by=actor[:100], created_at=now)
     session.add(row)

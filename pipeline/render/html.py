@@ -203,8 +203,8 @@ def article_html(markdown: str, env: jinja2.Environment) -> ArticleHtml:
     try:
         inlined = converter.inliner.inline(framed)
     except css_inline.InlineError as exc:
-        raise RenderError(f"the styles in {FRAME_TEMPLATE} or article.css cannot be "
-                          f"applied: {exc}; fix the CSS") from exc
+        raise RenderError.coded("template.css", template=FRAME_TEMPLATE,
+                                detail=str(exc)) from exc
     html = _drop_unlinked_images(converter.final.clean(inlined)).strip()
     return ArticleHtml(html, references, removed)
 

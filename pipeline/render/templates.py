@@ -158,8 +158,7 @@ def compose_markdown(report: Report, photo_names: Sequence[str], env: jinja2.Env
     """
     kind = settings.activity_types.get(report.activity_type)
     if kind is None:
-        raise RenderError(f"the activity type {report.activity_type!r} is not configured; "
-                          "add it under [activity_types] in config.toml")
+        raise RenderError.coded("template.type_unknown", type=report.activity_type)
     note = lead_note(report, settings.tz)
     context = _template_context(report, kind, photo_names, note)
     return render_template(env, kind.template, context), (note,) if note else ()
@@ -207,15 +206,17 @@ def render_template(env: jinja2.Environment, name: str, context: dict[str, objec
     try:
         return env.get_template(name).render(context)
     except jinja2.TemplateNotFound as exc:
-        raise RenderError(f"the template {exc.name} is missing from "
-                          f"{', '.join(_search_path(env))}; "
-                          "restore it from pipeline/skeleton/templates") from exc
+        raise RenderError.coded("template.missing", name=exc.name,
+                                folders=_search_path(env)) from exc
     except jinja2.TemplateSyntaxError as exc:
-        raise RenderError(f"the template {exc.name or name} has an error at line "
-                          f"{exc.lineno}: {exc.message}; fix that line") from exc
+        raise RenderError.coded("template.syntax", name=exc.name or name, line=exc.lineno,
+                                detail=exc.message) from exc
     except _TEMPLATE_MISTAKES as exc:
-        where = _failing_line(exc, env) or f"the template {name}"
-        raise RenderError(f"{where} failed: {exc}; fix the template") from exc
+        at = _failing_line(exc, env)
+        if at is None:
+            raise RenderError.coded("template.failed", name=name, detail=str(exc)) from exc
+        raise RenderError.coded("template.failed_at", name=at[0], line=at[1],
+                                detail=str(exc)) from exc
 
 
 def _search_path(env: jinja2.Environment) -> list[str]:
@@ -223,12 +224,12 @@ def _search_path(env: jinja2.Environment) -> list[str]:
     return list(loader.searchpath) if isinstance(loader, jinja2.FileSystemLoader) else []
 
 
-def _failing_line(exc: BaseException, env: jinja2.Environment) -> str | None:
+def _failing_line(exc: BaseException, env: jinja2.Environment) -> tuple[str, int] | None:
     # Jinja rewrites tracebacks so that template frames carry the file and line.
     folders = [Path(folder) for folder in _search_path(env)]
     for frame in reversed(traceback.extract_tb(exc.__traceback__)):
         for folder in folders:
             if Path(frame.filename).is_relative_to(folder):
                 name = Path(frame.filename).relative_to(folder).as_posix()
-                return f"the template {name} at line {frame.lineno}"
+                return name, frame.lineno or 0
     return None
