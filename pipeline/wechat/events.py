@@ -41,16 +41,16 @@ def parse_event(body: bytes) -> PublishEvent | None:
         PublishError: when the body is not a well-formed WeChat XML message.
     """
     if len(body) > MAX_BYTES or b"<!DOCTYPE" in body.upper() or b"<!ENTITY" in body.upper():
-        raise PublishError("The WeChat push is too large or declares entities; ignored.")
+        raise PublishError.coded("wechat.push_too_large")
     try:
         root = ElementTree.fromstring(body)
     except ElementTree.ParseError as exc:
-        raise PublishError(f"The WeChat push is not well-formed XML: {exc}.") from exc
+        raise PublishError.coded("wechat.push_bad_xml", detail=str(exc)) from exc
     event = (root.findtext("Event") or "").strip()
     if event == "PUBLISHJOBFINISH":
         info = root.find("PublishEventInfo")
         if info is None:
-            raise PublishError("A PUBLISHJOBFINISH push without PublishEventInfo; ignored.")
+            raise PublishError.coded("wechat.push_no_info")
         items = sorted(info.iter("item"), key=lambda i: int(i.findtext("idx") or 0))
         return PublishEvent(event, (info.findtext("publish_id") or "").strip(),
                             (info.findtext("publish_status") or "").strip(),
