@@ -78,7 +78,7 @@ def at(hhmm: str, day: int = 0) -> datetime:
     return datetime.combine(DAY0 + timedelta(days=day), time(hour, minute), TZ)
 
 
-def wait_for(predicate: Callable[[], object], timeout: float = 30.0, what: str = "") -> None:
+def wait_for(predicate: Callable[[], object], timeout: float = 90.0, what: str = "") -> None:
     deadline = time_module.monotonic() + timeout
     while not predicate():
         if time_module.monotonic() > deadline:
@@ -239,7 +239,7 @@ class Serve:
                  what="serve start-up")
         assert self.proc.poll() is None, self.output()
 
-    def wait_exit(self, timeout: float = 30) -> int:
+    def wait_exit(self, timeout: float = 90) -> int:
         try:
             return self.proc.wait(timeout)
         except subprocess.TimeoutExpired:

@@ -30,7 +30,7 @@ def start_serve(ws: Workspace, now: str, *command: str, **env: str
         env=environ, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def wait_for(predicate: object, timeout: float = 20.0) -> None:
+def wait_for(predicate: object, timeout: float = 90.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():  # type: ignore[operator]
@@ -70,7 +70,7 @@ def wait_ready(proc: subprocess.Popen[str]) -> str:
 
 def stop(proc: subprocess.Popen[str]) -> tuple[int, str]:
     proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate(timeout=20)
+    _, err = proc.communicate(timeout=90)
     return proc.returncode, err
 
 
@@ -83,7 +83,7 @@ def test_serve_catches_up_once_and_refuses_a_second_instance(any_workspace: Work
     try:
         wait_for(manifest.exists)
         second = start_serve(ws, "2026-06-15T20:31+08:00")
-        _, err = second.communicate(timeout=30)
+        _, err = second.communicate(timeout=90)
         assert second.returncode == 1
         assert "already running" in err and f"pid {first.pid}" in err
     finally:
@@ -105,7 +105,7 @@ def test_kill_9_during_the_push_is_resumed_once(workspace: Workspace, tmp_path: 
     ids = [approved_story(ws, tmp_path, str(i), "2026-06-15 09:00", "2026-06-15T10:00+08:00")
            for i in range(3)]
     crashed = start_serve(ws, "2026-06-15T20:05+08:00", PIPELINE_CRASH_AT=point)
-    crashed.communicate(timeout=30)
+    crashed.communicate(timeout=90)
     assert crashed.returncode == -signal.SIGKILL
     assert not (ws.path / "published" / "2026-06-15" / "manifest.json").exists()
     again = start_serve(ws, "2026-06-15T20:10+08:00")
@@ -155,7 +155,7 @@ def test_second_instance_on_postgres_is_refused(tmp_path: Path, pg_url: str) -> 
     try:
         wait_ready(first)
         second = start_serve(ws, "2026-06-15T10:00+08:00")
-        _, err = second.communicate(timeout=30)
+        _, err = second.communicate(timeout=90)
         assert second.returncode == 1 and f"pid {first.pid}" in err
     finally:
         assert stop(first)[0] == 0
