@@ -290,8 +290,8 @@ def cmd_proofread(ctx: Context) -> int:
     settings = ctx.settings
     with ctx.store.session() as session:
         draft = review.get_draft(session, ctx.args.id)
-        proofread_draft(session, settings, ctx.args.id, read_markdown(settings, ctx.args.id),
-                        draft.title, ctx.now())
+        proofread_draft(session, settings, ctx.args.id,
+                        read_markdown(session, settings, ctx.args.id), draft.title, ctx.now())
     with ctx.store.session() as session:
         data = views.detail(session, settings, ctx.args.id, ctx.now())
     if ctx.args.json:
@@ -339,7 +339,7 @@ def cmd_edit(ctx: Context) -> int:
     settings = ctx.settings
     with ctx.store.session() as session:
         seen = review.get_draft(session, ctx.args.id).version  # the save is conditional on it
-    original = read_markdown(settings, ctx.args.id)
+        original = read_markdown(session, settings, ctx.args.id)
     with tempfile.NamedTemporaryFile("w", suffix=".md", encoding="utf-8", delete=False) as tmp:
         tmp.write(original)
     try:

@@ -195,7 +195,7 @@ def _sign(session: Session, settings: Settings, draft: Draft, *, actor: str, not
     from .drafts import read_markdown  # the signed text is kept for the next signer's diff
 
     signed_round = draft.review_round
-    text = read_markdown(settings, draft.id or 0)
+    text = read_markdown(session, settings, draft.id or 0)
     words = f"{stages[stage].name}: " + (note or "signed")
     # The move first: of two signers racing, the second waits on the row and then loses
     # the conditional update with a sentence, before it writes a sign-off of its own.
@@ -235,7 +235,8 @@ def edit(session: Session, settings: Settings, draft_id: int, markdown: str, *, 
     WeChat problems. ``note`` says why (an applied proofreading suggestion).
 
     ``expected_version`` is the version the editor opened: the update is conditional on
-    it, and the files are written only after the row was won (see ``write_draft_files``).
+    it, and the new files are written under a new name only after the row was won; the
+    row switches to them in the same transaction (see ``write_draft_files``).
     An edit after a sign-off is recorded as such; with ``review.edit_resets`` it sends
     the draft back to the first stage.
 
@@ -248,7 +249,7 @@ def edit(session: Session, settings: Settings, draft_id: int, markdown: str, *, 
         raise EditConflict(draft_id, draft.version)
     if draft.status not in EDITABLE:
         raise ReviewError.coded("draft.not_editable", id=draft_id, state=draft.status)
-    from .drafts import rerender_draft, write_draft_files  # the render stage loads for edits
+    from .drafts import next_stem, rerender_draft, write_draft_files  # loads the renderer
 
     signed = _signed_this_round(session, draft)
     resets = settings.review.edit_resets and bool(signed) and draft.status in (
@@ -260,12 +261,13 @@ def edit(session: Session, settings: Settings, draft_id: int, markdown: str, *, 
         lifecycle.move(session, DRAFT, draft, "edit_reset" if resets else "edit", actor=actor,
                        now=now, note="; ".join(x for x in (note, after, left) if x),
                        remote=remote, values={"problems": draft.problems,
+                                              "article_file": next_stem(draft),
                                               **(_new_round(draft) if resets else {})})
     except TransitionError as exc:
         if not exc.lost_race:
             raise
         raise EditConflict(draft_id, _committed_version(session, draft_id)) from exc
-    write_draft_files(session, settings, draft_id, article)
+    write_draft_files(session, settings, draft, article)
     proofread_draft(session, settings, draft_id, article.markdown, draft.title, now)
     return list(article.problems)
 
@@ -295,7 +297,7 @@ def changes_since_signoff(session: Session, settings: Settings, draft: Draft) ->
         return ""
     from .drafts import read_markdown
 
-    current = read_markdown(settings, draft.id or 0)
+    current = read_markdown(session, settings, draft.id or 0)
     if current == last.markdown:
         return ""
     return "".join(difflib.unified_diff(

@@ -28,6 +28,7 @@ from fastapi.testclient import TestClient
 from sqlmodel import col, select
 
 from pipeline.clock import Clock
+from pipeline.drafts import current_files
 from pipeline.models import AuditLog, Draft, DraftEvent, Publication, Push, SchedulerLease
 from pipeline.store import HEAD, open_store
 from pipeline.web.app import create_app
@@ -226,11 +227,16 @@ def test_edit_race_through_two_processes_has_one_winner_and_files_match_the_row(
                 edits = session.exec(select(DraftEvent).where(
                     DraftEvent.draft_id == draft_id, DraftEvent.action == "edit")).all()
                 assert len(edits) == trial + 1
-            # what is on disk is the committed winner's text, both files
-            assert texts[winner] in (folder / "article.md").read_text("utf-8")
-            assert texts[winner] in (folder / "article.html").read_text("utf-8")
+                md, html = current_files(session, pg_ws.settings, draft_id)
+            # the files the row names hold the committed winner's text, both of them; the
+            # older version was removed after the commit, the loser wrote nothing
+            assert md.name == f"article.v{version + 1}.md"
+            assert texts[winner] in md.read_text("utf-8")
+            assert texts[winner] in html.read_text("utf-8")
+            assert sorted(p.name for p in folder.glob("article*")) == sorted(
+                [html.name, md.name])
             other = "李编辑" if winner == "王编辑" else "王编辑"
-            assert texts[other] not in (folder / "article.html").read_text("utf-8")
+            assert texts[other] not in html.read_text("utf-8")
     finally:
         store.close()
 

@@ -266,6 +266,4 @@ def test_the_desk_filters_waiting_for_me_and_shows_what_changed(
 
 
 def review_markdown(ws: Workspace, draft_id: int) -> str:
-    from pipeline.drafts import read_markdown
-
-    return read_markdown(ws.settings, draft_id)
+    return ws.article(draft_id)

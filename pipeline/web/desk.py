@@ -139,7 +139,7 @@ def draft_page(request: Request, user: str, draft_id: int, *, error: str = "",
         figures = story_figures(session, state.settings, draft_id)
         findings = open_findings(session, draft_id)
         blocking = [f for f in findings if f.kind in BLOCKING]
-    saved = read_markdown(state.settings, draft_id)
+        saved = read_markdown(session, state.settings, draft_id)
     if markdown is None:
         markdown = saved
     return page(request, "draft.html", status, user=user, d=data, draft=draft, unit=unit,
@@ -203,7 +203,9 @@ def show_draft(request: Request, user: Editor, draft_id: DraftId) -> Response:
 
 @router.get("/drafts/{draft_id}/files/{path:path}")
 def draft_files(request: Request, user: Editor, draft_id: DraftId, path: str) -> Response:
-    return draft_file(web(request).settings, draft_id, path)
+    state = web(request)
+    with state.store.session() as session:
+        return draft_file(session, state.settings, draft_id, path)
 
 
 def _refused(request: Request, user: str, draft_id: int, exc: PipelineError,
