@@ -160,6 +160,12 @@ CODES: dict[str, tuple[str, ...]] = {
     N_("photo.too_big"): ("name", "mb", "bytes", "limit_mb", "limit"),
     N_("photo.not_found"): ("name",),
     N_("photo.unreadable"): ("name", "reason"),
+    # the loser of a sign-off or release race: who did what first (issue 16)
+    N_("review.signed_meanwhile"): ("by", "id", "stage", "at"),
+    N_("review.moved_meanwhile"): ("by", "id", "action", "state", "at"),
+    N_("review.no_stage"): ("stage", "stages"),
+    N_("push.released_meanwhile"): ("by", "date", "count", "at"),
+    N_("push.confirmed_meanwhile"): ("by", "date", "count", "at"),
 }
 
 # The HTTP status of a refused request, by code (anything else is a conflict: 409).
@@ -167,6 +173,7 @@ STATUS: dict[str, int] = {
     "draft.not_found": 404, "finding.not_found": 404, "auth.no_user": 404,
     "review.note_required": 422, "finding.reason_required": 422,
     "store.unavailable": 503, "store.read_only": 503,
+    "review.no_stage": 422,
 }
 
 

@@ -16,7 +16,7 @@ from starlette.datastructures import FormData
 
 from .. import review
 from ..drafts import read_markdown
-from ..errors import EditConflict, PipelineError, ReviewError
+from ..errors import EditConflict, PipelineError, RaceLost, ReviewError
 from ..messages import status as code_status
 from ..messages import text_of
 from ..models import Finding, Unit
@@ -232,8 +232,13 @@ def act(request: Request, user: Editor, draft_id: DraftId, form: VerifiedForm) -
                 str(f.id) in ticked for f in blocking_findings(session, draft_id))
             outcome = review.transition(session, state.settings, draft_id, action, actor=user,
                                         note=note, now=state.now(), remote=remote(request),
-                                        confirm_findings=confirmed)
+                                        confirm_findings=confirmed,
+                                        stage=_text(form, "stage") or None)
             audit(session, request, user, action, f"draft:{draft_id}", {"note": note})
+    except RaceLost as exc:  # another person acted first: say who and what, audit nothing
+        flash(request.session, exc.text("zh_CN"), "warn" if exc.already_done else "error")
+        return RedirectResponse("/mine" if _text(form, "next") == "/mine"
+                                else f"/drafts/{draft_id}", 303)
     except ReviewError as exc:
         if _text(form, "next") == "/mine":
             flash(request.session, exc.text("zh_CN"), "error")
