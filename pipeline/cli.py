@@ -180,6 +180,8 @@ def build_parser() -> argparse.ArgumentParser:
         if action == "approve":
             p.add_argument("--confirm-findings", action="store_true",
                            help="confirm the open privacy and banned-word proofreading findings")
+            p.add_argument("--stage", help="the review stage you mean to sign; if someone "
+                           "signed it first you are told who (default: the open stage)")
     add("proofread", c.cmd_proofread, "proofread a draft again and print its findings",
         True).add_argument("id", type=int)
     p = add("withdraw", c.cmd_withdraw, "take a story out of a push that has not gone out yet")

@@ -22,7 +22,7 @@ from .config import Settings, UnitSpec
 from .deadlines import deadline_text
 from .domain import parse_level
 from .drafts import SubmitOutcome, read_markdown
-from .errors import PipelineError
+from .errors import PipelineError, RaceLost
 from .messages import cli_language, text_of
 from .proofread import count_line
 from .sweep import Flagged, sweep
@@ -290,8 +290,8 @@ def cmd_proofread(ctx: Context) -> int:
     settings = ctx.settings
     with ctx.store.session() as session:
         draft = review.get_draft(session, ctx.args.id)
-        proofread_draft(session, settings, ctx.args.id, read_markdown(settings, ctx.args.id),
-                        draft.title, ctx.now())
+        proofread_draft(session, settings, ctx.args.id,
+                        read_markdown(session, settings, ctx.args.id), draft.title, ctx.now())
     with ctx.store.session() as session:
         data = views.detail(session, settings, ctx.args.id, ctx.now())
     if ctx.args.json:
@@ -312,18 +312,30 @@ def _people(report: dict[str, Any]) -> str:
 def _transition(action: str) -> Callable[[Context], int]:
     def command(ctx: Context) -> int:
         actor = getattr(ctx.args, "by", None) or os.environ.get("USER") or "editor"
-        with ctx.store.session() as session:
-            outcome = review.transition(session, ctx.settings, ctx.args.id, action,
-                                        actor=actor, note=ctx.args.note or "", now=ctx.now(),
-                                        remote="cli",
-                                        confirm_findings=getattr(ctx.args, "confirm_findings",
-                                                                 False))
+        try:
+            with ctx.store.session() as session:
+                outcome = review.transition(
+                    session, ctx.settings, ctx.args.id, action, actor=actor,
+                    note=ctx.args.note or "", now=ctx.now(), remote="cli",
+                    confirm_findings=getattr(ctx.args, "confirm_findings", False),
+                    stage=getattr(ctx.args, "stage", None))
+        except RaceLost as exc:
+            return _race_answer(ctx.args.id, exc)
         signed = f" ({outcome.signed} signed by {actor})" if outcome.signed else ""
         waiting = f"; waiting for {outcome.next_stage}" if outcome.next_stage else ""
         print(f"draft {outcome.draft_id}: {outcome.from_status.value} -> "
               f"{outcome.to_status.value}{signed}{waiting}")
         return 0
     return command
+
+
+def _race_answer(what: object, exc: RaceLost) -> int:
+    """Someone else acted first. When the end state is what was asked for, say who did it
+    and succeed; otherwise it is an error (the caller's action was not carried out)."""
+    if not exc.already_done:
+        raise exc
+    print(f"{what}: {exc.text(cli_language())}")
+    return 0
 
 
 def cmd_migrate(ctx: Context) -> int:
@@ -339,7 +351,7 @@ def cmd_edit(ctx: Context) -> int:
     settings = ctx.settings
     with ctx.store.session() as session:
         seen = review.get_draft(session, ctx.args.id).version  # the save is conditional on it
-    original = read_markdown(settings, ctx.args.id)
+        original = read_markdown(session, settings, ctx.args.id)
     with tempfile.NamedTemporaryFile("w", suffix=".md", encoding="utf-8", delete=False) as tmp:
         tmp.write(original)
     try:
@@ -434,7 +446,10 @@ def cmd_confirm_sent(ctx: Context) -> int:
     from .push import confirm_sent
 
     day = _day_argument(ctx.args.date)
-    report = confirm_sent(ctx.store, ctx.settings, day, ctx.now())
+    try:
+        report = confirm_sent(ctx.store, ctx.settings, day, ctx.now())
+    except RaceLost as exc:
+        return _race_answer(day, exc)
     print(f"the push of {day} is recorded as sent ({len(report.articles)} article(s))")
     return 0
 
@@ -444,7 +459,10 @@ def cmd_release(ctx: Context) -> int:
 
     day = _day_argument(ctx.args.date)
     actor = ctx.args.by or os.environ.get("USER") or "editor"
-    count = release_unsent(ctx.store, ctx.settings, day, ctx.now(), actor=actor)
+    try:
+        count = release_unsent(ctx.store, ctx.settings, day, ctx.now(), actor=actor)
+    except RaceLost as exc:
+        return _race_answer(day, exc)
     print(f"the push of {day} is recorded as not sent; {count} story(ies) go out with the "
           "next push")
     return 0

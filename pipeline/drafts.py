@@ -21,6 +21,7 @@ import fcntl
 import json
 import logging
 import os
+import re
 import secrets
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -49,8 +50,9 @@ if TYPE_CHECKING:  # the render stage is imported only by the commands that rend
     from .store import Store
 
 log = logging.getLogger(__name__)
-ARTICLE_MD = "article.md"
-ARTICLE_HTML = "article.html"
+ARTICLE = "article"  # the stem of a draft's files until its first edit (see draft_files)
+ARTICLE_MD = f"{ARTICLE}.md"
+ARTICLE_HTML = f"{ARTICLE}.html"
 JOURNALS = ".intake"
 GROUP_SIZE = 200   # reports per transaction in a batch: one commit (one fsync) per group
 
@@ -515,10 +517,74 @@ def _existing_draft(session: Session, report: Report, key: str | None) -> int | 
     return session.exec(query.where(Submission.dedupe_key == report.dedupe_key)).first()
 
 
-def draft_files(settings: Settings, draft_id: int) -> tuple[Path, Path]:
-    """The Markdown and HTML files of a draft."""
+def article_stem(draft: Draft) -> str:
+    """The stem of the draft's current article files, as its row names them."""
+    return _stem(draft.id or 0, draft.article_file)
+
+
+def _stem(draft_id: int, article_file: str | None) -> str:
+    stem = article_file or ARTICLE
+    if not _STEM.fullmatch(stem):  # the row is ours, but a path is built from it
+        raise PipelineError.coded("draft.bad_article_name", id=draft_id, stem=stem)
+    return stem
+
+
+def draft_files(settings: Settings, draft: Draft) -> tuple[Path, Path]:
+    """The Markdown and HTML files the draft's row names: the one way to find them.
+
+    What the row names was committed with those files already written (see
+    ``write_draft_files``), so every reader gets the committed text.
+    """
+    return _files(settings, draft.id or 0, draft.article_file)
+
+
+def _files(settings: Settings, draft_id: int, article_file: str | None) -> tuple[Path, Path]:
     folder = settings.paths.drafts / draft_dir(draft_id)
-    return folder / ARTICLE_MD, folder / ARTICLE_HTML
+    stem = _stem(draft_id, article_file)
+    return folder / f"{stem}.md", folder / f"{stem}.html"
+
+
+def current_files(session: Session, settings: Settings, draft_id: int) -> tuple[Path, Path]:
+    """``draft_files`` of the row as committed now (not as this session first saw it).
+
+    Raises:
+        ReviewError: when there is no such draft.
+    """
+    row = session.execute(sa.select(col(Draft.article_file))
+                          .where(col(Draft.id) == draft_id)).first()
+    if row is None:
+        from .errors import ReviewError
+
+        raise ReviewError.coded("draft.not_found", id=draft_id)
+    return _files(settings, draft_id, row[0])
+
+
+def read_article(session: Session, settings: Settings, draft_id: int, html: bool = False
+                 ) -> str:
+    """The draft's current Markdown (or HTML), read from the files its row names.
+
+    An edit committed by another process between reading the row and opening the file
+    may have removed the older file (PostgreSQL; on SQLite the session holds the write
+    lock): the row is read again and the newer file taken.
+
+    Raises:
+        PipelineError: when the files the row names are missing.
+    """
+    seen: set[Path] = set()
+    while True:
+        path = current_files(session, settings, draft_id)[1 if html else 0]
+        try:
+            return path.read_text(encoding="utf-8")
+        except FileNotFoundError as exc:
+            if path in seen:
+                raise PipelineError.coded("draft.no_article_file", id=draft_id,
+                                          path=str(path)) from exc
+            seen.add(path)
+
+
+def read_markdown(session: Session, settings: Settings, draft_id: int) -> str:
+    """The draft's current Markdown (see ``read_article``)."""
+    return read_article(session, settings, draft_id)
 
 
 def rerender_draft(settings: Settings, draft: Draft, markdown: str) -> RenderedArticle:
@@ -531,62 +597,76 @@ def rerender_draft(settings: Settings, draft: Draft, markdown: str) -> RenderedA
     return article
 
 
-def write_draft_files(session: Session, settings: Settings, draft_id: int,
+def next_stem(draft: Draft) -> str:
+    """The stem of the files an edit of ``draft`` writes: named after the version the
+    edit's move gives the row, so never one a committed row named before."""
+    return f"{ARTICLE}.v{draft.version + 1}"
+
+
+def write_draft_files(session: Session, settings: Settings, draft: Draft,
                       article: RenderedArticle) -> None:
-    """Write an edited draft's files inside the transaction that moved its row.
+    """Write an edited draft's files under the new name its row now holds.
 
-    The caller has already updated the row conditionally, so it holds the row (a row
-    lock on PostgreSQL, the write lock on SQLite) until commit: no other edit of this
-    draft can write between our two files. Should the transaction roll back (a lost
-    connection, a failed commit), the previous files are put back, so what is on disk
-    is always what the committed row says.
+    The caller has moved the row (conditionally, with ``article_file=next_stem``), so
+    this transaction holds it until commit. The files are written under a name no
+    committed row has named, and the row switches to them only when the transaction
+    commits: a crash (even ``kill -9``) before the commit leaves the old row with its old
+    files, one after it the new row with its new files. The files the row named before
+    are removed after the commit (best effort, never before).
     """
+    # A savepoint that rolled back on its own would leave the old name current while
+    # the commit removed its files.
+    assert not session.in_nested_transaction(), "edits are not made inside a savepoint"
     writer = GuardedWriter(settings.paths.drafts)
-    folder = draft_dir(draft_id)
-    previous: dict[str, bytes | None] = {}
-    for name in (ARTICLE_MD, ARTICLE_HTML):
-        path = writer.path(f"{folder}/{name}")
-        previous[name] = path.read_bytes() if path.exists() else None
-
-    def restore() -> None:
-        for name, data in previous.items():
-            if data is not None:
-                writer.write_bytes(f"{folder}/{name}", data)
-        log.info("draft %d: the edit was rolled back; its previous files are restored",
-                 draft_id)
-
-    session.info.setdefault(_RESTORE, []).append(restore)
-    writer.write_text(f"{folder}/{ARTICLE_MD}", article.markdown)
-    writer.write_text(f"{folder}/{ARTICLE_HTML}", article.html)
+    folder = draft_dir(draft.id or 0)
+    stem = article_stem(draft)
+    writer.write_text(f"{folder}/{stem}.md", article.markdown)
+    writer.write_text(f"{folder}/{stem}.html", article.html)
+    faults.crash_point("edit_files_written")  # new files on disk, the row not committed
+    session.info.setdefault(_CLEANUP, []).append((settings.paths.drafts / folder, stem))
 
 
-_RESTORE = "pipeline.restore_files"
+def remove_older_files(folder: Path, stem: str) -> int:
+    """Remove the article files older than ``stem`` (a committed row's): earlier
+    versions, the first ``article`` files and those of edits that never committed.
+    Later versions are left: another edit may be writing them. Returns how many."""
+    keep = _version(stem)
+    removed = 0
+    for path in folder.glob(f"{ARTICLE}*"):
+        found = _STEM.fullmatch(path.stem) if path.suffix in (".md", ".html") else None
+        if found is not None and _version(path.stem) < keep:
+            path.unlink(missing_ok=True)
+            removed += 1
+    return removed
+
+
+def _version(stem: str) -> int:
+    return int(stem.rpartition(".v")[2]) if ".v" in stem else 0
+
+
+_STEM = re.compile(rf"{ARTICLE}(?:\.v[0-9]{{1,9}})?")
+_CLEANUP = "pipeline.older_files"
 
 
 @sa.event.listens_for(Session, "after_commit")
 def _files_committed(session: Session) -> None:
-    session.info.pop(_RESTORE, None)
+    cleanups = session.info.pop(_CLEANUP, [])
+    if cleanups:
+        faults.crash_point("edit_committed")  # the row switched, the old files still there
+    for folder, stem in cleanups:
+        try:
+            remove_older_files(folder, stem)
+        except OSError as exc:  # left for the next edit's cleanup
+            log.warning("could not remove older files of %s: %s", folder, exc)
 
 
 @sa.event.listens_for(Session, "after_transaction_end")
 def _files_rolled_back(session: Session, transaction: Any) -> None:
     if transaction.nested or transaction.parent is not None:
         return  # a savepoint ended; the outer transaction decides
-    for restore in reversed(session.info.pop(_RESTORE, [])):
-        restore()  # the transaction ended without a commit: put the old files back
-
-
-def read_markdown(settings: Settings, draft_id: int) -> str:
-    """The draft's current Markdown.
-
-    Raises:
-        PipelineError: when the draft's files are missing.
-    """
-    md_path, _ = draft_files(settings, draft_id)
-    try:
-        return md_path.read_text(encoding="utf-8")
-    except FileNotFoundError as exc:
-        raise PipelineError.coded("draft.no_markdown", id=draft_id, path=str(md_path)) from exc
+    # No commit: the row keeps its files; the new ones are never read (the next edit of
+    # the same version overwrites them, a later one removes them).
+    session.info.pop(_CLEANUP, None)
 
 
 def add_photos(session: Session, settings: Settings, draft: Draft, photos: Sequence[Photo]

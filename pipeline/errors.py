@@ -10,6 +10,7 @@ the CLI prints ``error: <message>`` and the web layer shows the same sentence.
     ├── RenderError        a template or WeChat content rule failed
     ├── ReviewError        an illegal status transition was asked for
     │   ├── TransitionError  a move not in the lifecycle table, or a lost race
+    │   │   └── RaceLost     another person acted first: who, what, already_done
     │   └── EditConflict     someone saved the draft since this editor opened it
     ├── StoreError         the database is unusable or locked by another process
     ├── ScheduleError      the scheduler cannot start (another instance runs)
@@ -122,6 +123,21 @@ class TransitionError(ReviewError):
     """A state move is not in its machine's table, or someone else moved the row first."""
 
     lost_race: bool = False
+
+
+class RaceLost(TransitionError):
+    """Someone else acted on the row first: what they did, who and when (coded), and
+    whether the row now stands where this caller wanted it (``already_done``: a second
+    signature of the same stage, a second release of the same push)."""
+
+    lost_race = True
+    already_done: bool = False
+
+    @classmethod
+    def of(cls, code: str, already_done: bool, **params: object) -> RaceLost:
+        error = cls.coded(code, **params)
+        error.already_done = already_done
+        return error
 
 
 class EditConflict(ReviewError):

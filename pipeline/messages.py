@@ -76,6 +76,8 @@ CODES: dict[str, tuple[str, ...]] = {
     N_("publish.photo_missing"): ("photo", "folder"),
     N_("publish.no_secret"): ("name",),
     N_("draft.no_markdown"): ("id", "path"),
+    N_("draft.no_article_file"): ("id", "path"),
+    N_("draft.bad_article_name"): ("id", "stem"),
     N_("http.payload_too_large"): ("limit",),
     N_("http.bad_json"): (),
     N_("http.json_too_complex"): ("limit",),
@@ -128,6 +130,7 @@ CODES: dict[str, tuple[str, ...]] = {
     N_("attention.deferred"): (),
     N_("attention.failed"): ("error",),
     N_("push.not_awaiting_confirmation"): ("date", "state"),
+    N_("push.not_awaiting_person"): ("date", "state"),
     N_("push.changed_just_now"): ("date",),
     N_("push.draft_not_waiting"): ("id",),
     N_("push.job_changing"): ("id",),
@@ -428,6 +431,12 @@ CODES: dict[str, tuple[str, ...]] = {
     N_("media.level_unknown"): ("value", "levels"),
     N_("media.classified"): ("name",),
     N_("reach.nothing_to_fetch"): (),
+    # the loser of a sign-off or release race: who did what first (issue 16)
+    N_("review.signed_meanwhile"): ("by", "id", "stage", "at"),
+    N_("review.moved_meanwhile"): ("by", "id", "action", "state", "at"),
+    N_("review.no_stage"): ("stage", "stages"),
+    N_("push.released_meanwhile"): ("by", "date", "count", "at"),
+    N_("push.confirmed_meanwhile"): ("by", "date", "count", "at"),
 }
 
 # The HTTP status of a refused request, by code (anything else is a conflict: 409).
@@ -435,6 +444,7 @@ STATUS: dict[str, int] = {
     "draft.not_found": 404, "finding.not_found": 404, "auth.no_user": 404,
     "review.note_required": 422, "finding.reason_required": 422,
     "store.unavailable": 503, "store.read_only": 503,
+    "review.no_stage": 422,
 }
 
 

@@ -102,6 +102,9 @@ class Draft(SQLModel, table=True):
     review_stage: int = 0                      # index of the open review stage (while drafted)
     review_round: int = 1                      # a send-back or a reset starts a new round
     notes: str = Field(default="[]", sa_type=sa.Text)  # JSON list: how the article was made
+    # The stem of the current article files (``article.v7`` -> article.v7.md/.html); an
+    # edit writes new files and switches this in its transaction. None: article.md/.html.
+    article_file: str | None = Field(default=None, max_length=40)
 
 
 class DraftEvent(SQLModel, table=True):

@@ -29,7 +29,7 @@ from .alerts import record_alert
 from .config import Settings
 from .config.settings import ReviewStage
 from .domain import DraftStatus
-from .errors import EditConflict, ReviewError, TransitionError
+from .errors import EditConflict, RaceLost, ReviewError, TransitionError
 from .lifecycle import DRAFT, Who
 from .models import Draft, DraftEvent, SignOff, Submission, Unit, User
 from .proofread import proofread_draft, require_confirmation
@@ -147,16 +147,20 @@ def _check_signer(session: Session, settings: Settings, draft: Draft, actor: str
 
 def transition(session: Session, settings: Settings, draft_id: int, action: str, *,
                actor: str, note: str, now: datetime, remote: str = "",
-               confirm_findings: bool = False) -> Outcome:
+               confirm_findings: bool = False, stage: str | None = None) -> Outcome:
     """Apply an editor action, or refuse it with a sentence saying why.
 
     ``approve`` signs the open review stage; only the last stage approves the draft, and
     its signer confirms the open privacy/banned proofreading findings
-    (``confirm_findings``, see ``proofread.require_confirmation``).
+    (``confirm_findings``, see ``proofread.require_confirmation``). ``stage`` names the
+    stage the signer means to sign (the one the page showed): when it is no longer
+    open, the answer says who signed it or what happened instead.
 
     Raises:
+        RaceLost: another person signed or moved the draft first (who, what, when;
+            ``already_done`` when the stage this signer meant is signed).
         ReviewError: unknown draft, illegal move, wrong signer, missing note, unconfirmed
-            privacy/banned findings, or a lost race.
+            privacy/banned findings.
     """
     draft = get_draft(session, draft_id)
     note = note.strip()
@@ -164,15 +168,21 @@ def transition(session: Session, settings: Settings, draft_id: int, action: str,
         raise ReviewError.coded("review.note_required", action=action)
     if action == "approve":
         return _sign(session, settings, draft, actor=actor, note=note, now=now, remote=remote,
-                     confirm_findings=confirm_findings)
+                     confirm_findings=confirm_findings, meant=_stage_index(settings, stage))
     if action in NEEDS_NOTE and draft.status == S.DRAFTED:
         _check_signer(session, settings, draft, actor)
     current = DraftStatus(draft.status)
     values: dict[str, Any] = {}
     if action in ("resubmit", "reopen"):
         values = _new_round(draft)
-    moved = lifecycle.move(session, DRAFT, draft, action, actor=actor, now=now, note=note,
-                           remote=remote, who=Who.SIGNER, values=values)
+    try:
+        moved = lifecycle.move(session, DRAFT, draft, action, actor=actor, now=now,
+                               note=note, remote=remote, who=Who.SIGNER, values=values)
+    except TransitionError as exc:
+        if not exc.lost_race:
+            raise
+        session.refresh(draft)  # the winner has committed (our update waited for it)
+        raise _moved_meanwhile(session, settings, draft, action) from exc
     if action in NEEDS_NOTE:
         _tell_unit(session, draft, action, note, now)
     return Outcome(draft_id, current, DraftStatus(moved.to_state),
@@ -180,33 +190,83 @@ def transition(session: Session, settings: Settings, draft_id: int, action: str,
 
 
 def _sign(session: Session, settings: Settings, draft: Draft, *, actor: str, note: str,
-          now: datetime, remote: str, confirm_findings: bool = False) -> Outcome:
+          now: datetime, remote: str, confirm_findings: bool = False,
+          meant: int | None = None) -> Outcome:
+    stages = settings.review.stages
+    signed_round = draft.review_round
+    stage = min(draft.review_stage, len(stages) - 1)
+    if meant is not None and (draft.status != S.DRAFTED or stage != meant):
+        # The page showed another stage: someone acted between (a racing signer on
+        # SQLite, whose writers take turns, finds the draft already moved on here).
+        raise _lost_sign(session, settings, draft, signed_round, meant)
     if DRAFT.find(draft.status, "approve") is None:
         raise lifecycle.refusal(DRAFT, draft.id or 0, draft.status, "approve")
     problems = json.loads(draft.problems)
     if problems:
         raise ReviewError.coded("review.problems", id=draft.id, problems=problems)
     _check_signer(session, settings, draft, actor)
-    stages = settings.review.stages
-    stage = min(draft.review_stage, len(stages) - 1)
     last = stage == len(stages) - 1
-    if last:  # the final signer answers for what is published: privacy and banned words
-        require_confirmation(session, draft.id or 0, confirm_findings, actor=actor, now=now)
     from .drafts import read_markdown  # the signed text is kept for the next signer's diff
 
-    signed_round = draft.review_round
-    text = read_markdown(settings, draft.id or 0)
+    text = read_markdown(session, settings, draft.id or 0)
     words = f"{stages[stage].name}: " + (note or "signed")
-    # The move first: of two signers racing, the second waits on the row and then loses
-    # the conditional update with a sentence, before it writes a sign-off of its own.
-    lifecycle.move(session, DRAFT, draft, "approve" if last else "sign", actor=actor, now=now,
-                   note=words, remote=remote, who=Who.SIGNER,
-                   values={} if last else {"review_stage": stage + 1})
+    try:
+        if last:  # the final signer answers for what is published: privacy, banned words
+            require_confirmation(session, draft.id or 0, confirm_findings, actor=actor,
+                                 now=now)
+        # The move first: of two signers racing, the second waits on the row and then
+        # loses the conditional update, before it writes a sign-off of its own.
+        lifecycle.move(session, DRAFT, draft, "approve" if last else "sign", actor=actor,
+                       now=now, note=words, remote=remote, who=Who.SIGNER,
+                       values={} if last else {"review_stage": stage + 1})
+    except TransitionError as exc:
+        if not exc.lost_race:
+            raise
+        session.refresh(draft)  # the winner has committed (our update waited for it)
+        raise _lost_sign(session, settings, draft, signed_round, stage) from exc
     session.add(SignOff(draft_id=draft.id or 0, round=signed_round, stage=stage,
                         stage_name=stages[stage].name, by=actor, at=now, note=note,
                         markdown=text))
     return Outcome(draft.id or 0, S.DRAFTED, DraftStatus(draft.status), signed=stages[stage].name,
                    next_stage=_stage_name(settings, draft))
+
+
+def _stage_index(settings: Settings, name: str | None) -> int | None:
+    if not name:
+        return None
+    for i, stage in enumerate(settings.review.stages):
+        if stage.name == name:
+            return i
+    raise ReviewError.coded("review.no_stage", stage=name,
+                            stages=[s.name for s in settings.review.stages])
+
+
+def _lost_sign(session: Session, settings: Settings, draft: Draft, round_: int, stage: int
+               ) -> RaceLost:
+    """The truth for a signer who came second: who signed the stage meant, or what
+    happened to the draft instead."""
+    signed = session.exec(select(SignOff).where(SignOff.draft_id == draft.id,
+                                                SignOff.round == round_,
+                                                SignOff.stage == stage)).first()
+    if signed is not None:
+        return RaceLost.of("review.signed_meanwhile", True, by=signed.by, id=draft.id,
+                           stage=signed.stage_name, at=_clock(settings, signed.at))
+    return _moved_meanwhile(session, settings, draft, "approve")
+
+
+def _moved_meanwhile(session: Session, settings: Settings, draft: Draft, action: str
+                     ) -> RaceLost:
+    """What the person who moved the draft first did (its newest history line)."""
+    last = session.exec(select(DraftEvent).where(DraftEvent.draft_id == draft.id)
+                        .order_by(col(DraftEvent.id).desc())).first()
+    assert last is not None  # every draft has its "submitted" line
+    return RaceLost.of("review.moved_meanwhile", last.action == action, by=last.actor or "?",
+                       id=draft.id, action=last.action, state=str(draft.status),
+                       at=_clock(settings, last.at))
+
+
+def _clock(settings: Settings, moment: datetime) -> str:
+    return moment.astimezone(settings.tz).strftime("%H:%M")
 
 
 def _stage_name(settings: Settings, draft: Draft) -> str | None:
@@ -235,7 +295,8 @@ def edit(session: Session, settings: Settings, draft_id: int, markdown: str, *, 
     WeChat problems. ``note`` says why (an applied proofreading suggestion).
 
     ``expected_version`` is the version the editor opened: the update is conditional on
-    it, and the files are written only after the row was won (see ``write_draft_files``).
+    it, and the new files are written under a new name only after the row was won; the
+    row switches to them in the same transaction (see ``write_draft_files``).
     An edit after a sign-off is recorded as such; with ``review.edit_resets`` it sends
     the draft back to the first stage.
 
@@ -248,7 +309,7 @@ def edit(session: Session, settings: Settings, draft_id: int, markdown: str, *, 
         raise EditConflict(draft_id, draft.version)
     if draft.status not in EDITABLE:
         raise ReviewError.coded("draft.not_editable", id=draft_id, state=draft.status)
-    from .drafts import rerender_draft, write_draft_files  # the render stage loads for edits
+    from .drafts import next_stem, rerender_draft, write_draft_files  # loads the renderer
 
     signed = _signed_this_round(session, draft)
     resets = settings.review.edit_resets and bool(signed) and draft.status in (
@@ -260,12 +321,13 @@ def edit(session: Session, settings: Settings, draft_id: int, markdown: str, *, 
         lifecycle.move(session, DRAFT, draft, "edit_reset" if resets else "edit", actor=actor,
                        now=now, note="; ".join(x for x in (note, after, left) if x),
                        remote=remote, values={"problems": draft.problems,
+                                              "article_file": next_stem(draft),
                                               **(_new_round(draft) if resets else {})})
     except TransitionError as exc:
         if not exc.lost_race:
             raise
         raise EditConflict(draft_id, _committed_version(session, draft_id)) from exc
-    write_draft_files(session, settings, draft_id, article)
+    write_draft_files(session, settings, draft, article)
     proofread_draft(session, settings, draft_id, article.markdown, draft.title, now)
     return list(article.problems)
 
@@ -295,7 +357,7 @@ def changes_since_signoff(session: Session, settings: Settings, draft: Draft) ->
         return ""
     from .drafts import read_markdown
 
-    current = read_markdown(settings, draft.id or 0)
+    current = read_markdown(session, settings, draft.id or 0)
     if current == last.markdown:
         return ""
     return "".join(difflib.unified_diff(

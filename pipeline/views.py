@@ -146,7 +146,7 @@ def detail(session: Session, settings: Settings, draft_id: int, now: datetime
     submission = session.get(Submission, draft.submission_id)
     if unit is None or submission is None:
         raise ReviewError.coded("draft.orphan", id=draft_id)
-    md_path, html_path = draft_files(settings, draft_id)
+    md_path, html_path = draft_files(settings, draft)
     data = summary(draft, unit, settings, now)
     data.update({
         "author": draft.author, "digest": draft.digest, "cover": draft.cover,

@@ -110,6 +110,17 @@ class Workspace:
     def store(self) -> Store:
         return open_store(self.database_url)
 
+    def article(self, draft_id: int, html: bool = False) -> str:
+        """A draft's current Markdown (or HTML): the files its committed row names."""
+        from pipeline.drafts import read_article
+
+        store = self.store()
+        try:
+            with store.session() as session:
+                return read_article(session, self.settings, draft_id, html=html)
+        finally:
+            store.close()
+
     def run(self, *args: str, now: str | None = None) -> Result:
         argv = ["--config", str(self.path / "config.toml")]
         if now:

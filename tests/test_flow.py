@@ -108,8 +108,7 @@ def test_campaign_week(any_workspace: Workspace, tmp_path: Path) -> None:
         assert ws.run("edit", str(ids["麓谷街道"]), "--by", "王编辑", now=mon).code == 0
     finally:
         del os.environ["EDITOR"]
-    html = (ws.path / "drafts" / str(ids["麓谷街道"]) / "article.html").read_text("utf-8")
-    assert "气氛十分热烈" in html
+    assert "气氛十分热烈" in ws.article(ids["麓谷街道"], html=True)
 
     # Monday's push at 20:00: the volunteer story leads (earliest deadline).
     pushed = ws.run("push", "--json", now="2026-06-15T20:00+08:00").json()

@@ -28,6 +28,7 @@ from fastapi.testclient import TestClient
 from sqlmodel import col, select
 
 from pipeline.clock import Clock
+from pipeline.drafts import current_files
 from pipeline.models import AuditLog, Draft, DraftEvent, Publication, Push, SchedulerLease
 from pipeline.store import HEAD, open_store
 from pipeline.web.app import create_app
@@ -226,11 +227,54 @@ def test_edit_race_through_two_processes_has_one_winner_and_files_match_the_row(
                 edits = session.exec(select(DraftEvent).where(
                     DraftEvent.draft_id == draft_id, DraftEvent.action == "edit")).all()
                 assert len(edits) == trial + 1
-            # what is on disk is the committed winner's text, both files
-            assert texts[winner] in (folder / "article.md").read_text("utf-8")
-            assert texts[winner] in (folder / "article.html").read_text("utf-8")
+                md, html = current_files(session, pg_ws.settings, draft_id)
+            # the files the row names hold the committed winner's text, both of them; the
+            # older version was removed after the commit, the loser wrote nothing
+            assert md.name == f"article.v{version + 1}.md"
+            assert texts[winner] in md.read_text("utf-8")
+            assert texts[winner] in html.read_text("utf-8")
+            assert sorted(p.name for p in folder.glob("article*")) == sorted(
+                [html.name, md.name])
             other = "李编辑" if winner == "王编辑" else "王编辑"
-            assert texts[other] not in (folder / "article.html").read_text("utf-8")
+            assert texts[other] not in html.read_text("utf-8")
+    finally:
+        store.close()
+
+
+def test_sign_race_through_two_processes_tells_the_second_signer_who_signed(
+        pg_ws: Workspace, two_webs: tuple[Web, Web], tmp_path: Path) -> None:
+    a, b = two_webs
+    ids = []
+    for n in range(6):
+        path = write_report(tmp_path, f"s{n}", unit="麓谷街道", kind="lecture",
+                            title=f"麓谷街道禁毒讲座第{n + 1}场", start="2026-06-15 09:00")
+        ids += [int(r["id"]) for r in pg_ws.run("submit", "--json", str(path),
+                                                 now=MORNING).json()["accepted"]]
+    wang, li = Editor("王编辑"), Editor("李编辑")
+    assert wang.login(a).status_code == 200 and li.login(b).status_code == 200
+    store = pg_ws.store()
+    try:
+        for draft_id in ids:
+            stage = wang.get(a, f"/api/drafts/{draft_id}").json()["draft"]["stage"]
+            body = {"action": "approve", "stage": stage}
+            path = f"/api/drafts/{draft_id}/actions"
+            answers = together(
+                lambda p=path, q=body: wang.post(a, p, q),  # type: ignore[misc]
+                lambda p=path, q=body: li.post(b, p, q))  # type: ignore[misc]
+            assert [r.status_code for r in answers] == [200, 200], [r.text for r in answers]
+            done = [r.json()["already_done"] for r in answers]
+            assert sorted(done) == [False, True], done
+            winner = "王编辑" if done[1] else "李编辑"
+            loser = answers[0 if done[0] else 1].json()
+            assert loser["code"] == "review.signed_meanwhile"
+            assert f"{winner} 已在刚才" in loser["message"] and stage in loser["message"]
+            with store.session() as session:
+                audits = session.exec(select(AuditLog).where(
+                    AuditLog.action == "approve", AuditLog.target == f"draft:{draft_id}")).all()
+                assert [x.actor for x in audits] == [winner]
+                events = session.exec(select(DraftEvent).where(
+                    DraftEvent.draft_id == draft_id, DraftEvent.action == "approve")).all()
+                assert [e.actor for e in events] == [winner]
     finally:
         store.close()
 

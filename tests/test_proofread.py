@@ -219,10 +219,10 @@ def test_apply_and_dismiss_are_recorded_and_survive_edits(workspace: Workspace,
         assert set(found) == {"按装", "亲自"}
         apply_finding(session, settings, draft_id, found["按装"], actor="王编辑", now=now)
         dismiss_finding(session, draft_id, found["亲自"], "引语原文", actor="王编辑", now=now)
-    assert "工作人员安装展板" in read_markdown(settings, draft_id)
+    assert "工作人员安装展板" in workspace.article(draft_id)
     with store.session() as session:
         assert open_findings(session, draft_id) == []
-        edited = read_markdown(settings, draft_id) + "\n补充一句。\n"
+        edited = read_markdown(session, settings, draft_id) + "\n补充一句。\n"
         review.edit(session, settings, draft_id, edited, actor="王编辑", now=now)
         assert open_findings(session, draft_id) == []     # the dismissal holds after an edit
         events = [(e.action, e.note) for e in history(session, draft_id)]

@@ -52,9 +52,8 @@ def test_cli_edit_is_refused_when_someone_saved_meanwhile(workspace: Workspace,
     assert result.code == 1
     assert f"Draft {draft_id} was changed by someone else" in result.err
     assert "nothing was saved" in result.err
-    folder = workspace.path / "drafts" / str(draft_id)
-    assert "另一位编辑的正文" in (folder / "article.md").read_text("utf-8")
-    assert "另一位编辑的正文" in (folder / "article.html").read_text("utf-8")
+    assert "另一位编辑的正文" in workspace.article(draft_id)
+    assert "另一位编辑的正文" in workspace.article(draft_id, html=True)
     shown = workspace.run("show", "--json", str(draft_id), now=NOW).json()
     assert shown["version"] == 2
     assert [e["actor"] for e in shown["history"] if e["action"] == "edit"] == ["李编辑"]

@@ -157,15 +157,18 @@ def test_one_stage_is_one_approval(workspace: Workspace, tmp_path: Path) -> None
 
 def test_two_signers_racing_on_one_stage(staged: Workspace, tmp_path: Path) -> None:
     """王编辑 and 李编辑 may both sign 初审; they press at the same moment. One wins; the
-    other gets a sentence; one sign-off is recorded and the stage moves once."""
+    other gets a sentence (who signed it; on SQLite, where the second comes after the
+    first, naming no stage, that 复审 is not theirs); one sign-off is recorded and the
+    stage moves once."""
     ws = staged
     ids = submit(ws, tmp_path, "a", "b", "c")
     for draft_id in ids:
         barrier = threading.Barrier(2)
         outcomes: list[str] = []
+        winners: list[str] = []
 
         def sign(who: str, draft_id: int = draft_id, barrier: threading.Barrier = barrier,
-                 outcomes: list[str] = outcomes) -> None:
+                 outcomes: list[str] = outcomes, winners: list[str] = winners) -> None:
             store = ws.store()
             try:
                 with store.session() as session:
@@ -173,6 +176,7 @@ def test_two_signers_racing_on_one_stage(staged: Workspace, tmp_path: Path) -> N
                     review.transition(session, ws.settings, draft_id, "approve", actor=who,
                                       note="", now=_at(MON))
                 outcomes.append("won")
+                winners.append(who)
             except ReviewError as exc:
                 outcomes.append(exc.text("zh_CN"))
             finally:
@@ -185,7 +189,8 @@ def test_two_signers_racing_on_one_stage(staged: Workspace, tmp_path: Path) -> N
             t.join(timeout=120)
         assert len(outcomes) == 2 and outcomes.count("won") == 1, outcomes
         loser = next(o for o in outcomes if o != "won")
-        assert "刚被他人修改" in loser or "只有 张主任 可以签审" in loser
+        assert (f"{winners[0]} 已在刚才" in loser and "签署了稿件" in loser) or (
+            "只有 张主任 可以签审" in loser), outcomes
         with ws.store().session() as session:
             signs = session.exec(select(SignOff).where(SignOff.draft_id == draft_id)).all()
             draft = session.get(Draft, draft_id)
@@ -266,6 +271,4 @@ def test_the_desk_filters_waiting_for_me_and_shows_what_changed(
 
 
 def review_markdown(ws: Workspace, draft_id: int) -> str:
-    from pipeline.drafts import read_markdown
-
-    return read_markdown(ws.settings, draft_id)
+    return ws.article(draft_id)

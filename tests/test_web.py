@@ -301,14 +301,13 @@ def test_edit_live_render_and_stale_version(desk: Desk) -> None:
     response = desk.post(f"/drafts/{draft_id}/edit",
                          {"markdown": "改过的正文 <script>alert(1)</script>", "version": version})
     assert response.status_code == 303
-    html = (desk.ws.path / "drafts" / str(draft_id) / "article.html").read_text("utf-8")
+    html = desk.ws.article(draft_id, html=True)
     assert "改过的正文" in html and "<script" not in html
     stale = desk.post(f"/drafts/{draft_id}/edit", {"markdown": "旧", "version": version})
     assert stale.status_code == 409 and "稿件已被他人修改" in stale.text
     # the loser keeps the text typed and gets a link to the version that won
     assert f'href="/drafts/{draft_id}"' in stale.text and "查看最新版本" in stale.text
-    assert "旧" in stale.text and "改过的正文" in (desk.ws.path / "drafts" / str(draft_id)
-                                                / "article.md").read_text("utf-8")
+    assert "旧" in stale.text and "改过的正文" in desk.ws.article(draft_id)
     assert "<script>alert(1)</script>" not in desk.client.get(f"/drafts/{draft_id}").text
 
 
@@ -539,7 +538,7 @@ def test_a_correction_can_add_the_photos_the_editor_asked_for(desk: Desk,
     folder = desk.ws.path / "drafts" / str(draft_id)
     stored = [p.name for p in (folder / "photos").iterdir()]
     assert len(stored) == 1 and "现场" not in stored[0]  # a generated name, never theirs
-    article = (folder / "article.html").read_text(encoding="utf-8")
+    article = desk.ws.article(draft_id, html=True)
     assert f"photos/{stored[0]}" in article and "<img" in article
     with desk.store.session() as session:
         sub = session.get(Submission, desk.draft(draft_id).submission_id)

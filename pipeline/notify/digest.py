@@ -21,6 +21,7 @@ from .. import lifecycle, views
 from ..config import Settings
 from ..deadlines import deadline_text, duration_text, push_time_on
 from ..domain import DeadlineState, Level
+from ..drafts import ARTICLE_HTML
 from ..errors import NotifyError
 from ..models import Alert, Draft, Publication, Push, Submission, Unit
 from ..push import PackedArticle, plan
@@ -266,7 +267,8 @@ def _context(data: DigestData, settings: Settings, now: datetime) -> dict[str, A
     def story(s: Story) -> dict[str, Any]:
         return {"id": s.id, "title": s.title, "unit": s.unit, "late": s.late,
                 "position": s.position, "link": f"{base}/drafts/{s.id}",
-                "path": f"published/{s.path}/article.html" if s.path else "",
+                # the published copy, under the folder channel's fixed name
+                "path": f"published/{s.path}/{ARTICLE_HTML}" if s.path else "",
                 "deadline": deadline_text(s.deadline, now, tz)}
 
     def waiting(w: Waiting) -> dict[str, Any]:

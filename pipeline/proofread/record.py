@@ -185,7 +185,7 @@ def apply_finding(session: Session, settings: Settings, draft_id: int, finding_i
     start, end = finding.offset_start, finding.offset_end
     if start is None or end is None or not (finding.suggestion or finding.rule == "delete"):
         raise ReviewError.coded("finding.no_suggestion", finding=finding_id)
-    markdown = read_markdown(settings, draft_id)
+    markdown = read_markdown(session, settings, draft_id)
     if markdown[start:end] != finding.text:
         raise ReviewError.coded("finding.text_changed", id=draft_id, finding=finding_id)
     lifecycle.move(session, lifecycle.FINDING, finding, "apply", actor=actor, now=now,

@@ -58,7 +58,7 @@ class ArticleBuilder:
 
     def _article(self, draft: Draft) -> dict[str, Any]:
         assert draft.id is not None
-        _, html_path = draft_files(self.settings, draft.id)
+        _, html_path = draft_files(self.settings, draft)
         content = rewrite_images(html_path.read_text(encoding="utf-8"), html_path.parent,
                                  self.uploader.body_image)
         cover = (html_path.parent / draft.cover) if draft.cover else (

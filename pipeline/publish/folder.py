@@ -14,6 +14,7 @@ from typing import Any
 
 from ..config import Settings
 from ..drafts import ARTICLE_HTML, ARTICLE_MD, draft_files
+from ..models import Draft
 from ..writer import GuardedWriter
 
 MANIFEST = "manifest.json"
@@ -31,11 +32,12 @@ class FolderPublisher:
     def article_dir(self, day: date, position: int, draft_id: int) -> str:
         return f"{day.isoformat()}/{position:02d}-{draft_id}"
 
-    def write_article(self, day: date, position: int, draft_id: int,
+    def write_article(self, day: date, position: int, draft: Draft,
                       meta: Mapping[str, Any]) -> str:
-        """Copy a draft's files into the day's folder; returns the folder, relative."""
-        folder = self.article_dir(day, position, draft_id)
-        md_path, html_path = draft_files(self.settings, draft_id)
+        """Copy the files the draft's row names into the day's folder (there under the
+        fixed names ``article.md``/``article.html``); returns the folder, relative."""
+        folder = self.article_dir(day, position, draft.id or 0)
+        md_path, html_path = draft_files(self.settings, draft)
         self.writer.copy_file(html_path, f"{folder}/{ARTICLE_HTML}")
         self.writer.copy_file(md_path, f"{folder}/{ARTICLE_MD}")
         self._copy_photos(md_path.parent / "photos", f"{folder}/photos")

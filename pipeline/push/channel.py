@@ -13,9 +13,9 @@ from sqlmodel import Session, col, select
 from .. import lifecycle
 from ..alerts import record_alert
 from ..config import Settings
-from ..errors import PublishError
+from ..errors import PublishError, RaceLost
 from ..messages import Coded, to_column
-from ..models import Draft, Publication, Push, WeChatJob
+from ..models import Draft, Publication, Push, StateEvent, WeChatJob
 from ..publish import wechat
 from ..store import Store
 from .plan import RUNNING, PushReport, local_date, push_row
@@ -27,12 +27,36 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def day_job(session: Session, settings: Settings, day: date) -> tuple[Push, WeChatJob] | None:
-    """The push of ``day`` and its WeChat job, if it has one."""
-    return session.exec(select(Push, WeChatJob).join(WeChatJob, col(WeChatJob.push_id)
-                                                     == Push.id)
-                        .where(Push.account == settings.account.key,
-                               Push.local_date == day)).first()
+def day_job(session: Session, settings: Settings, day: date, *, lock: bool = False
+            ) -> tuple[Push, WeChatJob] | None:
+    """The push of ``day`` and its WeChat job, if it has one; ``lock``: both rows locked
+    until commit (PostgreSQL; SQLite's writers take turns anyway), so a person acting
+    on them second waits and then reads what the first one did."""
+    query = (select(Push, WeChatJob).join(WeChatJob, col(WeChatJob.push_id) == Push.id)
+             .where(Push.account == settings.account.key, Push.local_date == day))
+    return session.exec(query.with_for_update() if lock else query).first()
+
+
+def settled_by_person(session: Session, settings: Settings, push: Push, job: WeChatJob,
+                      wanted: str) -> RaceLost | None:
+    """The truth for an editor who came second to a push waiting for a person: who
+    released or confirmed it, when, with how many stories (None: no person did).
+    ``wanted`` is the action this editor asked for ("release" or "confirm")."""
+    done = session.exec(select(StateEvent).where(
+        StateEvent.machine == lifecycle.WECHAT_JOB.name, StateEvent.row_id == job.id,
+        col(StateEvent.action).in_(("release", "confirm")))
+        .order_by(col(StateEvent.id).desc())).first()
+    if done is None:
+        return None
+    pubs = session.exec(select(Publication.id).where(Publication.push_id == push.id)).all()
+    moved = session.exec(select(sa.func.count()).select_from(StateEvent).where(
+        StateEvent.machine == lifecycle.PUBLICATION.name, col(StateEvent.row_id).in_(pubs),
+        StateEvent.at == done.at, StateEvent.actor == done.actor)).one() if pubs else 0
+    code = "push.released_meanwhile" if done.action == "release" else "push.confirmed_meanwhile"
+    count = moved if done.action == "release" else len(pubs)
+    return RaceLost.of(code, done.action == wanted, by=done.actor or "?",
+                       date=str(push.local_date), count=count,
+                       at=done.at.astimezone(settings.tz).strftime("%H:%M"))
 
 
 def deliver(store: Store, settings: Settings, now: datetime, report: PushReport,
@@ -105,15 +129,19 @@ def release_unsent(store: Store, settings: Settings, day: date, now: datetime, *
     stories go back to the next push. The counterpart of ``confirm_sent``.
 
     Raises:
+        RaceLost: another editor released (``already_done``) or confirmed it first.
         PublishError: when no push of that day is waiting for a person.
     """
     with store.session() as session:
-        found = day_job(session, settings, day)
+        found = day_job(session, settings, day, lock=True)
         waiting = (wechat.SENT_UNCONFIRMED, wechat.NEEDS_HUMAN)
+        if found is not None and found[1].state not in waiting:
+            lost = settled_by_person(session, settings, *found, wanted="release")
+            if lost is not None:
+                raise lost
         if found is None or found[1].state not in waiting:
             state = found[1].state if found is not None else "no WeChat push"
-            raise PublishError(f"There is no push waiting for a person on {day} ({state}); "
-                               "only such a push can be released.")
+            raise PublishError.coded("push.not_awaiting_person", date=str(day), state=state)
         push, job = found
         count = len(list(session.exec(select(Publication.id).where(
             Publication.push_id == push.id, Publication.state == "queued"))))
@@ -177,11 +205,14 @@ def confirm_sent(store: Store, settings: Settings, day: date, now: datetime, *,
     """An editor confirms that the day's push went out from the WeChat console.
 
     Raises:
+        RaceLost: another editor confirmed (``already_done``) or released it first.
         PublishError: when there is nothing to confirm for that day.
     """
+    waiting = lifecycle.JOB_WAITING_FOR_PERSON
     with store.session() as session:
         found = day_job(session, settings, day)
-    waiting = lifecycle.JOB_WAITING_FOR_PERSON
+        if found is not None and found[1].state not in waiting:
+            _settled(session, settings, found, "confirm")
     if found is None or found[1].state not in waiting:
         state = found[1].state if found is not None else "no WeChat push"
         raise PublishError.coded("push.not_awaiting_confirmation", date=str(day), state=state)
@@ -189,11 +220,22 @@ def confirm_sent(store: Store, settings: Settings, day: date, now: datetime, *,
     # Bookkeeping only: no WeChat call, so no client (nor its secret) is needed.
     if not wechat.move_job(store, job, job.state, wechat.PUBLISHED, now, action="confirm",
                            actor=actor, error=to_column(Coded("wechat.confirmed_by", actor=actor))):
+        with store.session() as session:
+            again = day_job(session, settings, day)
+            if again is not None:
+                _settled(session, settings, again, "confirm")
         raise PublishError.coded("push.changed_just_now", date=str(day))
     with store.session() as session:
         report = existing_report(session, settings, row, now)
     publish_folder(store, settings, now, day, report, job)
     return report
+
+
+def _settled(session: Session, settings: Settings, found: tuple[Push, WeChatJob],
+             wanted: str) -> None:
+    lost = settled_by_person(session, settings, *found, wanted=wanted)
+    if lost is not None:
+        raise lost
 
 
 def withdraw(store: Store, settings: Settings, draft_id: int, now: datetime, *, actor: str,

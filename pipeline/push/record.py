@@ -65,7 +65,7 @@ def publish_folder(store: Store, settings: Settings, now: datetime, day: date,
             draft = session.get(Draft, pub.draft_id)
             assert draft is not None
             pub.url = urls[index] if index < len(urls) and urls[index] else pub.url
-            pub.output_path = publisher.write_article(day, pub.position, pub.draft_id,
+            pub.output_path = publisher.write_article(day, pub.position, draft,
                                                       _meta(draft, pub, now, job, settings.tz))
             faults.crash_point("after_article_written")
             mark_published(session, settings, draft, pub, now)

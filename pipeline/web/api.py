@@ -22,6 +22,7 @@ from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
 from .. import lifecycle, review, units
+from ..errors import RaceLost
 from ..messages import text_of
 from ..models import Unit
 from ..proofread import apply_finding, dismiss_finding
@@ -64,6 +65,10 @@ class ActionIn(Strict):
     note: str = Field("", max_length=5000)
     confirm_findings: bool = Field(False, description="approve: confirm the open privacy "
                                    "and banned-word proofreading findings")
+    stage: str | None = Field(None, max_length=40, description=(
+        "approve: the review stage the signer means to sign (as shown). If someone signed "
+        "it first the answer is ok with already_done and who signed it; if the draft was "
+        "moved otherwise, a 409 saying who did what"))
 
 
 class DismissIn(Strict):
@@ -200,11 +205,20 @@ def api_action(request: Request, user: Writer, draft_id: DraftId, body: ActionIn
     def call(session: Any) -> Json:
         out = review.transition(session, s.settings, draft_id, body.action, actor=user,
                                 note=body.note, now=s.now(), remote=remote(request),
-                                confirm_findings=body.confirm_findings)
+                                confirm_findings=body.confirm_findings, stage=body.stage)
         return {"id": out.draft_id, "from": out.from_status, "to": out.to_status,
                 "signed": out.signed, "stage": out.next_stage}
-    return _review_call(request, user, draft_id, body.action,
-                        {"note": body.note, "confirm_findings": body.confirm_findings}, call)
+    try:
+        answer = _review_call(request, user, draft_id, body.action,
+                              {"note": body.note, "confirm_findings": body.confirm_findings},
+                              call)
+    except RaceLost as exc:
+        if not exc.already_done:
+            raise  # a 409 with the code, the sentence and already_done: false
+        # Someone signed the same stage first: what this signer wanted holds; no audit row.
+        return {"ok": True, "already_done": True, "code": exc.code,
+                "message": exc.text("zh_CN"), "result": None}
+    return {**answer, "already_done": False}
 
 
 @router.post("/drafts/{draft_id}/findings/{finding_id}/apply")

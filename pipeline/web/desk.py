@@ -16,7 +16,7 @@ from starlette.datastructures import FormData
 
 from .. import review
 from ..drafts import read_markdown
-from ..errors import EditConflict, PipelineError, ReviewError
+from ..errors import EditConflict, PipelineError, RaceLost, ReviewError
 from ..messages import status as code_status
 from ..messages import text_of
 from ..models import Finding, Unit
@@ -139,7 +139,7 @@ def draft_page(request: Request, user: str, draft_id: int, *, error: str = "",
         figures = story_figures(session, state.settings, draft_id)
         findings = open_findings(session, draft_id)
         blocking = [f for f in findings if f.kind in BLOCKING]
-    saved = read_markdown(state.settings, draft_id)
+        saved = read_markdown(session, state.settings, draft_id)
     if markdown is None:
         markdown = saved
     return page(request, "draft.html", status, user=user, d=data, draft=draft, unit=unit,
@@ -203,7 +203,9 @@ def show_draft(request: Request, user: Editor, draft_id: DraftId) -> Response:
 
 @router.get("/drafts/{draft_id}/files/{path:path}")
 def draft_files(request: Request, user: Editor, draft_id: DraftId, path: str) -> Response:
-    return draft_file(web(request).settings, draft_id, path)
+    state = web(request)
+    with state.store.session() as session:
+        return draft_file(session, state.settings, draft_id, path)
 
 
 def _refused(request: Request, user: str, draft_id: int, exc: PipelineError,
@@ -230,8 +232,13 @@ def act(request: Request, user: Editor, draft_id: DraftId, form: VerifiedForm) -
                 str(f.id) in ticked for f in blocking_findings(session, draft_id))
             outcome = review.transition(session, state.settings, draft_id, action, actor=user,
                                         note=note, now=state.now(), remote=remote(request),
-                                        confirm_findings=confirmed)
+                                        confirm_findings=confirmed,
+                                        stage=_text(form, "stage") or None)
             audit(session, request, user, action, f"draft:{draft_id}", {"note": note})
+    except RaceLost as exc:  # another person acted first: say who and what, audit nothing
+        flash(request.session, exc.text("zh_CN"), "warn" if exc.already_done else "error")
+        return RedirectResponse("/mine" if _text(form, "next") == "/mine"
+                                else f"/drafts/{draft_id}", 303)
     except ReviewError as exc:
         if _text(form, "next") == "/mine":
             flash(request.session, exc.text("zh_CN"), "error")

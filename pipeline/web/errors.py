@@ -18,7 +18,7 @@ from pydantic import BaseModel
 from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ..errors import EditConflict, PipelineError, StoreError
+from ..errors import EditConflict, PipelineError, RaceLost, StoreError
 from ..messages import status as code_status
 from .auth import AuthError
 from .state import page
@@ -47,6 +47,7 @@ class ErrorBody(BaseModel):
     fields: dict[str, list[str]] | None = None
     version: int | None = None   # an edit conflict: the version now committed ...
     latest: str | None = None    # ... and where to read it
+    already_done: bool | None = None  # a lost race: whether the row stands as asked anyway
     page: str | None = None
 
 
@@ -130,6 +131,9 @@ def install(app: FastAPI) -> None:
             return _answer(request, 409, exc.text("zh_CN"), code=exc.code, version=exc.version,
                            latest=f"/api/drafts/{exc.draft_id}",
                            page=f"/drafts/{exc.draft_id}")
+        if isinstance(exc, RaceLost):  # the loser of a race: who did what first
+            return _answer(request, code_status(exc.code), exc.text("zh_CN"), code=exc.code,
+                           already_done=exc.already_done)
         if exc.code:
             log.warning("request %s failed: %s", request.url.path, exc)
             return _answer(request, code_status(exc.code), exc.text("zh_CN"), code=exc.code)

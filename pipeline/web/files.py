@@ -8,9 +8,11 @@ import re
 from pathlib import Path
 
 from fastapi.responses import FileResponse, Response
+from sqlmodel import Session
 
 from ..config import Settings
-from ..drafts import ARTICLE_HTML, draft_dir
+from ..drafts import ARTICLE_HTML, draft_dir, read_article
+from ..errors import PipelineError
 from .auth import AuthError
 
 _DRAFT_FILE = re.compile(rf"{re.escape(ARTICLE_HTML)}|photos/[A-Za-z0-9_-]{{1,64}}\.(?:jpg|png)")
@@ -19,25 +21,31 @@ _BULLETIN = re.compile(r"[A-Za-z0-9_-]{1,40}")
 PREVIEW_CSP = ("default-src 'none'; img-src 'self' data:; style-src 'unsafe-inline'; "
                "sandbox allow-same-origin")
 _TYPES = {".html": "text/html; charset=utf-8", ".jpg": "image/jpeg", ".png": "image/png"}
+_HEADERS = {"Content-Security-Policy": PREVIEW_CSP, "Cache-Control": "no-store"}
 
 
 def _send(path: Path) -> Response:
     if not path.is_file():
         raise AuthError(404, "文件不存在。")
-    return FileResponse(path, media_type=_TYPES[path.suffix],
-                        headers={"Content-Security-Policy": PREVIEW_CSP,
-                                 "Cache-Control": "no-store"})
+    return FileResponse(path, media_type=_TYPES[path.suffix], headers=_HEADERS)
 
 
-def draft_file(settings: Settings, draft_id: int, name: str) -> Response:
-    """``article.html`` or ``photos/<generated name>`` of one draft.
+def draft_file(session: Session, settings: Settings, draft_id: int, name: str) -> Response:
+    """``article.html`` (the HTML the draft's row names now) or ``photos/<generated
+    name>`` of one draft.
 
     Raises:
         AuthError: 404 for any other name or a missing file.
     """
     if not _DRAFT_FILE.fullmatch(name):
         raise AuthError(404, "文件不存在。")
-    return _send(settings.paths.drafts / draft_dir(draft_id) / name)
+    if name != ARTICLE_HTML:
+        return _send(settings.paths.drafts / draft_dir(draft_id) / name)
+    try:  # read now: a later edit may remove this version's file before it is sent
+        html = read_article(session, settings, draft_id, html=True)
+    except PipelineError:
+        raise AuthError(404, "文件不存在。") from None
+    return Response(html, media_type=_TYPES[".html"], headers=_HEADERS)
 
 
 def bulletins_folder(settings: Settings) -> Path:

@@ -179,9 +179,9 @@ def _report_page(request: Request, token: str, draft_id: int, error: str = "",
     with state.store.session() as session:
         _own_draft(session, unit, draft_id)
         data = detail(session, state.settings, draft_id, state.now())
+        if markdown is None:
+            markdown = read_markdown(session, state.settings, draft_id)
     notes = [e for e in data["history"] if e["action"] in ("request_changes", "reject")]
-    if markdown is None:
-        markdown = read_markdown(state.settings, draft_id)
     return page(request, "r_report.html", status, token=token, unit=unit, d=data,
                 notes=notes, markdown=markdown, error=error,
                 can_fix=data["status"] == DraftStatus.CHANGES_REQUESTED)
@@ -192,7 +192,7 @@ def own_file(request: Request, token: str, draft_id: DraftId, path: str) -> Resp
     unit = _link(request, token)
     with web(request).store.session() as session:
         _own_draft(session, unit, draft_id)
-    return draft_file(web(request).settings, draft_id, path)
+        return draft_file(session, web(request).settings, draft_id, path)
 
 
 @router.post("/r/{token}/reports/{draft_id}/resubmit")
