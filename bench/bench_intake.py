@@ -11,8 +11,11 @@ libraries as a whole process, on the same files in a workspace on disk.
 3. The same batch into a copy of a workspace that already holds 100,000 drafts: the
    cost per report must stay within 10 % of the empty database's.
 4. ``pipeline --help``, ``pipeline queue`` and ``pipeline check`` over those 100,000
-   drafts as whole processes, next to the time Python needs to import SQLModel and our
-   tables alone; then the largest entries of ``python -X importtime`` for each.
+   drafts as whole processes (wall and CPU, with the machine's load), the two commands
+   also through their normal path (``PIPELINE_LEAN=0``: SQLAlchemy, SQLModel, our tables),
+   next to Python's bare start and the import of SQLModel and our tables; then the largest
+   entries of ``python -X importtime`` for each; with ``--callgrind``, the instructions
+   each executes (a measure the machine's load does not change).
 5. Markdown conversion alone with Python-Markdown (the design card's library) and with
    markdown-it-py, the fastest pure-Python alternative, on the same article texts.
 
@@ -153,23 +156,35 @@ def big_database(tmp: Path, paths: list[Path], drafts: int, runs: int,
     return big
 
 
-def commands(big: Path, runs: int) -> None:
-    print(f"--- whole processes over the database with many drafts ({runs} runs each)")
+def commands(big: Path, runs: int, callgrind: bool) -> None:
+    """The short commands as whole processes: the lean start (``pipeline/lean.py``) and,
+    for comparison, the normal path (``PIPELINE_LEAN=0``), next to Python's own start."""
+    print(f"--- whole processes over the database with many drafts ({runs} runs each, "
+          f"interleaved; machine load {_load()})")
     env = dict(os.environ)
     config = ["--config", str(big / "config.toml"), "--now", "2026-06-20T20:00+08:00"]
     pipeline = [str(Path(PYTHON).parent / "pipeline")]
     pipeline = pipeline if Path(pipeline[0]).exists() else PIPELINE
     subprocess.run([*pipeline, *config, "check"], check=True, env=env, cwd=big,
                    stdout=subprocess.DEVNULL)  # the first sweep records its alerts
-    checks = {"python -c pass (floor)": ([PYTHON, "-c", "pass"], None),
-              "import sqlmodel + our tables": ([PYTHON, "-c", "import pipeline.models"], None),
-              "pipeline --help": ([*pipeline, "--help"], 0.15),
-              "pipeline queue": ([*pipeline, *config, "queue"], 0.3),
-              "pipeline check": ([*pipeline, *config, "check"], 0.3)}
-    for name, (argv, target) in checks.items():
-        walls = [timed(argv, env=env, cwd=big)[0] for _ in range(runs)]
+    normal = {**env, "PIPELINE_LEAN": "0"}
+    checks = {"python -c pass (floor)": ([PYTHON, "-c", "pass"], None, env),
+              "import sqlmodel + our tables": ([PYTHON, "-c", "import pipeline.models"], None,
+                                               env),
+              "pipeline --help": ([*pipeline, "--help"], 0.15, env),
+              "pipeline queue": ([*pipeline, *config, "queue"], 0.3, env),
+              "pipeline check": ([*pipeline, *config, "check"], 0.3, env),
+              "queue, normal path": ([*pipeline, *config, "queue"], None, normal),
+              "check, normal path": ([*pipeline, *config, "check"], None, normal)}
+    results: dict[str, list[tuple[float, float]]] = {name: [] for name in checks}
+    for _ in range(runs):
+        for name, (argv, _target, environ) in checks.items():
+            results[name].append(timed(argv, env=environ, cwd=big))
+    for name, (_argv, target, _env) in checks.items():
         goal = f"  (target < {target} s)" if target else ""
-        print(f"{name:<30} {spread(walls)} s{goal}")
+        print(f"{name:<30} wall {spread([w for w, _ in results[name]])} s{goal}")
+        print(f"{'':<30} cpu  {spread([c for _, c in results[name]])} s")
+    print(f"machine load after: {_load()}")
     for command in ("queue", "check"):
         out = subprocess.run([PYTHON, "-X", "importtime", "-m", "pipeline", *config, command],
                              env=env, cwd=big, capture_output=True, text=True, check=True)
@@ -178,9 +193,31 @@ def commands(big: Path, runs: int) -> None:
             parts = line.split("|")
             if len(parts) == 3 and parts[1].strip().isdigit():
                 rows.append((int(parts[1]), parts[2].rstrip()))
-        print(f"python -X importtime: pipeline {command}, 12 largest cumulative (µs)")
+        names = {module.strip().split(".")[0] for _, module in rows}
+        libraries = sorted(names & {"sqlalchemy", "sqlmodel", "pydantic", "alembic", "psycopg",
+                                    "jinja2", "markdown", "PIL", "openpyxl", "nh3"})
+        print(f"python -X importtime: pipeline {command}, {len(rows)} modules, 12 largest "
+              f"cumulative (µs); of the heavy libraries: {', '.join(libraries) or 'none'}")
         for micros, module in sorted(rows, reverse=True)[:12]:
             print(f"  {micros:8d}  {module.strip()}")
+    if callgrind:
+        print("--- instructions executed (callgrind), independent of the machine's load")
+        for name in ("python -c pass (floor)", "pipeline queue", "pipeline check",
+                     "queue, normal path", "check, normal path"):
+            argv, _target, environ = checks[name]
+            print(f"{name:<30} {instructions(argv, environ, big) / 1e6:8.0f} M")
+
+
+def instructions(argv: Sequence[str], env: dict[str, str], cwd: Path) -> int:
+    """Instructions one process executes, counted by valgrind's callgrind."""
+    out = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null",
+                          *argv], env=env, cwd=cwd, capture_output=True, text=True, check=True)
+    found = [line for line in out.stderr.splitlines() if "Collected" in line]
+    return int(found[-1].split()[-1])
+
+
+def _load() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
 
 def markdown_libraries(paths: list[Path], template: Path) -> None:
@@ -261,8 +298,16 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--drafts", type=int, default=100_000)
     parser.add_argument("--pelican", type=Path, help="a pelican executable (throwaway venv)")
+    parser.add_argument("--callgrind", action="store_true",
+                        help="also count the short commands' instructions (valgrind; slow)")
+    parser.add_argument("--commands-only", type=Path, metavar="WORKSPACE",
+                        help="only the whole-process timings of the short commands, over an "
+                        "existing workspace with many drafts (like one this script built)")
     args = parser.parse_args()
     os.environ.pop("DATABASE_URL", None)  # each workspace's own SQLite file
+    if args.commands_only:
+        commands(args.commands_only, args.runs, args.callgrind)
+        return
     with tempfile.TemporaryDirectory(dir=ROOT / "bench", prefix=".bench-") as name:
         tmp = Path(name)
         paths = write_reports(tmp / "inbox", args.reports)
@@ -271,7 +316,7 @@ def main() -> None:
         if args.pelican:
             pelican(args.pelican, tmp, paths, args.runs)
         big = big_database(tmp, paths, args.drafts, max(3, args.runs // 2), results["ours cpu"])
-        commands(big, args.runs)
+        commands(big, args.runs, args.callgrind)
 
 
 if __name__ == "__main__":

@@ -11,9 +11,11 @@ repeated runs, next to a full scan of the draft table in the same process):
             earliest deadline first);
   bulletin: gather + compose the joint bulletin of the campaign's busiest week;
 
-then ``pipeline push --dry-run`` and ``pipeline bulletin`` as whole processes.
-Target: each under 1 s.
+then ``pipeline push --dry-run`` and ``pipeline bulletin`` as whole processes (wall and
+CPU, with the machine's load). Target: each under 1 s.
 Run: .venv/bin/python bench/bench_month.py [--drafts 100000]
+     .venv/bin/python bench/bench_month.py --whole WORKSPACE  (only the whole processes,
+     over a workspace this script built before)
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import resource
 import statistics
 import subprocess
 import sys
@@ -96,8 +99,13 @@ def populate(url: str, config: Path, count: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--drafts", type=int, default=100_000)
+    parser.add_argument("--whole", type=Path, metavar="WORKSPACE",
+                        help="only the whole processes, over an existing month workspace")
     args = parser.parse_args()
     os.environ.pop("DATABASE_URL", None)
+    if args.whole:
+        whole_processes(args.whole, IsoWeek.of(date(2026, 6, 15)))
+        return
     with tempfile.TemporaryDirectory(dir=ROOT / "bench", prefix=".bench-") as tmp:
         ws = Path(tmp) / "ws"
         cli_main(["init", str(ws)])
@@ -130,16 +138,33 @@ def main() -> None:
             print(f"{name:<32} {seconds * 1000:8.1f} ms   ratio to full scan "
                   f"{seconds / base:5.2f}   (target < 1 s)")
         store.close()
-        config = ["--config", str(ws / "config.toml"), "--now", NOW.isoformat()]
-        for command in (["push", "--dry-run"], ["bulletin", "--week", week.label]):
-            walls = []
-            for _ in range(3):
-                began = time.perf_counter()
-                subprocess.run([sys.executable, "-m", "pipeline", *config, *command],
-                               check=True, capture_output=True, cwd=ws)
-                walls.append(time.perf_counter() - began)
-            print(f"pipeline {' '.join(command):<24} whole process: median "
-                  f"{statistics.median(walls):.2f} s (process start included)")
+        whole_processes(ws, week)
+
+
+def whole_processes(ws: Path, week: IsoWeek, runs: int = 5) -> None:
+    """``push --dry-run`` and ``bulletin`` as whole processes: wall and CPU (user + system),
+    min / median / max of ``runs``, with the machine's load (it is shared)."""
+    config = ["--config", str(ws / "config.toml"), "--now", NOW.isoformat()]
+    print(f"whole processes ({runs} runs each; machine load {_load()})")
+    for command in (["push", "--dry-run"], ["bulletin", "--week", week.label]):
+        walls, cpus = [], []
+        for _ in range(runs):
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
+            began = time.perf_counter()
+            subprocess.run([sys.executable, "-m", "pipeline", *config, *command],
+                           check=True, capture_output=True, cwd=ws)
+            walls.append(time.perf_counter() - began)
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            cpus.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
+        for kind, values in (("wall", walls), ("cpu", cpus)):
+            print(f"pipeline {' '.join(command):<24} {kind:<4} min {min(values):.2f}  median "
+                  f"{statistics.median(values):.2f}  max {max(values):.2f} s "
+                  "(process start included; target < 1 s)")
+    print(f"machine load after: {_load()}")
+
+
+def _load() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
 
 if __name__ == "__main__":

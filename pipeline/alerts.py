@@ -10,10 +10,10 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from importlib import import_module
 from typing import cast
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
 from .messages import to_column
@@ -50,7 +50,10 @@ def record_alerts(session: Session, alerts: Sequence[NewAlert], now: datetime) -
     if not alerts:
         return set()
     dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    # Imported here: loading the PostgreSQL dialect (and asyncio) at import cost every
+    # command on SQLite a tenth of a second (issue 13).
+    insert = import_module("sqlalchemy.dialects." + (
+        "postgresql" if dialect == "postgresql" else "sqlite")).insert
     # A Core insert: the ORM's bulk path would hide which rows ON CONFLICT skipped.
     table = cast(sa.Table, Alert.__table__)  # type: ignore[attr-defined]
     statement = (insert(table).on_conflict_do_nothing(index_elements=["key"])

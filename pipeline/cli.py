@@ -111,14 +111,20 @@ def _parse_now(text: str | None) -> datetime | None:
 
 # --- parser --------------------------------------------------------------------------------
 
+# Commands with a lean start: their module loads no database library (readcmds.py).
+_LEAN = {"cmd_queue", "cmd_check"}
+
+
 class _Commands:
     """``c.cmd_submit`` is a function that imports ``commands`` only when it runs."""
 
     def __getattr__(self, name: str) -> Callable[[Context], int]:
         def run(ctx: Context) -> int:
-            from . import commands
-
-            return int(getattr(commands, name)(ctx))
+            if name in _LEAN:
+                from . import readcmds as module
+            else:
+                from . import commands as module  # type: ignore[no-redef]
+            return int(getattr(module, name)(ctx))
         return run
 
     @staticmethod

@@ -6,7 +6,6 @@ No business rules live here; the web layer calls the same stage functions.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
@@ -25,8 +24,8 @@ from .drafts import SubmitOutcome, read_markdown
 from .errors import PipelineError, RaceLost
 from .messages import cli_language, text_of
 from .proofread import count_line
-from .sweep import Flagged, sweep
-from .textfmt import ZH, cli_lang, lateness, pick, state_word, status_word, table
+from .readcmds import _deadline, _out
+from .textfmt import ZH, cli_lang, pick, table
 from .units import add_unit, import_units, unit_names
 
 if TYPE_CHECKING:  # the push, WeChat and email stages load only for their commands
@@ -36,23 +35,12 @@ if TYPE_CHECKING:  # the push, WeChat and email stages load only for their comma
 SKELETON = Path(__file__).parent / "skeleton"
 
 
-def _out(data: Any) -> None:
-    print(json.dumps(data, ensure_ascii=False, indent=2, default=str))
-
-
 def _when(moment: datetime | str | None, settings: Settings) -> str:
     if moment is None:
         return "-"
     if isinstance(moment, str):
         moment = datetime.fromisoformat(moment)
     return moment.astimezone(settings.tz).strftime("%Y-%m-%d %H:%M")
-
-
-def _deadline(moment: datetime | str, ctx: Context) -> str:
-    """A deadline as people say it (6月17日24时前, 已超期2天3小时): one wording everywhere."""
-    if isinstance(moment, str):
-        moment = datetime.fromisoformat(moment)
-    return deadline_text(moment, ctx.now(), ctx.settings.tz)
 
 
 def cmd_init(ctx: Context) -> int:
@@ -145,55 +133,6 @@ def _print_submit(ctx: Context, outcome: SubmitOutcome,
 
 def _where(source: str, row: int | None) -> str:
     return f"{source}, row {row}" if row is not None else source
-
-
-def cmd_queue(ctx: Context) -> int:
-    settings, now, args = ctx.settings, ctx.now(), ctx.args
-    # JSON gets every row unless a page is asked for, and then says where the next starts.
-    paged = args.limit is not None and args.limit > 0
-    limit = args.limit if args.limit is not None else (0 if args.json else 200)
-    with ctx.store.session() as session:
-        rows, total = views.queue(session, settings, now, include_all=args.all,
-                                  limit=limit, signer=args.signer, offset=args.offset)
-    if args.json:
-        following = args.offset + len(rows)
-        _out({"items": rows, "total": total, "limit": limit, "offset": args.offset,
-              "next": following if following < total else None} if paged else rows)
-        return 0
-    lang = cli_lang()
-    if not rows:
-        print(pick(lang, "待审队列是空的", "the queue is empty"))
-        return 0
-    head = (["编号", "期限", "状态", "单位", "标题"] if lang == ZH
-            else ["id", "deadline", "status", "unit", "title"])
-    staged = len(settings.review.stages) > 1
-    lines = table(head, [[f"#{r['id']}", _standing(r, lang),
-                          _status_with_stage(r, lang, staged),
-                          r["unit"], r["title"]] for r in rows])
-    print(lines[0])
-    for r, line in zip(rows, lines[1:], strict=True):
-        print(line)
-        if r.get("attention"):
-            print(f"        ! {text_of(r['attention'], cli_language())}")
-    if total > len(rows):
-        print(pick(lang, f"……另有 {total - len(rows) - args.offset} 篇（--limit 0 列出全部）",
-                   f"... and {total - len(rows) - args.offset} more (use --limit 0 to list all)"))
-    return 0
-
-
-def _status_with_stage(row: dict[str, Any], lang: str, staged: bool) -> str:
-    """In staged review, the stage it waits at ("待复审"); otherwise the status word."""
-    if staged and row.get("stage"):
-        return pick(lang, f"待{row['stage']}", f"waiting for {row['stage']}")
-    return status_word(row["status"], lang)
-
-
-def _standing(row: dict[str, Any], lang: str) -> str:
-    """"已超期21天10小时" when overdue (the words say it), else "即将到期，还剩5小时"."""
-    late = lateness(row["hours_left"], lang)
-    if row["deadline_state"] == "overdue":
-        return late
-    return f"{state_word(row['deadline_state'], lang)}{pick(lang, '，', ', ')}{late}"
 
 
 def cmd_show(ctx: Context) -> int:
@@ -500,39 +439,6 @@ def cmd_wechat_check(ctx: Context) -> int:
     if refused:  # an unverified account: said here once, not as a daily error
         print(f"analytics: {refused}")
     return 0
-
-
-def cmd_check(ctx: Context) -> int:
-    settings = ctx.settings
-    with ctx.store.session() as session:
-        result = sweep(session, settings, ctx.now())
-    from .notify.alerts import deliver_alerts
-
-    delivery = deliver_alerts(ctx.store, settings, ctx.now())
-
-    def item(f: Flagged) -> dict[str, Any]:
-        return {"id": f.id, "title": f.title, "unit": f.unit, "status": f.status,
-                "deadline": views.iso(f.deadline, settings), "hours_left": f.hours_left,
-                "notify": list(f.notify), "new": f.new}
-    if ctx.args.json:
-        _out({"due_soon": [item(f) for f in result.due_soon],
-              "overdue": [item(f) for f in result.overdue],
-              "escalated": [item(f) for f in result.escalated],
-              "alerts": delivery.summary(), "alert_error": delivery.error})
-        return 1 if delivery.error else 0
-    for label, flags in (("due soon", result.due_soon), ("overdue", result.overdue),
-                         ("escalated", result.escalated)):
-        for f in flags:
-            who = ", ".join(f.notify) or "editors"
-            mark = "" if f.new else " (already recorded)"
-            print(f"{label:<10} #{f.id}  {_deadline(f.deadline, ctx)}  {f.unit}  {f.title}  "
-                  f"-> {who}{mark}")
-    print(f"{len(result.due_soon)} due soon, {len(result.overdue)} overdue, "
-          f"{len(result.escalated)} escalated")
-    print(f"alerts: {delivery.summary()}")
-    if delivery.error:
-        print(f"error: {delivery.error}", file=sys.stderr)
-    return 1 if delivery.error else 0
 
 
 def cmd_units(ctx: Context) -> int:

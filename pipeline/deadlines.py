@@ -11,8 +11,6 @@ import logging
 from datetime import date, datetime, time, timedelta, tzinfo
 from functools import lru_cache
 
-import chinese_calendar
-
 from .config import Settings
 from .domain import DeadlineState, DraftStatus
 
@@ -24,6 +22,8 @@ WAITING = (DraftStatus.DRAFTED, DraftStatus.CHANGES_REQUESTED, DraftStatus.APPRO
 @lru_cache(maxsize=4096)
 def is_workday(day: date) -> bool:
     """Official workday, falling back to Monday-Friday for years the calendar lacks."""
+    import chinese_calendar  # only when a deadline is computed, not for every command
+
     try:
         return bool(chinese_calendar.is_workday(day))
     except NotImplementedError:

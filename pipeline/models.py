@@ -2,9 +2,12 @@
 
 Times are stored as naive UTC in both SQLite and PostgreSQL (``UTCDateTime``)
 and come back timezone-aware, so arithmetic never mixes zones.
-"""
 
-from __future__ import annotations
+Every command that reads the database imports this module, so it is kept cheap to
+import (issue 13): annotations are real types, not strings (SQLModel and SQLAlchemy
+would otherwise ``eval`` each of the ~270 fields' annotations at import), and the one
+index with dialect options is attached only where DDL is compared (``live_draft_index``).
+"""
 
 from datetime import UTC, date, datetime
 from typing import Any
@@ -12,6 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
 from sqlmodel import Field, SQLModel
+from sqlmodel._compat import SQLModelConfig
 
 from .domain import DraftStatus, Level
 
@@ -33,11 +37,21 @@ class UTCDateTime(sa.types.TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value is not None else None
 
 
+class Table(SQLModel):
+    """The base of our tables: pydantic builds a table's validator only if one is used.
+
+    SQLModel never validates a table model's rows (it constructs them), so building 29
+    validators and serialisers at import was pure start-up cost for every command.
+    """
+
+    model_config = SQLModelConfig(from_attributes=True, defer_build=True)
+
+
 def _utc_field(**kw: Any) -> Any:
     return Field(sa_type=UTCDateTime, **kw)
 
 
-class Unit(SQLModel, table=True):
+class Unit(Table, table=True):
     id: int | None = Field(default=None, primary_key=True)
     name: str = Field(index=True, unique=True, max_length=100)
     level: Level = Field(sa_type=sa.String(20))
@@ -46,7 +60,7 @@ class Unit(SQLModel, table=True):
     created_at: datetime = _utc_field()
 
 
-class Submission(SQLModel, table=True):
+class Submission(Table, table=True):
     """A report as accepted: stored before we say it was accepted."""
 
     id: int | None = Field(default=None, primary_key=True)
@@ -77,7 +91,7 @@ class Submission(SQLModel, table=True):
     partners: str = Field(default="[]", sa_type=sa.Text)
 
 
-class Draft(SQLModel, table=True):
+class Draft(Table, table=True):
     """The article made from one submission, and where it stands."""
 
     __table_args__ = (sa.Index("ix_draft_status_deadline", "status", "deadline"),)
@@ -107,7 +121,7 @@ class Draft(SQLModel, table=True):
     article_file: str | None = Field(default=None, max_length=40)
 
 
-class DraftEvent(SQLModel, table=True):
+class DraftEvent(Table, table=True):
     """One line of a draft's history: who did what, when, with which note."""
 
     id: int | None = Field(default=None, primary_key=True)
@@ -121,7 +135,7 @@ class DraftEvent(SQLModel, table=True):
     remote: str = Field(default="", max_length=100)  # from where: an address, "cli", "api"
 
 
-class SignOff(SQLModel, table=True):
+class SignOff(Table, table=True):
     """One review stage signed for one draft: the 审核记录 kept for every article."""
 
     __table_args__ = (sa.UniqueConstraint("draft_id", "round", "stage",
@@ -138,7 +152,7 @@ class SignOff(SQLModel, table=True):
     markdown: str = Field(default="", sa_type=sa.Text)  # the text as signed, for the diff
 
 
-class StateEvent(SQLModel, table=True):
+class StateEvent(Table, table=True):
     """The history line of a move of a push, publication, WeChat job or outbox message."""
 
     __table_args__ = (sa.Index("ix_stateevent_row", "machine", "row_id"),)
@@ -154,7 +168,7 @@ class StateEvent(SQLModel, table=True):
     note: str = Field(default="", sa_type=sa.Text)
 
 
-class Push(SQLModel, table=True):
+class Push(Table, table=True):
     """The daily push: one row per account, local date and slot; the unique key is the guard."""
 
     __table_args__ = (sa.UniqueConstraint("account", "local_date", "slot",
@@ -173,14 +187,8 @@ class Push(SQLModel, table=True):
     note: str = ""
 
 
-class Publication(SQLModel, table=True):
+class Publication(Table, table=True):
     """One story in one push. At most one live publication per draft (partial unique index)."""
-
-    __table_args__ = (
-        sa.Index("uq_publication_live_draft", "draft_id", unique=True,
-                 sqlite_where=sa.text("state NOT IN ('cancelled', 'failed')"),
-                 postgresql_where=sa.text("state NOT IN ('cancelled', 'failed')")),
-    )
 
     id: int | None = Field(default=None, primary_key=True)
     draft_id: int = Field(foreign_key="draft.id", index=True)
@@ -195,7 +203,7 @@ class Publication(SQLModel, table=True):
     error: str = ""
 
 
-class Alert(SQLModel, table=True):
+class Alert(Table, table=True):
     """Something a person should be told, recorded once per (kind, subject) by its unique key."""
 
     id: int | None = Field(default=None, primary_key=True)
@@ -208,7 +216,7 @@ class Alert(SQLModel, table=True):
     sent_at: datetime | None = _utc_field(default=None)
 
 
-class SchedulerLease(SQLModel, table=True):
+class SchedulerLease(Table, table=True):
     """The scheduler lease: who runs the scheduler, its heartbeat and fencing token
     (``pipeline.lease``)."""
 
@@ -223,7 +231,7 @@ class SchedulerLease(SQLModel, table=True):
     token: int = 0
 
 
-class LoginFailure(SQLModel, table=True):
+class LoginFailure(Table, table=True):
     """A failed login (migration 0010): counted by every web process alike."""
 
     id: int | None = Field(default=None, primary_key=True)
@@ -231,7 +239,7 @@ class LoginFailure(SQLModel, table=True):
     at: datetime = _utc_field(index=True)
 
 
-class OutboxMessage(SQLModel, table=True):
+class OutboxMessage(Table, table=True):
     """An email to send; kept until delivered or given up, deduplicated by ``key``."""
 
     __table_args__ = (sa.Index("ix_outbox_state_next", "state", "next_attempt_at"),)
@@ -253,7 +261,7 @@ class OutboxMessage(SQLModel, table=True):
     alert_ids: str = Field(default="[]", sa_type=sa.Text)  # alerts this message delivers
 
 
-class User(SQLModel, table=True):
+class User(Table, table=True):
     """An editor who logs in to the web desk (password hashed with argon2)."""
 
     id: int | None = Field(default=None, primary_key=True)
@@ -265,7 +273,7 @@ class User(SQLModel, table=True):
     created_at: datetime = _utc_field()
 
 
-class UnitLink(SQLModel, table=True):
+class UnitLink(Table, table=True):
     """A unit's secret submission link for reporters (no account needed)."""
 
     id: int | None = Field(default=None, primary_key=True)
@@ -276,7 +284,7 @@ class UnitLink(SQLModel, table=True):
     revoked_at: datetime | None = _utc_field(default=None)
 
 
-class WebSession(SQLModel, table=True):
+class WebSession(Table, table=True):
     """A logged-in editor's session; the cookie carries only its random id (stored hashed).
 
     Deleting the row ends the session at once: logout, a new password, a disabled account.
@@ -289,7 +297,7 @@ class WebSession(SQLModel, table=True):
     remote: str = Field(default="", max_length=100)
 
 
-class FeedToken(SQLModel, table=True):
+class FeedToken(Table, table=True):
     """The calendar feed's key (calendar apps cannot log in); stored hashed, shown once."""
 
     id: int | None = Field(default=None, primary_key=True)
@@ -299,7 +307,7 @@ class FeedToken(SQLModel, table=True):
     revoked_at: datetime | None = _utc_field(default=None)
 
 
-class AuditLog(SQLModel, table=True):
+class AuditLog(Table, table=True):
     """Who did what, when, from where (web and API actions)."""
 
     id: int | None = Field(default=None, primary_key=True)
@@ -311,7 +319,7 @@ class AuditLog(SQLModel, table=True):
     detail: str = Field(default="", sa_type=sa.Text)
 
 
-class WeChatJob(SQLModel, table=True):
+class WeChatJob(Table, table=True):
     """The WeChat side of one day's push: one draft holding the day's articles.
 
     ``state`` moves by conditional updates only (``WHERE id = ? AND state = ? AND
@@ -344,7 +352,7 @@ class WeChatJob(SQLModel, table=True):
     updated_at: datetime = _utc_field()
 
 
-class WeChatCall(SQLModel, table=True):
+class WeChatCall(Table, table=True):
     """Every WeChat call a job made: what, when, and how it ended."""
 
     id: int | None = Field(default=None, primary_key=True)
@@ -355,7 +363,7 @@ class WeChatCall(SQLModel, table=True):
     detail: str = Field(default="", sa_type=sa.Text)
 
 
-class WeChatMedia(SQLModel, table=True):
+class WeChatMedia(Table, table=True):
     """Uploads cached by content hash so a photo is never uploaded twice."""
 
     __table_args__ = (sa.UniqueConstraint("appid", "sha256", "kind", name="uq_media_hash"),)
@@ -369,7 +377,7 @@ class WeChatMedia(SQLModel, table=True):
     created_at: datetime = _utc_field()
 
 
-class WeChatToken(SQLModel, table=True):
+class WeChatToken(Table, table=True):
     """The one cached access token per account, shared by every process."""
 
     appid: str = Field(primary_key=True, max_length=64)
@@ -377,7 +385,7 @@ class WeChatToken(SQLModel, table=True):
     expires_at: datetime = _utc_field()
 
 
-class WeChatEvent(SQLModel, table=True):
+class WeChatEvent(Table, table=True):
     """Inbox of PUBLISHJOBFINISH / MASSSENDJOBFINISH pushes, matched by the reconciler."""
 
     __table_args__ = (sa.UniqueConstraint("event", "ref", "status", name="uq_event_once"),)
@@ -395,7 +403,7 @@ class WeChatEvent(SQLModel, table=True):
 # --- Reach (issue 12): read figures from WeChat's analytics and reported coverage -------------
 
 
-class ArticleStat(SQLModel, table=True):
+class ArticleStat(Table, table=True):
     """One published story's figures as of one day (WeChat's cumulative counts to
     ``stat_date``); one row per story per day, the unique key is the guard."""
 
@@ -416,7 +424,7 @@ class ArticleStat(SQLModel, table=True):
     fetched_at: datetime = _utc_field()
 
 
-class AccountStat(SQLModel, table=True):
+class AccountStat(Table, table=True):
     """The account's followers on one day (gained, lost, cumulative)."""
 
     id: int | None = Field(default=None, primary_key=True)
@@ -430,7 +438,7 @@ class AccountStat(SQLModel, table=True):
     __table_args__ = (sa.UniqueConstraint("account", "day", name="uq_accountstat_day"),)
 
 
-class ReachFetch(SQLModel, table=True):
+class ReachFetch(Table, table=True):
     """What the analytics job has fetched: one row per (kind, day); ``through`` is the last
     statistics day covered, so a re-run the same day finds nothing owed."""
 
@@ -447,7 +455,7 @@ class ReachFetch(SQLModel, table=True):
     updated_at: datetime = _utc_field()
 
 
-class ReachState(SQLModel, table=True):
+class ReachState(Table, table=True):
     """Per account: the call budget of the quota day, the API family that answers, and a
     refusal (unverified account) recorded once instead of failing every day."""
 
@@ -461,7 +469,7 @@ class ReachState(SQLModel, table=True):
     updated_at: datetime = _utc_field()
 
 
-class MediaOutlet(SQLModel, table=True):
+class MediaOutlet(Table, table=True):
     """An outlet an editor classified once (added to the workspace's media list)."""
 
     id: int | None = Field(default=None, primary_key=True)
@@ -470,7 +478,7 @@ class MediaOutlet(SQLModel, table=True):
     level: str = Field(max_length=20)           # national, provincial, city, county, new_media
     created_by: str = ""
     created_at: datetime = _utc_field()
-class Finding(SQLModel, table=True):
+class Finding(Table, table=True):
     """One proofreading finding on a draft's article (pipeline.proofread); never edits text.
 
     Offsets are Python string indices into the article Markdown (None: in the title).
@@ -494,10 +502,26 @@ class Finding(SQLModel, table=True):
     resolved_at: datetime | None = _utc_field(default=None)
 
 
-class ProofreadRun(SQLModel, table=True):
+class ProofreadRun(Table, table=True):
     """The last proofreading pass over a draft: which version, and why it could not run."""
 
     draft_id: int = Field(foreign_key="draft.id", primary_key=True)
     at: datetime = _utc_field()
     draft_version: int = 0
     error: str = Field(default="", sa_type=sa.Text)   # English sentence; "" when it ran
+
+
+def live_draft_index() -> sa.Index:
+    """At most one live publication per draft: the partial unique index of migration 0001.
+
+    Attached to the table only by the migrations' environment: its dialect options make
+    SQLAlchemy import its PostgreSQL dialect (and asyncio), a seventh of importing the
+    tables, in every command, also on SQLite; the database enforces it either way.
+    """
+    table = Publication.__table__  # type: ignore[attr-defined]
+    for index in table.indexes:
+        if index.name == "uq_publication_live_draft":
+            return index  # type: ignore[no-any-return]
+    live = sa.text("state NOT IN ('cancelled', 'failed')")
+    return sa.Index("uq_publication_live_draft", table.c.draft_id, unique=True,
+                    sqlite_where=live, postgresql_where=live)

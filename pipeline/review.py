@@ -27,12 +27,15 @@ from sqlmodel import Session, col, select
 from . import lifecycle
 from .alerts import record_alert
 from .config import Settings
-from .config.settings import ReviewStage
 from .domain import DraftStatus
 from .errors import EditConflict, RaceLost, ReviewError, TransitionError
 from .lifecycle import DRAFT, Who
-from .models import Draft, DraftEvent, SignOff, Submission, Unit, User
+from .models import Draft, DraftEvent, SignOff, Submission, Unit
 from .proofread import proofread_draft, require_confirmation
+from .reads import SessionReader, active_users
+from .stages import Holders as Holders  # (at home in stages.py; imported from here too)
+from .stages import UserRow, holders_of, signers_of, stage_indexes_of
+from .stages import open_stage as open_stage
 
 S = DraftStatus
 
@@ -66,64 +69,33 @@ def get_draft(session: Session, draft_id: int) -> Draft:
 
 # ----------------------------------------------------------------------- stages
 
-def open_stage(settings: Settings, draft: Draft) -> ReviewStage | None:
-    """The stage the draft waits at, or None when it is not in review."""
-    if draft.status != S.DRAFTED:
-        return None
-    stages = settings.review.stages
-    return stages[min(draft.review_stage, len(stages) - 1)]
+def _users(session: Session) -> list[UserRow]:
+    return active_users(SessionReader(session))
 
 
 def signers(session: Session, settings: Settings, stage: int) -> tuple[str, ...]:
-    """Who may sign stage ``stage``: the config's editors and the users given the stage.
-
-    Empty means any editor (an office that has not named its signers yet).
-    """
-    spec = settings.review.stages[stage]
-    names = list(spec.editors)
-    for user in session.exec(select(User).where(col(User.active).is_(True))):
-        if spec.name in json.loads(user.stages) and user.name not in names:
-            names.append(user.name)
-    return tuple(names)
+    """Who may sign stage ``stage`` (empty: any editor); see ``stages.signers_of``."""
+    return signers_of(settings, _users(session), stage)
 
 
 def stage_signers(session: Session, settings: Settings) -> dict[str, tuple[str, ...]]:
-    return {s.name: signers(session, settings, i)
+    users = _users(session)
+    return {s.name: signers_of(settings, users, i)
             for i, s in enumerate(settings.review.stages)}
-
-
-@dataclass(frozen=True)
-class Holders:
-    """Who holds a review stage: names, and the addresses of those who gave one."""
-
-    stage: str
-    names: tuple[str, ...]
-    emails: tuple[str, ...]
-
-    def words(self) -> str:
-        return f"waiting for {self.stage} by {', '.join(self.names) or 'any editor'}"
 
 
 def holders(session: Session, settings: Settings) -> list[Holders]:
     """Every stage's holders, read once (for the sweep and the digest)."""
-    users = list(session.exec(select(User).where(col(User.active).is_(True))))
-    result = []
-    for i, stage in enumerate(settings.review.stages):
-        names = signers(session, settings, i)
-        emails = tuple(u.email for u in users if u.email and u.name in names)
-        result.append(Holders(stage.name, names, emails))
-    return result
+    return holders_of(settings, _users(session))
 
 
 def stages_of(session: Session, settings: Settings, name: str) -> list[str]:
     """The stages ``name`` may sign (a stage with no named signers is open to anyone)."""
-    return [s.name for i, s in enumerate(settings.review.stages)
-            if not (names := signers(session, settings, i)) or name in names]
+    return [settings.review.stages[i].name for i in stage_indexes(session, settings, name)]
 
 
 def stage_indexes(session: Session, settings: Settings, name: str) -> list[int]:
-    wanted = set(stages_of(session, settings, name))
-    return [i for i, s in enumerate(settings.review.stages) if s.name in wanted]
+    return stage_indexes_of(settings, _users(session), name)
 
 
 def _check_signer(session: Session, settings: Settings, draft: Draft, actor: str) -> None:

@@ -1,5 +1,8 @@
 """Read models: the queue, one draft in full, the unit tree — as plain dicts.
 
+The queue (and the one-line ``summary`` of a draft) is built in ``reads.py``, whose
+statements the lean start of ``pipeline queue`` runs too.
+
 The CLI's ``--json`` output and the web API serialise these same dicts, so
 the two never disagree about what a draft looks like.
 """
@@ -14,124 +17,36 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
+from . import reads
 from .alerts import alerts_for
 from .config import Settings
-from .deadlines import WAITING, deadline_state, hours_left
-from .domain import DraftStatus, Level
+from .domain import Level
 from .drafts import draft_files
 from .errors import ReviewError
 from .messages import Coded, load_column, text_of
-from .models import Draft, Publication, Push, Submission, Unit, WeChatCall, WeChatJob
+from .models import Draft, Publication, Submission, Unit, WeChatCall, WeChatJob
 from .proofread import finding_json, last_run, open_findings
+from .reads import SessionReader
+from .reads import iso as iso  # (at home in reads.py, with the queue; imported from here too)
+from .reads import summary as summary
 from .review import (
     changes_since_signoff,
     get_draft,
     history,
     open_stage,
     review_record,
-    stage_indexes,
 )
 from .units import unit_counts
 
 WECHAT_IMAGE_ADDRESS = re.compile(r"https?://mmbiz\.qpic\.cn/", re.IGNORECASE)
 
 
-def iso(moment: datetime | None, settings: Settings) -> str | None:
-    """ISO 8601 in the account's zone, with its offset."""
-    return moment.astimezone(settings.tz).isoformat() if moment is not None else None
-
-
-def summary(draft: Draft, unit: Unit, settings: Settings, now: datetime) -> dict[str, Any]:
-    state = deadline_state(draft.status, draft.deadline, draft.late, now, settings)
-    return {
-        "id": draft.id, "title": draft.title, "unit": unit.name, "level": unit.level,
-        "activity_type": draft.activity_type,
-        "activity_label": _label(settings, draft.activity_type),
-        "status": str(draft.status), "deadline": iso(draft.deadline, settings),
-        "deadline_state": state.value, "hours_left": hours_left(draft.deadline, now),
-        "late": draft.late, "problems": [Coded.load(p) for p in json.loads(draft.problems)],
-        "stage": stage.name if (stage := open_stage(settings, draft)) else None,
-    }
-
-
-def _label(settings: Settings, key: str) -> str:
-    kind = settings.activity_types.get(key)
-    return kind.label if kind else {"daily_roundup": "每日动态"}.get(key, key)
-
-
-# Job states in which a push waits for a person (see pipeline.publish.wechat).
-# What a person must do for a story whose push stopped at WeChat (``attention.<state>``).
-ATTENTION = frozenset({"needs_human", "sent_unconfirmed", "awaiting_manual", "deferred"})
-
-
 def queue(session: Session, settings: Settings, now: datetime, *, include_all: bool = False,
           limit: int = 200, signer: str | None = None, offset: int = 0
           ) -> tuple[list[dict[str, Any]], int]:
-    """Drafts waiting for an editor, earliest deadline first, with every story publishing
-    gave up on (``failed``, or in a push that waits for a person) marked ``attention``;
-    ``include_all``: every unfinished draft; ``signer``: only the drafts waiting at a
-    review stage that person may sign. At most ``limit`` rows (0: no limit) and the total
-    count; ``offset`` skips the first rows (stories held in a push come on the first page)."""
-    statuses = [*list(WAITING), DraftStatus.FAILED] if include_all else [
-        DraftStatus.DRAFTED, DraftStatus.FAILED]
-    base = select(Draft, Unit).join(Unit, col(Unit.id) == Draft.unit_id).where(
-        col(Draft.status).in_(statuses))
-    if signer is not None:
-        statuses = [DraftStatus.DRAFTED]
-        base = base.where(col(Draft.status) == DraftStatus.DRAFTED,
-                          col(Draft.review_stage).in_(stage_indexes(session, settings, signer)))
-    query = base.order_by(col(Draft.deadline), col(Draft.id))
-    if limit:
-        query = query.limit(limit)
-    if offset:
-        query = query.offset(offset)
-    found = list(session.exec(query))
-    if not include_all and signer is None and not offset:  # held in a push for a person
-        found = sorted(found + _held(session), key=lambda r: (r[0].deadline, r[0].id or 0))
-    rows = [summary(d, u, settings, now) for d, u in found]
-    _mark_attention(session, rows)
-    total = (len(rows) if not offset and (not limit or len(rows) < limit)
-             else _count(session, statuses))
-    return rows, total
-
-
-def _held(session: Session) -> list[tuple[Draft, Unit]]:
-    held = select(Draft, Unit).join(Unit, col(Unit.id) == Draft.unit_id).join(
-        Publication, col(Publication.draft_id) == Draft.id).join(
-        WeChatJob, col(WeChatJob.push_id) == Publication.push_id).where(
-        col(Draft.status) == DraftStatus.PUBLISHING, Publication.state == "queued",
-        col(WeChatJob.state).in_(list(ATTENTION)))
-    return [(d, u) for d, u in session.exec(held)]
-
-
-def _mark_attention(session: Session, rows: list[dict[str, Any]]) -> None:
-    """Say what a person must do for each story publishing could not finish."""
-    ids = [r["id"] for r in rows if r["status"] in (DraftStatus.FAILED,
-                                                    DraftStatus.PUBLISHING)]
-    if not ids:
-        return
-    found = session.exec(
-        select(Publication, Push, WeChatJob)
-        .join(Push, col(Push.id) == Publication.push_id)
-        .join(WeChatJob, col(WeChatJob.push_id) == Push.id, isouter=True)
-        .where(col(Publication.draft_id).in_(ids))
-        .order_by(col(Publication.id)))
-    notes = {}
-    for pub, push, job in found:
-        if pub.state == "failed":
-            notes[pub.draft_id] = Coded("attention.failed", error=pub.error)
-        elif pub.state == "queued" and job is not None and job.state in ATTENTION:
-            notes[pub.draft_id] = Coded(f"attention.{job.state}", day=str(push.local_date))
-    for row in rows:
-        if row["id"] in notes:
-            row["attention"] = notes[row["id"]]
-
-
-def _count(session: Session, statuses: list[DraftStatus]) -> int:
-    from sqlalchemy import func
-
-    return int(session.exec(select(func.count()).select_from(Draft)
-                            .where(col(Draft.status).in_(statuses))).one())
+    """``reads.queue`` in the session's transaction (see there)."""
+    return reads.queue(SessionReader(session), settings, now, include_all=include_all,
+                       limit=limit, signer=signer, offset=offset)
 
 
 def detail(session: Session, settings: Settings, draft_id: int, now: datetime

@@ -5,7 +5,9 @@ from __future__ import annotations
 from alembic import context
 from sqlmodel import SQLModel
 
-from pipeline import models  # noqa: F401  (registers the tables on SQLModel.metadata)
+from pipeline import models  # registers the tables on SQLModel.metadata
+
+models.live_draft_index()  # attached here only (see its docstring)
 
 connection = context.config.attributes.get("connection")
 if connection is None:

@@ -13,7 +13,7 @@ import hashlib
 import json
 import logging
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 
 import sqlalchemy as sa
@@ -26,7 +26,9 @@ from ..messages import from_column
 from ..models import Alert, Draft, DraftEvent, Submission, Unit
 from ..review import Holders, holders
 from ..store import Store
-from .outbox import DeliveryReport, deliver, enqueue
+from .outbox import deliver, enqueue
+from .reports import AlertReport as AlertReport  # (at home in reports.py)
+from .reports import QueueResult as QueueResult
 
 log = logging.getLogger(__name__)
 
@@ -73,27 +75,6 @@ class AlertItem:
     note: str            # the editor's note (changes requested, rejected)
     detail: str          # for kinds without a draft: the recorded detail
     contact: str = ""    # the report's contact person, for the editors; never published
-
-
-@dataclass
-class QueueResult:
-    queued: list[str] = field(default_factory=list)       # outbox keys, one per person
-    alerts: int = 0                                        # alerts handed to the outbox
-    unaddressed: list[int] = field(default_factory=list)   # alert ids that had no address
-
-
-@dataclass
-class AlertReport:
-    queue: QueueResult = field(default_factory=QueueResult)
-    delivery: DeliveryReport = field(default_factory=DeliveryReport)
-    error: str = ""      # a template error: nothing was queued this run
-
-    def summary(self) -> str:
-        text = (f"{self.queue.alerts} alert(s) in {len(self.queue.queued)} email(s) queued; "
-                f"{self.delivery.summary()}")
-        if self.queue.unaddressed:
-            text += f"; {len(self.queue.unaddressed)} alert(s) had no address"
-        return text + (f"; error: {self.error}" if self.error else "")
 
 
 def deliver_alerts(store: Store, settings: Settings, now: datetime) -> AlertReport:

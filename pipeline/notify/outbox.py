@@ -16,12 +16,10 @@ import json
 import logging
 import random
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from importlib import import_module
 from typing import TYPE_CHECKING
 
-import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
 from .. import lifecycle
@@ -29,7 +27,9 @@ from ..config import Settings
 from ..errors import NotifyError, PipelineError
 from ..lifecycle import OutboxState
 from ..models import OutboxMessage
+from ..reads import SessionReader, pending_emails
 from ..store import Store
+from .reports import DeliveryReport as DeliveryReport  # (at home in reports.py)
 
 if TYPE_CHECKING:  # smtplib, ssl and email load only when a message is sent
     from .mail import Send
@@ -44,21 +44,6 @@ GIVE_UP_AFTER = timedelta(hours=24)
 BATCH = 100  # messages per run, so one tick never runs for long
 
 
-@dataclass
-class DeliveryReport:
-    sent: list[str] = field(default_factory=list)       # outbox keys
-    retrying: list[str] = field(default_factory=list)
-    failed: list[str] = field(default_factory=list)
-    held: int = 0          # pending and not attempted: no SMTP host configured
-    errors: list[str] = field(default_factory=list)      # one sentence per failed attempt
-
-    def summary(self) -> str:
-        if self.held:
-            return (f"smtp.host is not set: {self.held} email(s) kept in the outbox, not sent")
-        return (f"{len(self.sent)} email(s) sent, {len(self.retrying)} to retry, "
-                f"{len(self.failed)} failed")
-
-
 def enqueue(session: Session, key: str, kind: str, recipients: Sequence[str], subject: str,
             text: str, html: str, now: datetime, alert_ids: Iterable[int] = ()) -> bool:
     """Add a message unless one with ``key`` exists; True when it is new."""
@@ -67,7 +52,10 @@ def enqueue(session: Session, key: str, kind: str, recipients: Sequence[str], su
               "attempts": 0, "created_at": now, "next_attempt_at": now, "last_error": "",
               "alert_ids": json.dumps(sorted(alert_ids))}
     dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    # Imported here: loading the PostgreSQL dialect (and asyncio) at import cost every
+    # command on SQLite a tenth of a second (issue 13).
+    insert = import_module("sqlalchemy.dialects." + (
+        "postgresql" if dialect == "postgresql" else "sqlite")).insert
     statement = insert(OutboxMessage).values(**values).on_conflict_do_nothing(
         index_elements=["key"])
     return bool(session.execute(statement).rowcount)  # type: ignore[attr-defined]
@@ -144,8 +132,7 @@ def _release_stale(session: Session, now: datetime, lease: timedelta) -> None:
 
 
 def _count_pending(session: Session) -> int:
-    return int(session.exec(select(sa.func.count()).select_from(OutboxMessage)
-                            .where(OutboxMessage.state == PENDING)).one())
+    return pending_emails(SessionReader(session))
 
 
 def _deliver_all(store: Store, settings: Settings, now: datetime, send: Send,

@@ -7,9 +7,12 @@ the output and marking the stories published come after it, and are safe to
 repeat, so a push interrupted by a crash is resumed, never run twice.
 """
 
-from .channel import confirm_sent, release_unsent, watch_published, withdraw
-from .daily import catch_up, record_missed_days, resume_unfinished, run_push
-from .order import move_in_push, set_push_order
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+# Imported at once (and the function ``plan`` bound over the submodule of that name).
 from .plan import (
     DONE,
     EMPTY,
@@ -24,6 +27,29 @@ from .plan import (
     pack,
     plan,
 )
+
+if TYPE_CHECKING:
+    from .channel import confirm_sent, release_unsent, watch_published, withdraw
+    from .daily import catch_up, record_missed_days, resume_unfinished, run_push
+    from .order import move_in_push, set_push_order
+
+# The module of each of the other names. The package imports it when one of its names is
+# first used, so the bulletin and the digest (``push.regime``, ``plan``) do not load the
+# publishing channel and the WeChat client (issue 13).
+_HOME = {"confirm_sent": "channel", "release_unsent": "channel", "watch_published": "channel",
+         "withdraw": "channel", "catch_up": "daily", "record_missed_days": "daily",
+         "resume_unfinished": "daily", "run_push": "daily", "move_in_push": "order",
+         "set_push_order": "order"}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOME.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(f".{home}", __name__), name)
+    globals()[name] = value  # the next use finds it without this call
+    return value
+
 
 __all__ = [
     "DONE",
