@@ -7,8 +7,9 @@ import io
 import json
 import os
 import shutil
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import dataclass
 from pathlib import Path
@@ -137,6 +138,16 @@ class Workspace:
             else:
                 os.environ["DATABASE_URL"] = old
         return Result(code, out.getvalue(), err.getvalue())
+
+
+def wait_for(predicate: Callable[[], object], timeout: float = 90.0, what: str = "") -> None:
+    """Poll until ``predicate`` holds; ``timeout`` is a ceiling for a loaded machine, not a
+    sleep: a test never waits a fixed time before asserting that something did not happen."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not reached in {timeout:g} s: {what}")
+        time.sleep(0.05)
 
 
 def make_workspace(path: Path, database_url: str, *, staged: bool = False) -> Workspace:

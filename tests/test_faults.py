@@ -55,7 +55,7 @@ from pipeline.publish.wechat import make_client
 from pipeline.push import PushReport, catch_up, run_push
 from pipeline.schedule import tick
 from pipeline.store import Store, open_store
-from tests.conftest import Workspace, check_histories, make_workspace
+from tests.conftest import Workspace, check_histories, make_workspace, wait_for
 from tests.fakewechat import FakeClock, FakeWeChat
 from tests.test_flow import write_report
 
@@ -76,14 +76,6 @@ def at(hhmm: str, day: int = 0) -> datetime:
     """A local time on DAY0 + ``day`` in the account's zone."""
     hour, minute = (int(x) for x in hhmm.split(":"))
     return datetime.combine(DAY0 + timedelta(days=day), time(hour, minute), TZ)
-
-
-def wait_for(predicate: Callable[[], object], timeout: float = 90.0, what: str = "") -> None:
-    deadline = time_module.monotonic() + timeout
-    while not predicate():
-        if time_module.monotonic() > deadline:
-            raise AssertionError(f"not reached in {timeout} s: {what}")
-        time_module.sleep(0.05)
 
 
 # --------------------------------------------------------------------------- the rig

@@ -33,7 +33,7 @@ from pipeline.models import AuditLog, Draft, DraftEvent, Publication, Push, Sche
 from pipeline.store import HEAD, open_store
 from pipeline.web.app import create_app
 from pipeline.web.auth import add_user
-from tests.conftest import PG_ADMIN, Workspace, make_workspace
+from tests.conftest import PG_ADMIN, Workspace, make_workspace, wait_for
 from tests.test_flow import write_report
 
 pytestmark = pytest.mark.postgres
@@ -42,15 +42,6 @@ SECRET = "shared-secret-" + "x" * 32
 PASSWORD = "a-long-password"
 MORNING = "2026-06-15T10:00+08:00"
 EVENING = "2026-06-15T20:30+08:00"   # after push time: the day's push is owed
-
-
-def wait_for(predicate: Callable[[], object], timeout: float = 60.0, what: str = "") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"not reached in {timeout:g} s: {what}")
 
 
 def free_port() -> int:

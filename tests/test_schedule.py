@@ -8,14 +8,13 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 from sqlmodel import select
 
 from pipeline.models import Publication, Push
-from tests.conftest import Workspace, make_workspace
+from tests.conftest import Workspace, make_workspace, wait_for
 from tests.test_flow import write_report
 
 
@@ -28,15 +27,6 @@ def start_serve(ws: Workspace, now: str, *command: str, **env: str
         [sys.executable, "-m", "pipeline", "--config", str(ws.path / "config.toml"),
          *(command or ("worker",))],
         env=environ, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
-def wait_for(predicate: object, timeout: float = 90.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():  # type: ignore[operator]
-            return
-        time.sleep(0.1)
-    raise AssertionError("condition not reached in time")
 
 
 def approved_story(ws: Workspace, tmp_path: Path, name: str, start: str, now: str) -> int:
