@@ -30,7 +30,9 @@ from .units import add_unit, import_units, unit_names
 
 if TYPE_CHECKING:  # the push, WeChat and email stages load only for their commands
     from .cli import Context
+    from .intake import Rejection
     from .push import PackedArticle, PushReport
+    from .render.pool import RenderPool
 
 SKELETON = Path(__file__).parent / "skeleton"
 
@@ -57,28 +59,41 @@ def cmd_init(ctx: Context) -> int:
 
 
 def cmd_submit(ctx: Context) -> int:
-    settings, store, now = ctx.settings, ctx.store, ctx.now()
+    from .render.pool import RenderPool
+
+    settings, paths = ctx.settings, [Path(p) for p in ctx.args.files]
+    # Many files: the render workers start now, their imports overlapping ours.
+    pool = RenderPool.start(settings, len(paths))
+    try:
+        outcome, kept, rejected = _submit(ctx, paths, pool)
+    finally:
+        if pool is not None:
+            pool.close()
+    outcome.rejected = rejected + outcome.rejected
+    _print_submit(ctx, outcome, kept)
+    return 1 if outcome.rejected else 0
+
+
+def _submit(ctx: Context, paths: list[Path], pool: RenderPool | None
+            ) -> tuple[SubmitOutcome, dict[tuple[str, int | None], str], list[Rejection]]:
     from .drafts import DraftMaker  # intake and render load only for submit
     from .intake import read_files
+    from .intake.unknown import notices
 
-    paths = [Path(p) for p in ctx.args.files]
+    settings, store, now = ctx.settings, ctx.store, ctx.now()
     with store.session() as session:
         result = read_files(paths, settings, unit_names(session), now)
     outcome = SubmitOutcome([], [], [])
-    from .intake.unknown import notices
-
     kept = {(r.source, r.row): text for r, text in notices(result.reports)}
     # Each group is acknowledged (printed) only after it committed; a crash loses no
     # report that was printed as accepted.
-    for group in DraftMaker(settings).submit_groups(store, result.reports, now):
+    for group in DraftMaker(settings).submit_groups(store, result.reports, now, pool=pool):
         if not ctx.args.json:
             _print_accepted(ctx, group, kept)
         outcome.accepted += group.accepted
         outcome.duplicates += group.duplicates
         outcome.rejected += group.rejected
-    outcome.rejected = result.rejections + outcome.rejected
-    _print_submit(ctx, outcome, kept)
-    return 1 if outcome.rejected else 0
+    return outcome, kept, result.rejections
 
 
 def _print_accepted(ctx: Context, outcome: SubmitOutcome,

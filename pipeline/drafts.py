@@ -41,12 +41,14 @@ from .errors import PipelineError, SubmissionError
 from .messages import dump, render
 from .models import Draft, DraftEvent, Finding, ProofreadRun, Submission, Unit
 from .proofread import Hit, proofread_draft
-from .proofread.record import Checker, finding_values, run_values
+from .proofread.check import Checker
+from .proofread.record import finding_values, run_values
 from .writer import GuardedWriter
 
 if TYPE_CHECKING:  # the render stage is imported only by the commands that render
     from .intake import Rejection
     from .render import RenderedArticle
+    from .render.pool import Rendered, RenderPool, Results
     from .store import Store
 
 log = logging.getLogger(__name__)
@@ -182,17 +184,37 @@ class DraftMaker:
         self.env.auto_reload = False
         self.writer = GuardedWriter(settings.paths.drafts)
         self.journal: Journal | None = None
+        self._checker: Checker | None = None
+        self._pooled: dict[str, int] = {}     # dedupe key -> job index of the pool's batch
+        self._results: Results | None = None
+
+    @property
+    def checker(self) -> Checker:
+        if self._checker is None:
+            self._checker = Checker(self.settings)
+        return self._checker
 
     def submit_groups(self, store: Store, reports: Sequence[Report], now: datetime,
-                      actor: str = "intake", group_size: int = GROUP_SIZE
-                      ) -> Iterator[SubmitOutcome]:
+                      actor: str = "intake", group_size: int = GROUP_SIZE,
+                      pool: RenderPool | None = None) -> Iterator[SubmitOutcome]:
         """Store the reports a group at a time; yield each group's outcome after its commit.
+        A large batch is rendered by worker processes meanwhile (``render.pool``): ``pool``
+        if the caller started one early (it is closed here), else one started here.
 
         Raises:
             RenderError: a template is broken (groups committed before stay).
         """
+        from .render.pool import RenderPool
+
         with store.session() as session:
             recover(session, self.writer)
+            known = _known_keys(session, [r.dedupe_key for r in reports])
+        jobs = {r.dedupe_key: r for r in reports if r.dedupe_key not in known}
+        pool = pool or RenderPool.start(self.settings, len(jobs))
+        if pool is not None:
+            self._pooled = {key: i for i, key in enumerate(jobs)}
+            self._results = pool.render([(r, [photo_name(p) for p in r.photos])
+                                         for r in jobs.values()])
         self.journal = Journal(self.writer)
         try:
             for start in range(0, len(reports), group_size):
@@ -210,6 +232,9 @@ class DraftMaker:
         finally:
             self.journal.close()
             self.journal = None
+            if pool is not None:
+                pool.close()
+            self._pooled, self._results = {}, None
 
     def submit(self, session: Session, reports: Sequence[Report], now: datetime,
                actor: str = "intake", idempotency_key: str | None = None
@@ -250,10 +275,7 @@ class DraftMaker:
                       actor: str) -> SubmitOutcome | None:
         """The whole group with one insert per table; None when it must go report by
         report instead (the savepoint is then rolled back and no folder is left)."""
-        from .render import render_article
-
         out = SubmitOutcome([], [], [])
-        checker = Checker(self.settings)
         fresh: list[_Prepared] = []
         again: list[tuple[Report, int]] = []   # the same report twice: index of the first
         first: dict[str, int] = {}
@@ -266,8 +288,7 @@ class DraftMaker:
             else:
                 first[report.dedupe_key] = len(fresh)
                 names = [photo_name(p) for p in report.photos]
-                article = render_article(report, names, self.env, self.settings)
-                hits, error = checker.check(article.markdown, article.title)
+                article, hits, error = self._render(report, names)
                 fresh.append(_Prepared(report, names, article,
                                        deadline_for(report.end, self.settings), hits, error))
         if not fresh:
@@ -302,6 +323,17 @@ class DraftMaker:
             out.duplicates.append(Duplicate(report.source, report.row, ids[index],
                                             report.title))
         return out
+
+    def _render(self, report: Report, names: Sequence[str]) -> Rendered:
+        """The pool's rendering of the report if it has one, else our own (also when a
+        worker failed: a broken template then raises here, as without the pool)."""
+        from .render.pool import render_report
+
+        index = self._pooled.pop(report.dedupe_key, None)
+        done = self._results.take(index) if self._results and index is not None else None
+        if done is not None:
+            return done
+        return render_report(report, names, self.env, self.checker, self.settings)
 
     def _insert_group(self, session: Session, fresh: Sequence[_Prepared],
                       units: dict[str, Unit], now: datetime, actor: str) -> list[int]:

@@ -638,11 +638,20 @@ class Coded(str):
     def text(self, language: str = "zh_CN") -> str:
         return render(self.code, language, **self.params)
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Pickled by code and parameters (render workers send problems back): str's own
+        # reduction would pass the English sentence to __new__ as if it were the code.
+        return (_coded, (self.code, self.params))
+
     @staticmethod
     def load(item: Any) -> str:
         if isinstance(item, dict) and "code" in item:
             return Coded(item["code"], **item.get("params", {}))
         return str(item)
+
+
+def _coded(code: str, params: dict[str, Any]) -> Coded:
+    return Coded(code, **params)
 
 
 def of_error(error: BaseException) -> str:

@@ -13,9 +13,10 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+from pipeline.render.pool import cpus
 from pipeline.store import open_store
 
-from .conftest import ROOT, Workspace, make_workspace
+from .conftest import ROOT, Workspace, make_workspace, wait_for
 
 NOW = "2026-07-01T09:00+08:00"
 UNITS = ["麓谷街道", "雷锋街道", "洋湖国际社区", "物流行业分会", "志愿者分会", "白箬铺村"]
@@ -42,6 +43,22 @@ def start_submit(ws: Workspace, paths: list[Path], **env: str) -> subprocess.Pop
         [sys.executable, "-m", "pipeline", "--config", str(ws.path / "config.toml"), "--now",
          NOW, "submit", *map(str, paths)], cwd=ROOT, text=True, stdout=subprocess.PIPE,
         stderr=subprocess.PIPE, env={**os.environ, "DATABASE_URL": ws.database_url, **env})
+
+
+def children(pid: int) -> set[int]:
+    try:
+        return {int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()}
+    except OSError:
+        return set()
+
+
+def alive(pid: int) -> bool:
+    """Running (a zombie waiting for init to reap it counts as gone)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[0] != "Z"
 
 
 def acknowledged(lines: list[str]) -> set[int]:
@@ -80,12 +97,18 @@ def test_kill_9_in_the_middle_of_a_2000_report_batch(tmp_path: Path, database_ur
     process = start_submit(ws, paths)
     assert process.stdout is not None
     lines: list[str] = []
+    workers: set[int] = set()
     for line in process.stdout:  # acknowledgements arrive a committed group at a time
         lines.append(line)
+        workers |= children(process.pid)
         if len(acknowledged(lines)) >= 600:
             break
     process.send_signal(signal.SIGKILL)
     process.wait(timeout=60)
+    if cpus() >= 2:
+        assert workers, "the batch was expected to be rendered by worker processes"
+    wait_for(lambda: not any(alive(pid) for pid in workers), 60,
+             "a render worker outlived the process that started it")
     lines += process.stdout.read().splitlines(keepends=True)
     acked = acknowledged(lines)
     assert 600 <= len(acked) < 2000, "the kill came after the batch had finished"

@@ -28,6 +28,7 @@ from .settings import (
     AccountSettings,
     DatabaseSettings,
     DeadlineSettings,
+    IntakeSettings,
     Limits,
     MediaSettings,
     NotifySettings,
@@ -135,6 +136,7 @@ def parse_settings(raw: Mapping[str, Any], root: Path, source: str = "config.tom
     media = _media(top.sub("media"), root, problems)
     web = _web(top.sub("web"))
     database = _database(top.sub("database"))
+    intake = _intake(top.sub("intake"))
     report_unknown(top)
     if problems:
         raise ConfigError(problems, source)
@@ -143,7 +145,7 @@ def parse_settings(raw: Mapping[str, Any], root: Path, source: str = "config.tom
                     limits=limits, paths=paths, activity_types=types, units=units,
                     campaign=campaign, database_url=url, wechat=wechat, smtp=smtp,
                     notify=notify, scoring=scoring, review=review, reach=reach, media=media,
-                    web=web, database=database)
+                    web=web, database=database, intake=intake)
 
 
 def _web(r: Reader) -> WebSettings:
@@ -219,6 +221,13 @@ def _database(r: Reader) -> DatabaseSettings:
         pool_size=r.get("pool_size", int, d.pool_size, within(1, 100)),
         max_overflow=r.get("max_overflow", int, d.max_overflow, within(0, 100)),
         pool_timeout=r.get("pool_timeout", float, d.pool_timeout, positive))
+    report_unknown(r)
+    return result
+
+
+def _intake(r: Reader) -> IntakeSettings:
+    result = IntakeSettings(parallel_render=r.get("parallel_render", bool,
+                                                  IntakeSettings().parallel_render))
     report_unknown(r)
     return result
 

@@ -296,6 +296,15 @@ class WebSettings:
 
 
 @dataclass(frozen=True)
+class IntakeSettings:
+    """How a batch of reports is turned into drafts."""
+
+    # A batch of at least PARALLEL_MIN reports is rendered and proofread by one worker
+    # process per CPU while this process stores them (pipeline/render/pool.py).
+    parallel_render: bool = True
+
+
+@dataclass(frozen=True)
 class Settings:
     root: Path
     account: AccountSettings
@@ -316,6 +325,7 @@ class Settings:
     media: MediaSettings = field(default_factory=MediaSettings)
     web: WebSettings = field(default_factory=WebSettings)
     database: DatabaseSettings = field(default_factory=DatabaseSettings)
+    intake: IntakeSettings = field(default_factory=IntakeSettings)
 
     @property
     def tz(self) -> ZoneInfo:

@@ -10,21 +10,36 @@ the findings live on the draft (``record.py``).
 
 from __future__ import annotations
 
-from .check import BLOCKING, Hit, proofread_text
-from .lists import Lexicon, load_lexicon
-from .record import (
-    Outcome,
-    apply_finding,
-    blocking_findings,
-    count_line,
-    dismiss_finding,
-    finding_json,
-    last_run,
-    open_findings,
-    proofread_draft,
-    require_confirmation,
-)
+from typing import TYPE_CHECKING
 
-__all__ = ["BLOCKING", "Hit", "Lexicon", "Outcome", "apply_finding", "blocking_findings",
-           "count_line", "dismiss_finding", "finding_json", "last_run", "load_lexicon",
-           "open_findings", "proofread_draft", "proofread_text", "require_confirmation"]
+from .check import BLOCKING, Checker, Hit, proofread_text
+from .lists import Lexicon, load_lexicon
+
+if TYPE_CHECKING:
+    from .record import (
+        Outcome,
+        apply_finding,
+        blocking_findings,
+        count_line,
+        dismiss_finding,
+        finding_json,
+        last_run,
+        open_findings,
+        proofread_draft,
+        require_confirmation,
+    )
+
+__all__ = ["BLOCKING", "Checker", "Hit", "Lexicon", "Outcome", "apply_finding",
+           "blocking_findings", "count_line", "dismiss_finding", "finding_json", "last_run",
+           "load_lexicon", "open_findings", "proofread_draft", "proofread_text",
+           "require_confirmation"]
+
+
+def __getattr__(name: str) -> object:
+    # The findings' rows (record.py) need the store's tables; a render worker imports
+    # only the checks, without SQLAlchemy (pipeline/render/pool.py).
+    if name in __all__:
+        from . import record
+
+        return getattr(record, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,4 +1,5 @@
 """The proofreading checks (pure): article Markdown in, findings out; the text is never changed.
+``Checker`` loads the word lists once for a batch and runs the checks.
 
 Offsets are Python string indices (code points) into the Markdown, so an emoji or a
 full-width mark counts as one character, as it does for ``text[start:end]``.
@@ -11,8 +12,14 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from .lists import Entry, Lexicon
+from ..errors import ProofreadError
+from ..messages import Coded
+from .lists import Entry, Lexicon, load_lexicon
+
+if TYPE_CHECKING:
+    from ..config import Settings
 
 BLOCKING = ("privacy", "banned")   # open findings of these kinds need a confirmation
 
@@ -28,6 +35,30 @@ class Hit:
     suggestion: str
     message: str              # English sentence (CLI, JSON, logs)
     detail: str = ""          # the word list's note, shown to editors as written
+
+
+class Checker:
+    """Proofreading of new drafts, the lists loaded once for a whole batch (and in each
+    render worker, which is why it lives here and not with the findings' rows)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.limit = settings.limits.title_chars
+        try:
+            self.lexicon: Lexicon | None = load_lexicon(settings.paths.proofread)
+            self.error = ""
+        except ProofreadError as exc:
+            self.lexicon, self.error = None, not_run_reason(exc)
+
+    def check(self, markdown: str, title: str) -> tuple[list[Hit], str]:
+        """The findings, and why proofreading did not run ("" when it ran)."""
+        if self.lexicon is None:
+            return [], self.error
+        return proofread_text(markdown, title, self.lexicon, self.limit), ""
+
+
+def not_run_reason(exc: ProofreadError) -> str:
+    """Why proofreading did not run, kept as its code so a page can say it in Chinese."""
+    return Coded(exc.code, **exc.params) if exc.code else str(exc)
 
 
 def proofread_text(markdown: str, title: str, lexicon: Lexicon, title_limit: int

@@ -14,10 +14,10 @@ from sqlmodel import Session, col, select
 from .. import lifecycle
 from ..config import Settings
 from ..errors import ProofreadError, ReviewError
-from ..messages import Coded, to_column
+from ..messages import to_column
 from ..models import Draft, DraftEvent, Finding, ProofreadRun
-from .check import BLOCKING, Hit, proofread_text
-from .lists import Lexicon, load_lexicon
+from .check import BLOCKING, Hit, not_run_reason, proofread_text
+from .lists import load_lexicon
 
 OPEN = "open"
 
@@ -41,7 +41,7 @@ def proofread_draft(session: Session, settings: Settings, draft_id: int, markdow
                               settings.limits.title_chars)
         error = ""
     except ProofreadError as exc:
-        hits, error = [], _reason(exc)
+        hits, error = [], not_run_reason(exc)
     settled = {(f.kind, f.text) for f in session.exec(select(Finding).where(
         Finding.draft_id == draft_id, col(Finding.state).in_(("dismissed", "confirmed"))))}
     fresh = [h for h in hits if (h.kind, h.text) not in settled]
@@ -49,25 +49,6 @@ def proofread_draft(session: Session, settings: Settings, draft_id: int, markdow
         session.add(_row(draft_id, hit, now))
     _record_run(session, draft_id, now, error)
     return Outcome(len(fresh), error)
-
-
-class Checker:
-    """Proofreading of new drafts, the lists loaded once for a whole group; the rows are
-    the caller's to insert in bulk (``finding_values``, ``run_values``)."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.limit = settings.limits.title_chars
-        try:
-            self.lexicon: Lexicon | None = load_lexicon(settings.paths.proofread)
-            self.error = ""
-        except ProofreadError as exc:
-            self.lexicon, self.error = None, _reason(exc)
-
-    def check(self, markdown: str, title: str) -> tuple[list[Hit], str]:
-        """The findings, and why proofreading did not run ("" when it ran)."""
-        if self.lexicon is None:
-            return [], self.error
-        return proofread_text(markdown, title, self.lexicon, self.limit), ""
 
 
 def finding_values(draft_id: int, hit: Hit, now: datetime) -> dict[str, object]:
@@ -82,11 +63,6 @@ def run_values(draft_id: int, version: int, now: datetime, error: str) -> dict[s
     """The proofreading run of a new draft as the values of a bulk insert."""
     return {"draft_id": draft_id, "at": now, "draft_version": version,
             "error": to_column(error)}
-
-
-def _reason(exc: ProofreadError) -> str:
-    """Why proofreading did not run, kept as its code so a page can say it in Chinese."""
-    return Coded(exc.code, **exc.params) if exc.code else str(exc)
 
 
 def _row(draft_id: int, hit: Hit, now: datetime) -> Finding:

@@ -1,0 +1,122 @@
+"""A large batch rendered by worker processes (``pipeline/render/pool.py``) stores exactly
+what the submitting process alone stores: the same rows, findings and files, byte for
+byte; a worker that dies costs time only; a broken template says what it says without
+the pool; a parent killed with SIGKILL leaves no worker behind (test_intake_crash.py)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from pipeline.render.pool import PARALLEL_MIN, cpus
+from pipeline.store import open_store
+
+from .conftest import ROOT, Workspace, make_workspace
+from .test_intake_crash import NOW, write_reports
+
+pytestmark = pytest.mark.skipif(cpus() < 2, reason="render workers need two CPUs")
+COUNT = PARALLEL_MIN + 30
+# A body that proofreading flags (a phone number, a banned word) and that has a link
+# and a list, so the findings and the HTML both have something to compare.
+EXTRA = "\n\n- 咨询电话13812345678\n- 详见[报道](https://www.example.com/a)，吸毒者要关爱。"
+
+
+def submit(ws: Workspace, paths: list[Path], **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "pipeline", "--config", str(ws.path / "config.toml"), "--now",
+         NOW, "submit", *map(str, paths)], cwd=ROOT, text=True, capture_output=True,
+        timeout=600, env={**os.environ, "DATABASE_URL": ws.database_url, **env})
+
+
+def serial(ws: Workspace) -> None:
+    config = ws.path / "config.toml"
+    text = config.read_text(encoding="utf-8")
+    config.write_text(text.replace("parallel_render = true", "parallel_render = false"),
+                      encoding="utf-8")
+
+
+def inbox(tmp_path: Path) -> list[Path]:
+    paths = write_reports(tmp_path / "inbox", COUNT)
+    for path in paths[::7]:  # some reports with findings and references
+        report = json.loads(path.read_text(encoding="utf-8"))
+        report["body"] += EXTRA
+        path.write_text(json.dumps(report, ensure_ascii=False), encoding="utf-8")
+    return paths
+
+
+def contents(ws: Workspace) -> dict[str, object]:
+    """Everything a batch stored, without the moments and the generated names."""
+    store = open_store(ws.database_url)
+    try:
+        with store.engine.connect() as c:
+            drafts = c.execute(sa.text(
+                "SELECT id, title, author, digest, status, problems, article_file "
+                "FROM draft ORDER BY id")).all()
+            findings = c.execute(sa.text(
+                "SELECT draft_id, kind, rule, text, offset_start, offset_end, suggestion, "
+                "message FROM finding ORDER BY id")).all()
+            sources = c.execute(sa.text(
+                "SELECT id, source FROM submission ORDER BY id")).all()
+    finally:
+        store.close()
+    files = {str(p.relative_to(ws.path / "drafts")): p.read_bytes()
+             for p in sorted((ws.path / "drafts").rglob("article*")) if p.is_file()}
+    return {"drafts": drafts, "findings": findings, "sources": sources, "files": files}
+
+
+def test_workers_store_exactly_what_one_process_stores(tmp_path: Path) -> None:
+    paths = inbox(tmp_path)
+    alone = make_workspace(tmp_path / "alone", f"sqlite:///{tmp_path / 'alone.db'}")
+    serial(alone)
+    pooled = make_workspace(tmp_path / "pooled", f"sqlite:///{tmp_path / 'pooled.db'}")
+    one, many = submit(alone, paths), submit(pooled, paths)
+    assert one.returncode == 0 and many.returncode == 0, (one.stderr, many.stderr)
+    assert one.stdout == many.stdout
+    assert one.stdout.count("accepted ") == COUNT
+    a, b = contents(alone), contents(pooled)
+    assert len(a["files"]) == 2 * COUNT  # type: ignore[arg-type]
+    assert a["findings"], "the reports were meant to give proofreading something to find"
+    assert a == b
+
+
+def test_a_worker_that_dies_costs_time_only(tmp_path: Path, database_url: str) -> None:
+    paths = inbox(tmp_path)
+    alone = make_workspace(tmp_path / "alone", f"sqlite:///{tmp_path / 'alone.db'}")
+    serial(alone)
+    ws = make_workspace(tmp_path / "ws", database_url)
+    # Each worker kills itself (SIGKILL) after its first answer: the rest of its share is
+    # rendered by the submitting process.
+    result = submit(ws, paths, PIPELINE_CRASH_AT="render_worker_answered")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("accepted ") == COUNT
+    assert "Traceback" not in result.stderr
+    assert "render worker stopped" in result.stderr  # the log says why it took longer
+    assert submit(alone, paths).returncode == 0
+    assert contents(ws) == contents(alone)
+
+
+def test_a_broken_template_says_the_same_with_workers(tmp_path: Path) -> None:
+    paths = inbox(tmp_path)
+    outputs = []
+    for name, parallel in (("alone", False), ("pooled", True)):
+        ws = make_workspace(tmp_path / name, f"sqlite:///{tmp_path / name}.db")
+        if not parallel:
+            serial(ws)
+        template = ws.path / "templates" / "lecture.md.j2"
+        template.write_text("{{ report.title }\n", encoding="utf-8")  # unclosed tag
+        result = submit(ws, paths)
+        assert result.returncode != 0
+        assert "Traceback" not in result.stderr
+        assert "lecture.md.j2" in result.stderr
+        assert "render worker" not in result.stderr  # stopped by us: no news
+        outputs.append([line for line in result.stderr.splitlines()
+                        if not re.match(r"\d{4}-\d\d-\d\d ", line)])  # not the log's
+        assert contents(ws)["drafts"] == []
+    assert outputs[0] == outputs[1]
