@@ -474,3 +474,38 @@ def test_no_markup_from_arbitrary_text(title: str, body: str, settings, env) -> 
     article = render_article(make_report(title=title, body=body), PHOTOS, env, settings)
     assert_wechat_safe(article.html)
     assert_wechat_safe(rerender(article.markdown + body, title, "作者", "", settings).html)
+
+
+# ------------------------------------------------- the quick inline stage (issue 13)
+
+_PIECES = ["禁毒宣传", "社区", "，", "。", "*", "**", "_", "__", "`code`", "``a`b``", "\\*",
+           "\\\\", "\\_", "[报道](https://news.example.cn/1)", "![图](photos/a.jpg)",
+           "<https://a.example.cn/x>", "<wang@example.cn>", "<b>粗</b>", "<!-- c -->",
+           "&amp;", "&#123;", "&copy;", "& ", "  \n", "\n", "\n\n", "- ", "1. ", "> ",
+           "| a | b |\n|---|---|\n| 1 | 2 |\n", "{: .caption }", "[ref]", "[ref][]",
+           "\n\n[ref]: https://r.example.cn\n\n", "!", "[", "]", "<", ">", "(", ")", " ",
+           "# ", "### ", "***", "---", "    缩进\n", "a_b_c", "*强调*", "**加粗**"]
+
+
+def test_the_quick_inline_stage_writes_the_html_python_markdown_writes() -> None:
+    import random
+
+    import markdown
+
+    from pipeline.render.html import quick_inline
+
+    extensions = ["attr_list", "tables", "sane_lists", "nl2br"]
+    plain, quick = markdown.Markdown(extensions=extensions), markdown.Markdown(
+        extensions=extensions)
+    quick_inline(quick)
+    assert type(quick.treeprocessors["inline"]).__name__ == "_QuickInline"
+    order = [item.name for item in plain.treeprocessors._priority]  # the stage's place
+    assert [quick.treeprocessors.get_index_for_name(n) for n in order] == [
+        plain.treeprocessors.get_index_for_name(n) for n in order]
+    rng = random.Random(13)
+    texts = ["".join(rng.choice(_PIECES) for _ in range(rng.randint(1, 60)))
+             for _ in range(3000)]
+    for text in texts:
+        plain.reset()
+        quick.reset()
+        assert quick.convert(text) == plain.convert(text), text
