@@ -6,8 +6,10 @@ libraries as a whole process, on the same files in a workspace on disk.
 2. Runs, alternately, ``bench/bare_chain.py`` (Python-Markdown + a Jinja page +
    css-inline, writing each article's Markdown and HTML) and ``pipeline submit`` of all
    the files into a fresh copy of a workspace (its database already created, so the
-   one-time migration is not counted), ``--runs`` times each. Prints wall and CPU time,
-   min/median/max, and pipeline/bare. Proofreading is on (it always is).
+   one-time migration is not counted), ``--runs`` times each: as configured by default
+   (render workers, one per CPU, see pipeline/render/pool.py) and with
+   ``parallel_render = false`` (one process). Prints wall and CPU time (CPU of all the
+   processes), min/median/max, and pipeline/bare. Proofreading is on (it always is).
 3. The same batch into a copy of a workspace that already holds 100,000 drafts: the
    cost per report must stay within 10 % of the empty database's.
 4. ``pipeline --help``, ``pipeline queue`` and ``pipeline check`` over those 100,000
@@ -47,6 +49,8 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from bench_queries import populate  # noqa: E402
 from bench_render import _body  # noqa: E402
+
+from pipeline.render.pool import cpus  # noqa: E402
 
 PYTHON = sys.executable
 PIPELINE = [PYTHON, "-m", "pipeline"]
@@ -107,33 +111,55 @@ def submit(template: Path, target: Path, paths: list[Path]) -> tuple[float, floa
                   "submit", *map(str, paths)], cwd=target)
 
 
-def compare(tmp: Path, paths: list[Path], runs: int) -> dict[str, list[float]]:
-    empty = tmp / "empty"
+def compare(tmp: Path, paths: list[Path], runs: int, pelican: list[str] | None = None
+            ) -> dict[str, list[float]]:
+    """The bare chain, ``pipeline submit`` (render workers on, as configured by default)
+    and ``pipeline submit`` with ``parallel_render = false`` (one process does it all),
+    interleaved so load from elsewhere hits all three alike."""
+    empty, alone = tmp / "empty", tmp / "alone"
     make_workspace(empty)
-    results: dict[str, list[float]] = {"bare wall": [], "bare cpu": [], "ours wall": [],
-                                       "ours cpu": []}
-    for _ in range(runs):  # interleaved, so load from elsewhere hits both alike
+    shutil.copytree(empty, alone)
+    config = alone / "config.toml"
+    config.write_text(config.read_text(encoding="utf-8").replace(
+        "parallel_render = true", "parallel_render = false"), encoding="utf-8")
+    names = {"bare": "bare chain", "ours": "pipeline submit", "alone": "submit, 1 process"}
+    if pelican:
+        names["pelican"] = "Pelican"
+    results: dict[str, list[float]] = {f"{k} {m}": [] for k in names for m in ("wall", "cpu")}
+    for _ in range(runs):
         out = tmp / "bare-out"
         shutil.rmtree(out, ignore_errors=True)
-        wall, cpu = timed([PYTHON, str(ROOT / "bench" / "bare_chain.py"),
-                           str(empty / "templates"), str(out), *map(str, paths)])
-        results["bare wall"].append(wall)
-        results["bare cpu"].append(cpu)
-        wall, cpu = submit(empty, tmp / "run", paths)
-        results["ours wall"].append(wall)
-        results["ours cpu"].append(cpu)
+        measured = {"bare": timed([PYTHON, str(ROOT / "bench" / "bare_chain.py"),
+                                   str(empty / "templates"), str(out), *map(str, paths)]),
+                    "ours": submit(empty, tmp / "run", paths),
+                    "alone": submit(alone, tmp / "run", paths)}
+        if pelican:
+            shutil.rmtree(tmp / "pelican" / "output", ignore_errors=True)
+            measured["pelican"] = timed(pelican)
+        for key, (wall, cpu) in measured.items():
+            results[f"{key} wall"].append(wall)
+            results[f"{key} cpu"].append(cpu)
     n = len(paths)
-    print(f"--- {n} reports, whole processes, workspace on disk ({tmp}), {runs} runs each")
-    for key in ("bare wall", "bare cpu", "ours wall", "ours cpu"):
-        print(f"{'bare chain' if key.startswith('bare') else 'pipeline submit':<16}"
-              f"{key.split()[1]:<5} s: {spread(results[key])}")
-    for kind in ("wall", "cpu"):
-        ratios = [o / b for o, b in zip(results[f"ours {kind}"], results[f"bare {kind}"],
+    print(f"--- {n} reports, whole processes, workspace on disk ({tmp}), {runs} runs each, "
+          f"{cpus()} CPUs, machine load {_load()}")
+    for key, name in names.items():
+        for kind in ("wall", "cpu"):
+            print(f"{name:<18}{kind:<5} s: {spread(results[f'{key} {kind}'])}")
+    for key in ("ours", "alone"):
+        for kind in ("wall", "cpu"):
+            ratios = [o / b for o, b in zip(results[f"{key} {kind}"], results[f"bare {kind}"],
+                                            strict=True)]
+            goal = "  (target <= 1.5)" if kind == "wall" and key == "ours" else ""
+            print(f"{names[key] + '/bare':<24} {kind:<4}: {spread(ratios)}{goal}")
+    if pelican:
+        ratios = [p / o for p, o in zip(results["pelican wall"], results["ours wall"],
                                         strict=True)]
-        print(f"pipeline/bare {kind:<4}: {spread(ratios)}  (target <= 1.5)")
+        print(f"Pelican/pipeline submit wall: {spread(ratios)}  (Pelican: "
+              f"{statistics.median(results['pelican wall']) / n * 1e3:.2f} ms per article)")
     best = statistics.median(results["ours wall"])
     print(f"pipeline submit: {n / best:.0f} reports/s, {best / n * 1e3:.2f} ms per report "
-          "(median wall, process start included)")
+          f"(median wall, process start included; CPU of all its processes "
+          f"{statistics.median(results['ours cpu']) / n * 1e3:.2f} ms per report)")
     return results
 
 
@@ -269,8 +295,9 @@ def _seconds(func: object) -> float:
     return time.perf_counter() - started
 
 
-def pelican(binary: Path, tmp: Path, paths: list[Path], runs: int) -> None:
-    """Pelican (installed outside the repository) on the same texts, as Markdown posts."""
+def pelican_command(binary: Path, tmp: Path, paths: list[Path]) -> list[str]:
+    """Pelican (installed outside the repository) on the same texts, as Markdown posts:
+    its command line, after writing its content folder and settings."""
     content = tmp / "pelican" / "content"
     content.mkdir(parents=True)
     for i, path in enumerate(paths):
@@ -282,14 +309,8 @@ def pelican(binary: Path, tmp: Path, paths: list[Path], runs: int) -> None:
     settings = tmp / "pelican" / "pelicanconf.py"
     settings.write_text("SITENAME = 'bench'\nTIMEZONE = 'Asia/Shanghai'\n"
                         "FEED_ALL_ATOM = None\nCATEGORY_FEED_ATOM = None\n", encoding="utf-8")
-    walls = []
-    for _ in range(runs):
-        out = tmp / "pelican" / "output"
-        shutil.rmtree(out, ignore_errors=True)
-        walls.append(timed([str(binary), str(content), "-o", str(out), "-s", str(settings),
-                            "-q"])[0])
-    print(f"--- Pelican on the same {len(paths)} texts: {spread(walls)} s, median "
-          f"{statistics.median(walls) / len(paths) * 1e3:.2f} ms per article")
+    return [str(binary), str(content), "-o", str(tmp / "pelican" / "output"), "-s",
+            str(settings), "-q"]
 
 
 def main() -> None:
@@ -298,6 +319,8 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--drafts", type=int, default=100_000)
     parser.add_argument("--pelican", type=Path, help="a pelican executable (throwaway venv)")
+    parser.add_argument("--submit-only", action="store_true",
+                        help="only the batch against the bare chain (and Pelican)")
     parser.add_argument("--callgrind", action="store_true",
                         help="also count the short commands' instructions (valgrind; slow)")
     parser.add_argument("--commands-only", type=Path, metavar="WORKSPACE",
@@ -311,10 +334,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory(dir=ROOT / "bench", prefix=".bench-") as name:
         tmp = Path(name)
         paths = write_reports(tmp / "inbox", args.reports)
-        results = compare(tmp, paths, args.runs)
+        command = pelican_command(args.pelican, tmp, paths) if args.pelican else None
+        results = compare(tmp, paths, args.runs, command)
+        if args.submit_only:
+            return
         markdown_libraries(paths[:500], tmp / "empty")
-        if args.pelican:
-            pelican(args.pelican, tmp, paths, args.runs)
         big = big_database(tmp, paths, args.drafts, max(3, args.runs // 2), results["ours cpu"])
         commands(big, args.runs, args.callgrind)
 
