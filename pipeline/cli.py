@@ -111,7 +111,8 @@ def _parse_now(text: str | None) -> datetime | None:
 
 # --- parser --------------------------------------------------------------------------------
 
-# Commands with a lean start: their module loads no database library (readcmds.py).
+# Commands whose module loads no database library at import (readcmds.py: the lean
+# start of queue and check; submitcmd.py: render workers start before the store loads).
 _LEAN = {"cmd_queue", "cmd_check"}
 
 
@@ -122,6 +123,8 @@ class _Commands:
         def run(ctx: Context) -> int:
             if name in _LEAN:
                 from . import readcmds as module
+            elif name == "cmd_submit":
+                from . import submitcmd as module  # type: ignore[no-redef]
             else:
                 from . import commands as module  # type: ignore[no-redef]
             return int(getattr(module, name)(ctx))

@@ -20,19 +20,18 @@ from . import review, views
 from .config import Settings, UnitSpec
 from .deadlines import deadline_text
 from .domain import parse_level
-from .drafts import SubmitOutcome, read_markdown
+from .drafts import read_markdown
 from .errors import PipelineError, RaceLost
 from .messages import cli_language, text_of
-from .proofread import count_line
+from .proofread.check import count_line
 from .readcmds import _deadline, _out
+from .submitcmd import where as _where
 from .textfmt import ZH, cli_lang, pick, table
-from .units import add_unit, import_units, unit_names
+from .units import add_unit, import_units
 
 if TYPE_CHECKING:  # the push, WeChat and email stages load only for their commands
     from .cli import Context
-    from .intake import Rejection
     from .push import PackedArticle, PushReport
-    from .render.pool import RenderPool
 
 SKELETON = Path(__file__).parent / "skeleton"
 
@@ -56,98 +55,6 @@ def cmd_init(ctx: Context) -> int:
         (target / folder).mkdir(exist_ok=True)
     print(f"workspace created in {target}: config.toml, templates/, drafts/, published/")
     return 0
-
-
-def cmd_submit(ctx: Context) -> int:
-    from .render.pool import RenderPool
-
-    settings, paths = ctx.settings, [Path(p) for p in ctx.args.files]
-    # Many files: the render workers start now, their imports overlapping ours.
-    pool = RenderPool.start(settings, len(paths))
-    try:
-        outcome, kept, rejected = _submit(ctx, paths, pool)
-    finally:
-        if pool is not None:
-            pool.close()
-    outcome.rejected = rejected + outcome.rejected
-    _print_submit(ctx, outcome, kept)
-    return 1 if outcome.rejected else 0
-
-
-def _submit(ctx: Context, paths: list[Path], pool: RenderPool | None
-            ) -> tuple[SubmitOutcome, dict[tuple[str, int | None], str], list[Rejection]]:
-    from .drafts import DraftMaker  # intake and render load only for submit
-    from .intake import read_files
-    from .intake.unknown import notices
-
-    settings, store, now = ctx.settings, ctx.store, ctx.now()
-    with store.session() as session:
-        result = read_files(paths, settings, unit_names(session), now)
-    outcome = SubmitOutcome([], [], [])
-    kept = {(r.source, r.row): text for r, text in notices(result.reports)}
-    # Each group is acknowledged (printed) only after it committed; a crash loses no
-    # report that was printed as accepted.
-    for group in DraftMaker(settings).submit_groups(store, result.reports, now, pool=pool):
-        if not ctx.args.json:
-            _print_accepted(ctx, group, kept)
-        outcome.accepted += group.accepted
-        outcome.duplicates += group.duplicates
-        outcome.rejected += group.rejected
-    return outcome, kept, result.rejections
-
-
-def _print_accepted(ctx: Context, outcome: SubmitOutcome,
-                    kept: dict[tuple[str, int | None], str]) -> None:
-    lines = []
-    for a in outcome.accepted:
-        extra = f"  ({len(a.problems)} WeChat problem(s) to fix)" if a.problems else ""
-        checked = (f"  (proofreading did not run: {text_of(a.proofread_error, cli_language())})"
-                   if a.proofread_error
-                   else f"  ({count_line(a.findings)})" if a.findings else "")
-        lines.append(f"accepted  #{a.id}  {a.unit}  {a.title}  deadline "
-                     f"{_deadline(a.deadline, ctx)}{extra}{checked}\n")
-        if (a.source, a.row) in kept:
-            lines.append(f"          {kept[a.source, a.row]}\n")
-    sys.stdout.write("".join(lines))
-    sys.stdout.flush()
-
-
-def _print_submit(ctx: Context, outcome: SubmitOutcome,
-                  kept: dict[tuple[str, int | None], str]) -> None:
-    """The batch's JSON document, or (text) what ``_print_accepted`` did not print."""
-    settings = ctx.settings
-    if ctx.args.json:
-        _out({"accepted": [{"id": a.id, "unit": a.unit, "title": a.title,
-                            "activity_type": a.activity_type,
-                            "deadline": views.iso(a.deadline, settings), "source": a.source,
-                            "row": a.row, "problems": list(a.problems),
-                            "findings": a.findings, "proofread_error": a.proofread_error,
-                            "notes_kept": kept.get((a.source, a.row))}
-                           for a in outcome.accepted],
-              "rejected": [{"source": r.source, "row": r.row, "field": r.field,
-                            "message": r.message, "code": r.code or None}
-                           for r in outcome.rejected],
-              "duplicates": [{"source": d.source, "row": d.row, "id": d.id, "title": d.title}
-                             for d in outcome.duplicates]})
-        return
-    for d in outcome.duplicates:
-        print(f"duplicate {_where(d.source, d.row)}: already submitted as #{d.id} ({d.title}); "
-              "no new draft")
-    for r in outcome.rejected:
-        field = f" field '{r.field}':" if r.field else ""
-        print(f"rejected  {_where(r.source, r.row)}:{field} {r.text(cli_language())}",
-              file=sys.stderr)
-    # Problems are listed one a line above; the count is of reports (a whole file that
-    # cannot be read counts as one).
-    refused = len({(r.source, r.row) for r in outcome.rejected})
-    problems = (f" ({len(outcome.rejected)} problems)" if len(outcome.rejected) > refused
-                else "")
-    print(f"{len(outcome.accepted)} accepted, {len(outcome.duplicates)} duplicate(s), "
-          f"{refused} rejected{problems}")
-
-
-def _where(source: str, row: int | None) -> str:
-    return f"{source}, row {row}" if row is not None else source
 
 
 def cmd_show(ctx: Context) -> int:

@@ -89,6 +89,11 @@ class Photo:
     size: int
     sha256: str
 
+    @property
+    def stored_name(self) -> str:
+        """Generated name for the stored photo: never the name the reporter gave it."""
+        return f"photos/{self.sha256[:20]}.{'jpg' if self.kind == 'jpeg' else 'png'}"
+
 
 @dataclass(frozen=True)
 class Report:

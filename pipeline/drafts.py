@@ -48,7 +48,7 @@ from .writer import GuardedWriter
 if TYPE_CHECKING:  # the render stage is imported only by the commands that render
     from .intake import Rejection
     from .render import RenderedArticle
-    from .render.pool import Rendered, RenderPool, Results
+    from .render.pool import Rendered, RenderPool
     from .store import Store
 
 log = logging.getLogger(__name__)
@@ -90,12 +90,6 @@ class SubmitOutcome:
 
 def draft_dir(draft_id: int) -> str:
     return str(draft_id)
-
-
-def photo_name(photo: Photo) -> str:
-    """Generated name for a stored photo: never the name the reporter gave it."""
-    ext = "jpg" if photo.kind == "jpeg" else "png"
-    return f"photos/{photo.sha256[:20]}.{ext}"
 
 
 class Journal:
@@ -185,8 +179,7 @@ class DraftMaker:
         self.writer = GuardedWriter(settings.paths.drafts)
         self.journal: Journal | None = None
         self._checker: Checker | None = None
-        self._pooled: dict[str, int] = {}     # dedupe key -> job index of the pool's batch
-        self._results: Results | None = None
+        self.pool: RenderPool | None = None   # the batch's render workers, if it has any
 
     @property
     def checker(self) -> Checker:
@@ -208,13 +201,12 @@ class DraftMaker:
 
         with store.session() as session:
             recover(session, self.writer)
-            known = _known_keys(session, [r.dedupe_key for r in reports])
-        jobs = {r.dedupe_key: r for r in reports if r.dedupe_key not in known}
-        pool = pool or RenderPool.start(self.settings, len(jobs))
-        if pool is not None:
-            self._pooled = {key: i for i, key in enumerate(jobs)}
-            self._results = pool.render([(r, [photo_name(p) for p in r.photos])
-                                         for r in jobs.values()])
+            known = set() if pool and pool.sent else _known_keys(
+                session, [r.dedupe_key for r in reports])
+        pool = pool or RenderPool.start(self.settings, len(reports) - len(known))
+        if pool is not None and not pool.sent:
+            pool.send(reports, skip=known)
+        self.pool = pool
         self.journal = Journal(self.writer)
         try:
             for start in range(0, len(reports), group_size):
@@ -234,7 +226,7 @@ class DraftMaker:
             self.journal = None
             if pool is not None:
                 pool.close()
-            self._pooled, self._results = {}, None
+            self.pool = None
 
     def submit(self, session: Session, reports: Sequence[Report], now: datetime,
                actor: str = "intake", idempotency_key: str | None = None
@@ -287,7 +279,7 @@ class DraftMaker:
                 again.append((report, first[report.dedupe_key]))
             else:
                 first[report.dedupe_key] = len(fresh)
-                names = [photo_name(p) for p in report.photos]
+                names = [p.stored_name for p in report.photos]
                 article, hits, error = self._render(report, names)
                 fresh.append(_Prepared(report, names, article,
                                        deadline_for(report.end, self.settings), hits, error))
@@ -329,8 +321,7 @@ class DraftMaker:
         worker failed: a broken template then raises here, as without the pool)."""
         from .render.pool import render_report
 
-        index = self._pooled.pop(report.dedupe_key, None)
-        done = self._results.take(index) if self._results and index is not None else None
+        done = self.pool.take(report) if self.pool is not None else None
         if done is not None:
             return done
         return render_report(report, names, self.env, self.checker, self.settings)
@@ -384,7 +375,7 @@ class DraftMaker:
                    actor: str, idempotency_key: str | None) -> Accepted:
         from .render import render_article
 
-        names = [photo_name(p) for p in report.photos]
+        names = [p.stored_name for p in report.photos]
         article = render_article(report, names, self.env, self.settings)  # pure, no id needed
         deadline = deadline_for(report.end, self.settings)
         # Core inserts inside a savepoint: a duplicate found by the database rolls back
@@ -524,7 +515,7 @@ def _known_keys(session: Session, keys: list[str]) -> dict[str, int]:
 
 def _submission(report: Report, unit: Unit, now: datetime, key: str | None
                 ) -> dict[str, Any]:
-    photos = [{"name": photo_name(p), "original": p.original_name, "kind": p.kind,
+    photos = [{"name": p.stored_name, "original": p.original_name, "kind": p.kind,
                "size": p.size, "sha256": p.sha256} for p in report.photos]
     return {
         "unit_id": unit.id, "activity_type": report.activity_type, "title": report.title,
@@ -722,7 +713,7 @@ def add_photos(session: Session, settings: Settings, draft: Draft, photos: Seque
     writer = GuardedWriter(settings.paths.drafts)
     lines = []
     for photo in fresh:
-        name = photo_name(photo)
+        name = photo.stored_name
         writer.copy_file(photo.path, f"{draft_dir(draft.id)}/{name}")
         stored.append({"name": name, "original": photo.original_name, "kind": photo.kind,
                        "size": photo.size, "sha256": photo.sha256})

@@ -28,9 +28,11 @@ COUNT = PARALLEL_MIN + 30
 EXTRA = "\n\n- 咨询电话13812345678\n- 详见[报道](https://www.example.com/a)，吸毒者要关爱。"
 
 
-def submit(ws: Workspace, paths: list[Path], **env: str) -> subprocess.CompletedProcess[str]:
+def submit(ws: Workspace, paths: list[Path], *flags: str, **env: str
+           ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "pipeline", "--config", str(ws.path / "config.toml"), "--now",
+        [sys.executable, "-m", "pipeline", *flags, "--config", str(ws.path / "config.toml"),
+         "--now",
          NOW, "submit", *map(str, paths)], cwd=ROOT, text=True, capture_output=True,
         timeout=600, env={**os.environ, "DATABASE_URL": ws.database_url, **env})
 
@@ -71,13 +73,20 @@ def contents(ws: Workspace) -> dict[str, object]:
     return {"drafts": drafts, "findings": findings, "sources": sources, "files": files}
 
 
-def test_workers_store_exactly_what_one_process_stores(tmp_path: Path) -> None:
+@pytest.mark.parametrize("early", [False, True], ids=["new-database", "early-send"])
+def test_workers_store_exactly_what_one_process_stores(tmp_path: Path, early: bool) -> None:
+    """On a database that exists and is current, the workers get the batch before the
+    submitting process loads the store (a lean read of the unit names); on a new one,
+    after it has migrated."""
     paths = inbox(tmp_path)
     alone = make_workspace(tmp_path / "alone", f"sqlite:///{tmp_path / 'alone.db'}")
     serial(alone)
     pooled = make_workspace(tmp_path / "pooled", f"sqlite:///{tmp_path / 'pooled.db'}")
-    one, many = submit(alone, paths), submit(pooled, paths)
+    if early:
+        assert pooled.run("units").code == 0  # creates and migrates the database
+    one, many = submit(alone, paths), submit(pooled, paths, "-v")
     assert one.returncode == 0 and many.returncode == 0, (one.stderr, many.stderr)
+    assert ("workers have the batch before the store" in many.stderr) == early
     assert one.stdout == many.stdout
     assert one.stdout.count("accepted ") == COUNT
     a, b = contents(alone), contents(pooled)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .check import BLOCKING, Checker, Hit, proofread_text
+from .check import BLOCKING, Checker, Hit, count_line, proofread_text
 from .lists import Lexicon, load_lexicon
 
 if TYPE_CHECKING:
@@ -20,7 +20,6 @@ if TYPE_CHECKING:
         Outcome,
         apply_finding,
         blocking_findings,
-        count_line,
         dismiss_finding,
         finding_json,
         last_run,

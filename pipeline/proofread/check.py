@@ -56,6 +56,10 @@ class Checker:
         return proofread_text(markdown, title, self.lexicon, self.limit), ""
 
 
+def count_line(count: int) -> str:
+    return f"{count} proofreading finding{'' if count == 1 else 's'}"
+
+
 def not_run_reason(exc: ProofreadError) -> str:
     """Why proofreading did not run, kept as its code so a page can say it in Chinese."""
     return Coded(exc.code, **exc.params) if exc.code else str(exc)

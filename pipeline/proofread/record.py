@@ -196,5 +196,3 @@ def _history(session: Session, draft_id: int, actor: str, now: datetime, action:
                            from_status=status, to_status=status, note=note))
 
 
-def count_line(count: int) -> str:
-    return f"{count} proofreading finding{'' if count == 1 else 's'}"

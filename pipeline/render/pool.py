@@ -23,7 +23,7 @@ import pickle
 import subprocess
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Container, Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
@@ -79,6 +79,8 @@ class RenderPool:
         self.settings = settings
         self.threads: list[threading.Thread] = []
         self.closing = threading.Event()   # we stop the workers: their silence is no news
+        self.results: Results | None = None
+        self.index: dict[str, int] = {}     # dedupe key -> job number in ``results``
 
     @classmethod
     def start(cls, settings: Settings, reports: int) -> RenderPool | None:
@@ -88,18 +90,35 @@ class RenderPool:
             return None
         return cls(settings, workers)
 
-    def render(self, jobs: Sequence[tuple[Report, Sequence[str]]]) -> Results:
-        """Send every job now; the results arrive in the background."""
-        results = Results(len(jobs))
-        chunks = [list(enumerate(jobs))[i:i + CHUNK] for i in range(0, len(jobs), CHUNK)]
+    @property
+    def sent(self) -> bool:
+        return self.results is not None
+
+    def send(self, reports: Sequence[Report], skip: Container[str] = frozenset()) -> None:
+        """Give the workers their share of the batch now (each report once, the first of
+        a dedupe key, none in ``skip``); the answers arrive in the background."""
+        jobs: dict[str, Report] = {}
+        for report in reports:
+            if report.dedupe_key not in skip:
+                jobs.setdefault(report.dedupe_key, report)
+        self.index = {key: i for i, key in enumerate(jobs)}
+        results = self.results = Results(len(jobs))
+        numbered = [(i, r, tuple(p.stored_name for p in r.photos))
+                    for i, r in enumerate(jobs.values())]
+        chunks = [numbered[i:i + CHUNK] for i in range(0, len(numbered), CHUNK)]
         for n, proc in enumerate(self.procs):
-            mine = [[(i, report, tuple(names)) for i, (report, names) in chunk]
-                    for chunk in chunks[n::len(self.procs)]]
-            thread = threading.Thread(target=_serve, name=f"render-worker-{n}", daemon=True,
-                                      args=(proc, self.settings, mine, results, self.closing))
+            thread = threading.Thread(
+                target=_serve, name=f"render-worker-{n}", daemon=True,
+                args=(proc, self.settings, chunks[n::len(self.procs)], results, self.closing))
             thread.start()
             self.threads.append(thread)
-        return results
+
+    def take(self, report: Report) -> Rendered | None:
+        """The workers' rendering of ``report``; None: render it yourself."""
+        index = self.index.pop(report.dedupe_key, None)
+        if index is None or self.results is None:
+            return None
+        return self.results.take(index)
 
     def close(self) -> None:
         """Stop the workers; at once if the batch stopped early (its answers are unused)."""

@@ -1,0 +1,144 @@
+"""``pipeline submit``: reports in, drafts out, each group acknowledged after its commit.
+
+Its own module because it imports no database library at first (``commands.py``
+loads them at import): with render workers waiting, it reads the files against a lean
+read of the unit names and gives the workers the batch before it imports the store,
+so they render while it does (pipeline/render/pool.py; bench/bench_intake.py).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .messages import cli_language, text_of
+from .proofread.check import count_line
+from .readcmds import _deadline, _out
+from .reads import iso
+
+if TYPE_CHECKING:
+    from .cli import Context
+    from .drafts import SubmitOutcome
+    from .intake import IntakeResult, Rejection
+    from .render.pool import RenderPool
+
+log = logging.getLogger(__name__)
+
+
+def cmd_submit(ctx: Context) -> int:
+    from .render.pool import RenderPool
+
+    settings, paths = ctx.settings, [Path(p) for p in ctx.args.files]
+    # Many files: the render workers start now, their imports overlapping ours.
+    pool = RenderPool.start(settings, len(paths))
+    try:
+        outcome, kept, rejected = _submit(ctx, paths, pool)
+    finally:
+        if pool is not None:
+            pool.close()
+    outcome.rejected = rejected + outcome.rejected
+    _print_submit(ctx, outcome, kept)
+    return 1 if outcome.rejected else 0
+
+
+def _submit(ctx: Context, paths: list[Path], pool: RenderPool | None
+            ) -> tuple[SubmitOutcome, dict[tuple[str, int | None], str], list[Rejection]]:
+    from .intake import read_files
+    from .intake.unknown import notices
+
+    settings, now = ctx.settings, ctx.now()
+    result = _read_early(ctx, paths, pool)
+    from .drafts import DraftMaker, SubmitOutcome  # the store loads only now
+    from .units import unit_names
+
+    store = ctx.store
+    if result is None:
+        with store.session() as session:
+            result = read_files(paths, settings, unit_names(session), now)
+    outcome = SubmitOutcome([], [], [])
+    kept = {(r.source, r.row): text for r, text in notices(result.reports)}
+    # Each group is acknowledged (printed) only after it committed; a crash loses no
+    # report that was printed as accepted.
+    for group in DraftMaker(settings).submit_groups(store, result.reports, now, pool=pool):
+        if not ctx.args.json:
+            _print_accepted(ctx, group, kept)
+        outcome.accepted += group.accepted
+        outcome.duplicates += group.duplicates
+        outcome.rejected += group.rejected
+    return outcome, kept, result.rejections
+
+
+def _read_early(ctx: Context, paths: list[Path], pool: RenderPool | None
+                ) -> IntakeResult | None:
+    """With render workers waiting: read the files against the unit names of a lean read
+    (pipeline/lean.py) and give the workers the batch before this process imports the
+    store, so they render while it does. None when that does not apply."""
+    from . import lean
+    from .intake import read_files
+    from .reads import units
+
+    if pool is None:
+        return None
+    names = lean.attempt(ctx.settings, lambda reader: {u.name for u in units(reader)})
+    if names is None:  # the store must migrate or sync first: the normal way
+        return None
+    result = read_files(paths, ctx.settings, names, ctx.now())
+    pool.send(result.reports)
+    log.debug("the render workers have the batch before the store is loaded")
+    return result
+
+
+def _print_accepted(ctx: Context, outcome: SubmitOutcome,
+                    kept: dict[tuple[str, int | None], str]) -> None:
+    lines = []
+    for a in outcome.accepted:
+        extra = f"  ({len(a.problems)} WeChat problem(s) to fix)" if a.problems else ""
+        checked = (f"  (proofreading did not run: {text_of(a.proofread_error, cli_language())})"
+                   if a.proofread_error
+                   else f"  ({count_line(a.findings)})" if a.findings else "")
+        lines.append(f"accepted  #{a.id}  {a.unit}  {a.title}  deadline "
+                     f"{_deadline(a.deadline, ctx)}{extra}{checked}\n")
+        if (a.source, a.row) in kept:
+            lines.append(f"          {kept[a.source, a.row]}\n")
+    sys.stdout.write("".join(lines))
+    sys.stdout.flush()
+
+
+def _print_submit(ctx: Context, outcome: SubmitOutcome,
+                  kept: dict[tuple[str, int | None], str]) -> None:
+    """The batch's JSON document, or (text) what ``_print_accepted`` did not print."""
+    settings = ctx.settings
+    if ctx.args.json:
+        _out({"accepted": [{"id": a.id, "unit": a.unit, "title": a.title,
+                            "activity_type": a.activity_type,
+                            "deadline": iso(a.deadline, settings), "source": a.source,
+                            "row": a.row, "problems": list(a.problems),
+                            "findings": a.findings, "proofread_error": a.proofread_error,
+                            "notes_kept": kept.get((a.source, a.row))}
+                           for a in outcome.accepted],
+              "rejected": [{"source": r.source, "row": r.row, "field": r.field,
+                            "message": r.message, "code": r.code or None}
+                           for r in outcome.rejected],
+              "duplicates": [{"source": d.source, "row": d.row, "id": d.id, "title": d.title}
+                             for d in outcome.duplicates]})
+        return
+    for d in outcome.duplicates:
+        print(f"duplicate {where(d.source, d.row)}: already submitted as #{d.id} ({d.title}); "
+              "no new draft")
+    for r in outcome.rejected:
+        field = f" field '{r.field}':" if r.field else ""
+        print(f"rejected  {where(r.source, r.row)}:{field} {r.text(cli_language())}",
+              file=sys.stderr)
+    # Problems are listed one a line above; the count is of reports (a whole file that
+    # cannot be read counts as one).
+    refused = len({(r.source, r.row) for r in outcome.rejected})
+    problems = (f" ({len(outcome.rejected)} problems)" if len(outcome.rejected) > refused
+                else "")
+    print(f"{len(outcome.accepted)} accepted, {len(outcome.duplicates)} duplicate(s), "
+          f"{refused} rejected{problems}")
+
+
+def where(source: str, row: int | None) -> str:
+    return f"{source}, row {row}" if row is not None else source
