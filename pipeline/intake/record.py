@@ -119,6 +119,9 @@ def _typo_of(key: str) -> str | None:
 _BAD_CHAR = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u061c\u200e\u200f"
                        "\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
 _INVISIBLE_TABLE = str.maketrans("", "", _INVISIBLE)
+# Blank: only whitespace and invisible characters. A pattern, not translate(): it stops
+# at the first visible character instead of copying a whole report body (issue 13).
+_BLANK = re.compile(rf"[\s{_INVISIBLE}]*")
 
 
 class Invalid(Exception):
@@ -175,7 +178,7 @@ def is_blank(value: object) -> bool:
     if value is None:
         return True
     if isinstance(value, str):
-        return not value.translate(_INVISIBLE_TABLE).strip()
+        return _BLANK.fullmatch(value) is not None
     if isinstance(value, list | tuple):
         # flat check only: a nested list counts as content (and YAML aliases cannot blow up)
         return all(item is None or (isinstance(item, str) and is_blank(item)) for item in value)
