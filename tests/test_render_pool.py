@@ -129,3 +129,32 @@ def test_a_broken_template_says_the_same_with_workers(tmp_path: Path) -> None:
                         if not re.match(r"\d{4}-\d\d-\d\d ", line)])  # not the log's
         assert contents(ws)["drafts"] == []
     assert outputs[0] == outputs[1]
+
+
+def test_answers_wait_for_room_and_skipped_ones_make_room(monkeypatch: pytest.MonkeyPatch
+                                                          ) -> None:
+    """Two workers' threads answering 200 jobs while at most three answers of each may
+    wait untaken; the taker skips every fifth job (a duplicate): nobody waits forever,
+    every taken answer is the right one, and nothing is held at the end."""
+    import threading
+
+    from pipeline.render import pool
+
+    monkeypatch.setattr(pool, "HELD", 3)
+    results = pool.Results(200)
+    owner = {i: (i // pool.CHUNK) % 2 for i in range(200)}  # chunks dealt round robin
+
+    def answer(worker: int) -> None:
+        for i in range(200):
+            if owner[i] == worker:
+                results.put(worker, i, ("article", i))  # type: ignore[arg-type]
+
+    threads = [threading.Thread(target=answer, args=(w,)) for w in (0, 1)]
+    for thread in threads:
+        thread.start()
+    taken = [results.take(i) for i in range(200) if i % 5]
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not any(thread.is_alive() for thread in threads)
+    assert [a[1] for a in taken if a] == [i for i in range(200) if i % 5]
+    assert results.held == {0: 0, 1: 0} and not results.found

@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 
 PARALLEL_MIN = 200      # fewer reports are not worth the workers' start (~0.25 s each)
 CHUNK = 8               # reports per message: few round trips, early first results
+HELD = 256              # a worker's answers waiting to be taken (~15 KB each), at most
 PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
 
 
@@ -109,7 +110,8 @@ class RenderPool:
         for n, proc in enumerate(self.procs):
             thread = threading.Thread(
                 target=_serve, name=f"render-worker-{n}", daemon=True,
-                args=(proc, self.settings, chunks[n::len(self.procs)], results, self.closing))
+                args=(n, proc, self.settings, chunks[n::len(self.procs)], results,
+                      self.closing))
             thread.start()
             self.threads.append(thread)
 
@@ -123,6 +125,8 @@ class RenderPool:
     def close(self) -> None:
         """Stop the workers; at once if the batch stopped early (its answers are unused)."""
         self.closing.set()
+        if self.results is not None:
+            self.results.stop()  # no thread waits for room any more
         for n, proc in enumerate(self.procs):
             if not self.threads:
                 _close(proc.stdin)  # never given work: its stdin ends, so does it
@@ -146,26 +150,55 @@ class RenderPool:
 
 
 class Results:
-    """The workers' answers, taken in any order by ``take``; None for what failed."""
+    """The workers' answers, taken in the batch's order by ``take``; None for what failed.
+
+    Taking job ``i`` drops every answer before it (the caller skipped those: duplicates),
+    and a worker's thread waits while ``HELD`` of its answers are untaken: a batch of any
+    size holds a bounded number of rendered articles. A worker never waits for room that
+    only its own next answer would make: answers come in the order they are taken."""
 
     def __init__(self, count: int) -> None:
         self.count = count
-        self.found: dict[int, Rendered | None] = {}
+        self.found: dict[int, tuple[int, Rendered | None]] = {}   # index -> (worker, answer)
+        self.held: dict[int, int] = {}                             # worker -> untaken answers
+        self.low = 0                                               # every index below: gone
+        self.stopped = False
         self.ready = threading.Condition()
 
-    def put(self, index: int, value: Rendered | None) -> None:
+    def put(self, worker: int, index: int, value: Rendered | None) -> None:
         with self.ready:
-            self.found[index] = value
+            if value is not None:  # a failure is tiny and must never wait
+                self.ready.wait_for(lambda: self.stopped or self.held.get(worker, 0) < HELD)
+            if self.stopped or index < self.low:
+                return
+            self.found[index] = (worker, value)
+            self.held[worker] = self.held.get(worker, 0) + 1
             self.ready.notify_all()
 
     def take(self, index: int) -> Rendered | None:
-        """Job ``index``'s result once it is there; None: render it yourself."""
+        """Job ``index``'s answer once it is there; None: render it yourself."""
         with self.ready:
-            self.ready.wait_for(lambda: index in self.found)
-            return self.found.pop(index)
+            for skipped in range(self.low, index):
+                self._drop(skipped)
+            self.low = max(self.low, index)
+            self.ready.wait_for(lambda: index in self.found or self.stopped)
+            self.low = max(self.low, index + 1)
+            return self._drop(index)
+
+    def stop(self) -> None:
+        with self.ready:
+            self.stopped = True
+            self.ready.notify_all()
+
+    def _drop(self, index: int) -> Rendered | None:
+        worker, value = self.found.pop(index, (-1, None))
+        if worker >= 0:
+            self.held[worker] -= 1
+            self.ready.notify_all()
+        return value
 
 
-def _serve(proc: subprocess.Popen[bytes], settings: Settings,
+def _serve(worker: int, proc: subprocess.Popen[bytes], settings: Settings,
            chunks: list[list[tuple[int, Report, tuple[str, ...]]]], results: Results,
            closing: threading.Event) -> None:
     """One worker's conversation: all its jobs, then its answers until it ends."""
@@ -181,14 +214,14 @@ def _serve(proc: subprocess.Popen[bytes], settings: Settings,
         while pending:
             for index, value in pickle.load(proc.stdout):
                 pending.discard(index)
-                results.put(index, value)
+                results.put(worker, index, value)
     except Exception as exc:  # noqa: BLE001 - a worker that stopped only costs time
         if not closing.is_set():
             log.warning("a render worker stopped (%s: %s); its %d report(s) are rendered "
                         "by the submitting process", type(exc).__name__, exc, len(pending))
     finally:
         for index in pending:
-            results.put(index, None)
+            results.put(worker, index, None)
 
 
 def _close(stream: IO[bytes] | None) -> None:
