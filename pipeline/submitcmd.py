@@ -27,6 +27,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+LEDGERS = (".csv", ".xlsx")   # one file of many reports
+
+
 def cmd_submit(ctx: Context) -> int:
     from .render.pool import RenderPool
 
@@ -34,7 +37,13 @@ def cmd_submit(ctx: Context) -> int:
     # Many files: the render workers start now, their imports overlapping ours.
     pool = RenderPool.start(settings, len(paths))
     try:
-        outcome, kept, rejected = _submit(ctx, paths, pool)
+        early = _read_early(ctx, paths, pool is not None)
+        if early is not None:
+            pool = pool or RenderPool.start(settings, len(early.reports))  # a long ledger
+            if pool is not None:
+                pool.send(early.reports)
+                log.debug("the render workers have the batch before the store is loaded")
+        outcome, kept, rejected = _submit(ctx, paths, pool, early)
     finally:
         if pool is not None:
             pool.close()
@@ -43,17 +52,30 @@ def cmd_submit(ctx: Context) -> int:
     return 1 if outcome.rejected else 0
 
 
-def _submit(ctx: Context, paths: list[Path], pool: RenderPool | None
+def _read_early(ctx: Context, paths: list[Path], workers: bool) -> IntakeResult | None:
+    """The files read against the unit names of a lean read (pipeline/lean.py), before
+    this process imports the store, when render workers wait or a ledger may hold many
+    reports: the workers then render while it loads. None when that does not apply (the
+    store must migrate or sync first), or would not pay."""
+    from . import lean
+    from .intake import read_files
+    from .reads import units
+
+    if not workers and not any(p.suffix.lower() in LEDGERS for p in paths):
+        return None
+    names = lean.attempt(ctx.settings, lambda reader: {u.name for u in units(reader)})
+    return None if names is None else read_files(paths, ctx.settings, names, ctx.now())
+
+
+def _submit(ctx: Context, paths: list[Path], pool: RenderPool | None,
+            result: IntakeResult | None
             ) -> tuple[SubmitOutcome, dict[tuple[str, int | None], str], list[Rejection]]:
+    from .drafts import DraftMaker, SubmitOutcome  # the store loads only now
     from .intake import read_files
     from .intake.unknown import notices
-
-    settings, now = ctx.settings, ctx.now()
-    result = _read_early(ctx, paths, pool)
-    from .drafts import DraftMaker, SubmitOutcome  # the store loads only now
     from .units import unit_names
 
-    store = ctx.store
+    settings, store, now = ctx.settings, ctx.store, ctx.now()
     if result is None:
         with store.session() as session:
             result = read_files(paths, settings, unit_names(session), now)
@@ -68,26 +90,6 @@ def _submit(ctx: Context, paths: list[Path], pool: RenderPool | None
         outcome.duplicates += group.duplicates
         outcome.rejected += group.rejected
     return outcome, kept, result.rejections
-
-
-def _read_early(ctx: Context, paths: list[Path], pool: RenderPool | None
-                ) -> IntakeResult | None:
-    """With render workers waiting: read the files against the unit names of a lean read
-    (pipeline/lean.py) and give the workers the batch before this process imports the
-    store, so they render while it does. None when that does not apply."""
-    from . import lean
-    from .intake import read_files
-    from .reads import units
-
-    if pool is None:
-        return None
-    names = lean.attempt(ctx.settings, lambda reader: {u.name for u in units(reader)})
-    if names is None:  # the store must migrate or sync first: the normal way
-        return None
-    result = read_files(paths, ctx.settings, names, ctx.now())
-    pool.send(result.reports)
-    log.debug("the render workers have the batch before the store is loaded")
-    return result
 
 
 def _print_accepted(ctx: Context, outcome: SubmitOutcome,

@@ -5,6 +5,7 @@ the pool; a parent killed with SIGKILL leaves no worker behind (test_intake_cras
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import re
@@ -93,6 +94,29 @@ def test_workers_store_exactly_what_one_process_stores(tmp_path: Path, early: bo
     assert len(a["files"]) == 2 * COUNT  # type: ignore[arg-type]
     assert a["findings"], "the reports were meant to give proofreading something to find"
     assert a == b
+
+
+def test_a_long_ledger_goes_to_the_workers_before_the_store_loads(tmp_path: Path) -> None:
+    """One CSV file of 230 rows: the workers start once it is read (a lean read of the
+    unit names), and the drafts are those of one process."""
+    rows = [json.loads(p.read_text(encoding="utf-8")) for p in inbox(tmp_path)]
+    ledger = tmp_path / "台账.csv"
+    with ledger.open("w", encoding="utf-8", newline="") as f:
+        out = csv.writer(f)
+        out.writerow(["单位", "活动类型", "标题", "活动时间", "活动地点", "活动方式", "参与人数",
+                      "活动内容"])
+        out.writerows([r["unit"], r["activity_type"], r["title"], r["time"], r["place"],
+                       r["form"], r["participants"], r["body"]] for r in rows)
+    alone = make_workspace(tmp_path / "alone", f"sqlite:///{tmp_path / 'alone.db'}")
+    serial(alone)
+    pooled = make_workspace(tmp_path / "pooled", f"sqlite:///{tmp_path / 'pooled.db'}")
+    for ws in (alone, pooled):
+        assert ws.run("units").code == 0  # a current database: the lean read applies
+    one, many = submit(alone, [ledger]), submit(pooled, [ledger], "-v")
+    assert one.returncode == 0 and many.returncode == 0, (one.stderr, many.stderr)
+    assert "workers have the batch before the store" in many.stderr
+    assert one.stdout == many.stdout and one.stdout.count("accepted ") == COUNT
+    assert contents(alone) == contents(pooled)
 
 
 def test_a_worker_that_dies_costs_time_only(tmp_path: Path, database_url: str) -> None:
