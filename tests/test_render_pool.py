@@ -182,3 +182,14 @@ def test_answers_wait_for_room_and_skipped_ones_make_room(monkeypatch: pytest.Mo
     assert not any(thread.is_alive() for thread in threads)
     assert [a[1] for a in taken if a] == [i for i in range(200) if i % 5]
     assert results.held == {0: 0, 1: 0} and not results.found
+
+
+def test_no_worker_to_be_had_means_one_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                caplog: pytest.LogCaptureFixture) -> None:
+    ws = make_workspace(tmp_path / "ws", f"sqlite:///{tmp_path / 'ws.db'}")
+    paths = inbox(tmp_path)
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "no-such-python"))
+    result = ws.run("submit", *map(str, paths), now=NOW)
+    assert result.code == 0, result.err
+    assert result.out.count("accepted ") == COUNT
+    assert "render workers could not start" in caplog.text

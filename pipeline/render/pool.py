@@ -73,10 +73,17 @@ class RenderPool:
     def __init__(self, settings: Settings, workers: int) -> None:
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(
             p for p in (PACKAGE_ROOT, os.environ.get("PYTHONPATH", "")) if p)}
-        self.procs = [subprocess.Popen(
-            [sys.executable, "-m", "pipeline.render.pool"], stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
-            for _ in range(workers)]
+        self.procs: list[subprocess.Popen[bytes]] = []
+        try:
+            for _ in range(workers):
+                self.procs.append(subprocess.Popen(
+                    [sys.executable, "-m", "pipeline.render.pool"], stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env))
+        except OSError:
+            for proc in self.procs:
+                proc.kill()
+                proc.wait()
+            raise
         self.settings = settings
         self.threads: list[threading.Thread] = []
         self.closing = threading.Event()   # we stop the workers: their silence is no news
@@ -89,7 +96,11 @@ class RenderPool:
         workers = cpus()
         if not settings.intake.parallel_render or reports < PARALLEL_MIN or workers < 2:
             return None
-        return cls(settings, workers)
+        try:
+            return cls(settings, workers)
+        except OSError as exc:  # no process to be had: this one renders alone
+            log.warning("render workers could not start (%s); rendering in this process", exc)
+            return None
 
     @property
     def sent(self) -> bool:
