@@ -112,7 +112,7 @@ def _parse_now(text: str | None) -> datetime | None:
 # --- parser --------------------------------------------------------------------------------
 
 # Commands with a lean start: their module loads no database library (readcmds.py).
-_LEAN = {"cmd_queue", "cmd_check"}
+_LEAN = {"cmd_queue", "cmd_check", "cmd_push"}
 
 
 class _Commands:

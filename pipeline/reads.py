@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from .config import Settings
@@ -59,6 +59,16 @@ def stored_time(dialect: str, moment: datetime) -> Any:
     text form (so comparisons with the column are comparisons of equal formats)."""
     naive = moment.astimezone(UTC).replace(tzinfo=None)
     return naive.strftime("%Y-%m-%d %H:%M:%S.%f") if dialect == "sqlite" else naive
+
+
+def stored_date(dialect: str, day: date) -> Any:
+    """A date as SQLAlchemy stores it: ISO text on SQLite, a date on PostgreSQL."""
+    return day.isoformat() if dialect == "sqlite" else day
+
+
+def local_day(value: Any) -> date:
+    """A stored date back as a date (SQLite gives text)."""
+    return date.fromisoformat(value) if isinstance(value, str) else value
 
 
 def utc(value: Any) -> datetime:
