@@ -139,7 +139,7 @@ class UnitLike(Protocol):
 _PAIRS = ("SELECT d.id, d.title, d.unit_id, d.activity_type, d.status, d.deadline, d.late, "
           "d.problems, d.review_stage, u.id, u.name, u.level, u.parent_id, u.email "
           "FROM draft d JOIN unit u ON u.id = d.unit_id")
-UNITS = "SELECT id, name, level, parent_id, email FROM unit"
+UNITS = "SELECT id, name, level, parent_id, email FROM unit ORDER BY id"
 ACTIVE_USERS = 'SELECT name, stages, email FROM "user" WHERE active = :yes ORDER BY id'
 
 
