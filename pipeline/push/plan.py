@@ -12,7 +12,7 @@ from ..config import Settings
 from ..deadlines import next_push_after
 from ..domain import PUSH_TAKEN, DraftStatus, PushState
 from ..messages import Coded
-from ..reads import Reader, SessionReader, stored_date, utc
+from ..reads import Reader, SessionReader, stored_date, units, utc
 
 if TYPE_CHECKING:  # this module loads no database library: ``push --dry-run`` reads
     from sqlmodel import Session  # through the DB-API alone (readcmds, lean.py)
@@ -120,16 +120,18 @@ def local_date(now: datetime, settings: Settings) -> date:
     return now.astimezone(settings.tz).date()
 
 
-CANDIDATES = ("SELECT d.id, d.title, u.name, d.activity_type, d.deadline, d.push_rank "
-              "FROM draft d JOIN unit u ON u.id = d.unit_id WHERE d.status = :approved")
+CANDIDATES = ("SELECT id, title, unit_id, activity_type, deadline, push_rank FROM draft "
+              "WHERE status = :approved")
 
 
 def candidates(reader: Reader) -> list[Candidate]:
     # Columns, not Draft objects: a campaign can leave thousands approved at once, and
     # loading each into the session costs ~50x more than the row (bench/bench_month.py).
-    return [Candidate(i, title, unit, kind, utc(deadline), rank) for i, title, unit, kind,
-            deadline, rank in reader.rows(CANDIDATES,
-                                          {"approved": str(DraftStatus.APPROVED)})]
+    # Units are named from their own small table, not joined to every draft.
+    names = {u.id: u.name for u in units(reader)}
+    return [Candidate(i, title, names[unit_id], kind, utc(deadline), rank)
+            for i, title, unit_id, kind, deadline, rank in reader.rows(
+                CANDIDATES, {"approved": str(DraftStatus.APPROVED)})]
 
 
 def plan(session: Session, settings: Settings, now: datetime
