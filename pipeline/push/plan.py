@@ -131,7 +131,7 @@ def candidates(reader: Reader) -> list[Candidate]:
     names = {u.id: u.name for u in units(reader)}
     return [Candidate(i, title, names[unit_id], kind, utc(deadline), rank)
             for i, title, unit_id, kind, deadline, rank in reader.rows(
-                CANDIDATES, {"approved": str(DraftStatus.APPROVED)})]
+                CANDIDATES, {"approved": str(DraftStatus.APPROVED)}) if unit_id in names]
 
 
 def plan(session: Session, settings: Settings, now: datetime
