@@ -5,9 +5,13 @@ rate, late and missed stories, campaign progress per activity type (done /
 target with a bar made of table cells, which mail clients keep), the units
 that reported nothing, and a ranking by a score whose formula is printed.
 
-``gather_bulletin`` reads the store; ``compose_bulletin`` is pure;
-``send_bulletin`` writes ``published/bulletins/<week>.html`` and ``.md`` and
+``gather`` reads the store through a ``reads.Reader`` (``gather_bulletin``: through a
+session); ``compose_bulletin`` is pure; ``write_week`` writes
+``published/bulletins/<week>.html``, ``.md`` and ``.xlsx``; ``send_bulletin`` also
 enqueues the email once per week (outbox key ``bulletin:<week>``).
+
+The module loads no database library, and openpyxl only to write the workbook: the
+lean start of ``pipeline bulletin`` (``bulletincmd.py``) gathers through the DB-API.
 """
 
 from __future__ import annotations
@@ -400,16 +404,17 @@ def _desk_stages(reader: Reader, window: Mapping[str, Any]
     """How long each review stage held the week's published stories, then the wait for
     the push (``campaign.desk_stages``): stage, stories, average hours."""
     signed = _final_signoffs(reader, window)
-    spans: dict[str, list[float]] = {}
+    spans: dict[str, list[float]] = {}     # the stages in the order they first appear
+    waits: list[float] = []                # then the wait for the push
     for draft_id, received, published in reader.rows(PUBLISHED, window):
         since = _naive(received)
         for stage, at in sorted(signed.get(draft_id, ()), key=lambda s: s[1]):
             spans.setdefault(stage, []).append(max(0.0, (at - since).total_seconds() / 3600))
             since = at
-        spans.setdefault(PUSH_WAIT, []).append(
-            max(0.0, (_naive(published) - since).total_seconds() / 3600))
-    order = sorted(spans, key=lambda k: (k == PUSH_WAIT, list(spans).index(k)))
-    return tuple((k, len(spans[k]), math.fsum(spans[k]) / len(spans[k])) for k in order)
+        waits.append(max(0.0, (_naive(published) - since).total_seconds() / 3600))
+    if waits:
+        spans[PUSH_WAIT] = waits
+    return tuple((k, len(hours), math.fsum(hours) / len(hours)) for k, hours in spans.items())
 
 
 def _final_signoffs(reader: Reader, window: Mapping[str, Any]
