@@ -61,6 +61,14 @@ def stored_time(dialect: str, moment: datetime) -> Any:
     return naive.strftime("%Y-%m-%d %H:%M:%S.%f") if dialect == "sqlite" else naive
 
 
+def time_operand(column: str) -> str:
+    """A time column as an operand compared with a bound time. SQLite gives DATETIME
+    columns NUMERIC affinity, so it would try to read the bound text as a number on every
+    comparison of every row (a tenth of the bulletin's instructions over a campaign
+    month); ``COALESCE(x, NULL)`` is the same value without affinity, on both databases."""
+    return f"COALESCE({column}, NULL)"
+
+
 def stored_date(dialect: str, day: date) -> Any:
     """A date as SQLAlchemy stores it: ISO text on SQLite, a date on PostgreSQL."""
     return day.isoformat() if dialect == "sqlite" else day

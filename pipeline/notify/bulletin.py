@@ -31,7 +31,7 @@ from ..domain import ROUNDUP, DraftStatus, Level, tree_order
 from ..errors import NotifyError
 from ..push.days import DayRecord, read_days
 from ..reach.media import COVERAGE_LEVELS, classify_report, with_classified
-from ..reads import Reader, SessionReader, stored_time
+from ..reads import Reader, SessionReader, stored_time, time_operand
 from ..reads import units as unit_rows
 from ..writer import GuardedWriter
 from .campaign import Activity, Progress, gaps_sentence, progress
@@ -253,11 +253,13 @@ def _per_type(progresses: Sequence[Progress]) -> dict[str, int]:
 
 # The week's conditions on a draft (``d``) and its report (``s``). The daily round-up is
 # the account's own article, not a unit's report: never counted.
-_OUT = "d.published_at >= :start AND d.published_at < :end"
-_RECEIVED = "s.received_at >= :start AND s.received_at < :end"
+_PUBLISHED_AT, _DEADLINE = time_operand("d.published_at"), time_operand("d.deadline")
+_RECEIVED_AT, _START_AT = time_operand("s.received_at"), time_operand("s.start_at")
+_OUT = f"{_PUBLISHED_AT} >= :start AND {_PUBLISHED_AT} < :end"
+_RECEIVED = f"{_RECEIVED_AT} >= :start AND {_RECEIVED_AT} < :end"
 # The deadline passed during the week and the story was still not out at its end.
-_MISSED = ("d.deadline > :start AND d.deadline <= :end AND d.status <> :rejected AND "
-           "(d.published_at IS NULL OR d.published_at > :end)")
+_MISSED = (f"{_DEADLINE} > :start AND {_DEADLINE} <= :end AND d.status <> :rejected AND "
+           f"(d.published_at IS NULL OR {_PUBLISHED_AT} > :end)")
 
 
 def _reported_late(dialect: str, hours: int) -> str:
@@ -266,8 +268,8 @@ def _reported_late(dialect: str, hours: int) -> str:
     times as text ("2026-06-15 08:30:00.000000"): the end moved by whole hours keeps its
     fraction of a second, and text compares as time does."""
     if dialect == "sqlite":
-        return (f"s.received_at > strftime('%Y-%m-%d %H:%M:%S', s.end_at, '+{int(hours)} "
-                "hours') || substr(s.end_at, 20)")
+        return (f"{_RECEIVED_AT} > strftime('%Y-%m-%d %H:%M:%S', s.end_at, "
+                f"'+{int(hours)} hours') || substr(s.end_at, 20)")
     return f"s.received_at > s.end_at + INTERVAL '{int(hours)} hours'"
 
 
@@ -309,9 +311,9 @@ def _unit_figures(reader: Reader, window: Mapping[str, Any], hours: int
 
 # The week's reports per unit: how many (round-ups aside) and the coverage items they
 # carried, each distinct list of items once (most reports name none).
-REPORTS = ("SELECT +unit_id, CASE WHEN links IN ('', '[]') THEN '' ELSE links END, "
-           "CASE WHEN activity_type <> :roundup THEN 1 ELSE 0 END, COUNT(*) FROM submission "
-           "WHERE received_at >= :start AND received_at < :end GROUP BY 1, 2, 3")
+REPORTS = ("SELECT +s.unit_id, CASE WHEN s.links IN ('', '[]') THEN '' ELSE s.links END, "
+           "CASE WHEN s.activity_type <> :roundup THEN 1 ELSE 0 END, COUNT(*) FROM "
+           f"submission s WHERE {_RECEIVED} GROUP BY 1, 2, 3")
 OUTLETS = "SELECT outlet, level, name FROM mediaoutlet ORDER BY id"
 
 
@@ -338,9 +340,9 @@ def _reports(reader: Reader, settings: Settings, window: Mapping[str, Any]
 # draft through an index).
 ACTIVITIES = (
     "SELECT +s.unit_id, s.activity_type, s.form, s.partners, CASE WHEN "
-    "s.participants_unit = :households THEN s.participants END, CASE WHEN d.published_at "
+    f"s.participants_unit = :households THEN s.participants END, CASE WHEN {_PUBLISHED_AT} "
     "< :end THEN 1 ELSE 0 END, COUNT(*) FROM draft d JOIN submission s ON s.id = "
-    "+d.submission_id WHERE s.start_at >= :start AND s.start_at < :stop "
+    f"+d.submission_id WHERE {_START_AT} >= :start AND {_START_AT} < :stop "
     "AND d.status <> :rejected AND s.activity_type <> :roundup GROUP BY 1, 2, 3, 4, 5, 6")
 
 

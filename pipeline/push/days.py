@@ -12,7 +12,7 @@ from datetime import date, datetime, time, timedelta
 
 from ..config import Settings
 from ..domain import DraftStatus, PublicationState, push_went_out
-from ..reads import Reader, local_day, stored_date, stored_time
+from ..reads import Reader, local_day, stored_date, stored_time, time_operand
 
 
 @dataclass(frozen=True)
@@ -98,13 +98,14 @@ def _due(reader: Reader, settings: Settings, first: date, days: int
     params = {bound(i): stored_time(reader.dialect, datetime.combine(
         first + timedelta(days=i), time(0), tz) + timedelta(seconds=1))
         for i in range(days + 1)}
-    index = "CASE " + " ".join(f"WHEN d.deadline < :{bound(i)} THEN {i - 1}"
+    deadline = time_operand("d.deadline")
+    index = "CASE " + " ".join(f"WHEN {deadline} < :{bound(i)} THEN {i - 1}"
                                for i in range(days + 1)) + f" ELSE {days} END"
     start = datetime.combine(first, time(0), tz)
     rows = reader.rows(
         f"SELECT {index}, CASE WHEN d.published_at IS NOT NULL AND d.published_at <= "
-        "d.deadline THEN 0 ELSE 1 END, COUNT(*) FROM draft d WHERE d.deadline > :start "
-        "AND d.deadline <= :stop AND d.status <> :rejected GROUP BY 1, 2",
+        f"d.deadline THEN 0 ELSE 1 END, COUNT(*) FROM draft d WHERE {deadline} > :start "
+        f"AND {deadline} <= :stop AND d.status <> :rejected GROUP BY 1, 2",
         {**params, "start": stored_time(reader.dialect, start),
          "stop": stored_time(reader.dialect, datetime.combine(
              first + timedelta(days=days), time(0), tz)),
