@@ -112,8 +112,9 @@ def _parse_now(text: str | None) -> datetime | None:
 # --- parser --------------------------------------------------------------------------------
 
 # Commands whose module loads no database library at import (readcmds.py: the lean
-# start of queue and check; submitcmd.py: render workers start before the store loads).
-_LEAN = {"cmd_queue", "cmd_check"}
+# start of queue, check and push --dry-run; submitcmd.py: render workers start before
+# the store loads).
+_LEAN = {"cmd_queue", "cmd_check", "cmd_push"}
 
 
 class _Commands:

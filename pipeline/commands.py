@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Any
 
 from . import review, views
 from .config import Settings, UnitSpec
-from .deadlines import deadline_text
 from .domain import parse_level
 from .drafts import read_markdown
 from .errors import PipelineError, RaceLost
@@ -31,7 +30,6 @@ from .units import add_unit, import_units
 
 if TYPE_CHECKING:  # the push, WeChat and email stages load only for their commands
     from .cli import Context
-    from .push import PackedArticle, PushReport
 
 SKELETON = Path(__file__).parent / "skeleton"
 
@@ -246,61 +244,6 @@ def _run_editor(editor: str, path: str) -> None:
                                   reason=str(exc.strerror)) from None
     if code != 0:
         raise PipelineError.coded("cli.editor_failed", editor=editor)
-
-
-def cmd_push(ctx: Context) -> int:
-    from .push import run_push
-
-    report = run_push(ctx.store, ctx.settings, ctx.now(), dry_run=ctx.args.dry_run)
-    if ctx.args.json:
-        _out(_push_json(report, ctx.settings))
-        return 0
-    _print_push(report, ctx.settings, ctx.now())
-    return 0
-
-
-def _push_json(report: PushReport, settings: Settings) -> dict[str, Any]:
-    def item(a: PackedArticle) -> dict[str, Any]:
-        c = a.candidate
-        return {"id": c.id, "title": c.title, "unit": c.unit, "late": a.late,
-                "position": a.position, "deadline": views.iso(c.deadline, settings),
-                **({"reason": text_of(a.reason, cli_language()),
-                    "reason_code": getattr(a.reason, "code", "")} if a.reason else {})}
-    return {"date": report.day.isoformat(),
-            "already_done": report.already_done or report.done_elsewhere,
-            "wechat_state": report.wechat_state,
-            "dry_run": report.dry_run, "articles": [item(a) for a in report.articles],
-            "left_over": [item(a) for a in report.left_over],
-            "missed_days": [d.isoformat() for d in report.missed_days],
-            "manifest": report.manifest, "message": report.message}
-
-
-def _print_push(report: PushReport, settings: Settings, now: datetime) -> None:
-    for day in report.missed_days:
-        print(f"missed: no push went out on {day} (recorded)")
-    language = cli_language()
-    if report.already_done:
-        print(text_of(report.message, language))
-    head = "would publish" if report.dry_run else (
-        "published" if report.manifest else "in this push")
-    if report.articles and not report.already_done:
-        for a in report.articles:
-            late = "  LATE" if a.late else ""
-            print(f"{head} {a.position}. #{a.candidate.id}  {a.candidate.unit}  "
-                  f"{a.candidate.title}{late}")
-        if report.message:
-            print(text_of(report.message, language))
-    elif not report.already_done:
-        print(text_of(report.message, language) if report.message
-              else f"nothing to publish for {report.day}")
-    for a in report.left_over:
-        warn = " - will be LATE" if a.late else ""
-        print(f"does not fit: #{a.candidate.id}  {a.candidate.title}  deadline "
-              f"{deadline_text(a.candidate.deadline, now, settings.tz)}{warn}")
-        if a.reason:
-            print(f"    why: {text_of(a.reason, language)}")
-    if report.manifest:
-        print(f"manifest: {settings.paths.published / report.manifest}")
 
 
 def cmd_confirm_sent(ctx: Context) -> int:

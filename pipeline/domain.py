@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
+from typing import Protocol, TypeVar
 
 
 class Level(StrEnum):
@@ -49,6 +50,37 @@ def parse_level(text: str) -> Level | None:
         return LEVEL_ALIASES.get(value)
 
 
+class UnitNode(Protocol):
+    """What ``tree_order`` reads of a unit: a ``models.Unit`` or a row of ``reads``."""
+
+    @property
+    def id(self) -> int | None: ...
+    @property
+    def level(self) -> str: ...
+    @property
+    def parent_id(self) -> int | None: ...
+
+
+U = TypeVar("U", bound=UnitNode)
+
+
+def tree_order(units: list[U]) -> list[U]:
+    """Depth-first order: each unit followed by its children, levels in the usual order."""
+    rank = {Level.DISTRICT: 0, Level.STREET: 1, Level.BRANCH: 2, Level.COMMUNITY: 3}
+    children: dict[int | None, list[U]] = {}
+    for unit in sorted(units, key=lambda u: (rank[Level(u.level)], u.id or 0)):
+        children.setdefault(unit.parent_id, []).append(unit)
+    ordered: list[U] = []
+
+    def visit(parent: int | None) -> None:
+        for child in children.get(parent, []):
+            ordered.append(child)
+            visit(child.id)
+
+    visit(None)
+    return ordered
+
+
 class DraftStatus(StrEnum):
     """Where a draft is in review and publishing."""
 
@@ -59,6 +91,45 @@ class DraftStatus(StrEnum):
     PUBLISHED = "published"
     REJECTED = "rejected"
     FAILED = "failed"                        # publishing gave up; a person must look
+
+
+class PushState(StrEnum):
+    """The day's push (the machine is ``lifecycle.PUSH``)."""
+
+    RUNNING = "running"    # claimed; its stories are being published
+    EMPTY = "empty"        # nothing was approved yet; the day stays open
+    DONE = "done"
+    FAILED = "failed"      # WeChat gave up; a person decides about the stories
+    MISSED = "missed"      # push time passed without a push, or its stories moved on
+
+
+class PublicationState(StrEnum):
+    """One story in one push (the machine is ``lifecycle.PUBLICATION``)."""
+
+    QUEUED = "queued"
+    PUBLISHED = "published"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+# The day had its push, is having it, or is over without one (missed): no claim for it.
+PUSH_TAKEN = frozenset({PushState.DONE, PushState.RUNNING, PushState.FAILED,
+                        PushState.MISSED})
+PUSH_OUT = frozenset({PushState.DONE})                  # the day's push went out
+
+
+def push_taken(state: str | None) -> bool:
+    """Whether a day whose push row is in ``state`` has had (or is having) its push."""
+    return state is not None and state in PUSH_TAKEN
+
+
+def push_went_out(state: str | None) -> bool:
+    return state is not None and state in PUSH_OUT
+
+
+# The account's own daily round-up article (notify.roundup): not a unit's report, so
+# never counted in the bulletin's figures.
+ROUNDUP = "daily_roundup"
 
 
 class DeadlineState(StrEnum):

@@ -1,17 +1,20 @@
-"""The lean start of ``pipeline queue`` and ``pipeline check``: their reads through the
-DB-API alone (sqlite3 or psycopg), without SQLAlchemy, SQLModel and our table classes.
+"""The lean start of ``pipeline queue``, ``check``, ``push --dry-run`` and ``bulletin``
+(without ``--send``): their reads through the DB-API alone (sqlite3 or psycopg), without
+SQLAlchemy, SQLModel and our table classes.
 
 Importing those and building the tables is most of what these commands cost as whole
 processes (issue 13: 0.65-0.75 s, of which the queries take 20-40 ms), and most runs of
 them only read. The lean start is taken only when the normal path would do nothing but
 read too: the database exists, its schema is at the newest migration, the configured
 units are in it as configured (else the normal start would migrate or sync them), and
-the command's own work writes nothing (``check`` asks ``reads`` first). Otherwise, and
-on any database error, the command runs the normal way, which migrates, syncs, writes
-and words every error as it always has.
+the command's own work writes nothing to the database (``check`` asks ``reads`` first;
+the bulletin writes only its files). Otherwise, and on any database error, the command
+runs the normal way, which migrates, syncs, writes and words every error as it always
+has.
 
-The statements are the normal path's own (``reads.py``), so both answer alike;
-``PIPELINE_LEAN=0`` turns the lean start off (tests compare the two).
+The statements are the normal path's own (``reads.py``, ``push.plan``, ``push.days``,
+``notify.bulletin``), so both answer alike; ``PIPELINE_LEAN=0`` turns the lean start off
+(tests compare the two).
 """
 
 from __future__ import annotations

@@ -28,7 +28,13 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import attributes
 from sqlmodel import Session, SQLModel
 
+from .domain import PUSH_OUT as PUSH_OUT  # the push's states and their questions live in
+from .domain import PUSH_TAKEN as PUSH_TAKEN  # domain (loads no table); asked here too
 from .domain import DraftStatus
+from .domain import PublicationState as PublicationState
+from .domain import PushState as PushState
+from .domain import push_taken as push_taken
+from .domain import push_went_out as push_went_out
 from .errors import TransitionError
 from .models import (
     Draft,
@@ -49,21 +55,6 @@ class Who(StrEnum):
     EDITOR = "editor"      # any editor at the desk or the command line
     REPORTER = "reporter"  # the reporting unit, through its link
     SYSTEM = "system"      # the push, the scheduler, the outbox worker
-
-
-class PushState(StrEnum):
-    RUNNING = "running"    # claimed; its stories are being published
-    EMPTY = "empty"        # nothing was approved yet; the day stays open
-    DONE = "done"
-    FAILED = "failed"      # WeChat gave up; a person decides about the stories
-    MISSED = "missed"      # push time passed without a push, or its stories moved on
-
-
-class PublicationState(StrEnum):
-    QUEUED = "queued"
-    PUBLISHED = "published"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
 
 
 class JobState(StrEnum):
@@ -259,23 +250,13 @@ FINDING = Machine("finding", Finding, "state", "version", frozenset({F.OPEN}), m
 
 MACHINES: tuple[Machine, ...] = (DRAFT, PUSH, PUBLICATION, WECHAT_JOB, OUTBOX, FINDING)
 
-# What the states mean, asked by everyone instead of keeping lists of their own.
-# The day had its push, is having it, or is over without one (missed): no claim for it.
-PUSH_TAKEN = frozenset({P.DONE, P.RUNNING, P.FAILED, P.MISSED})
-PUSH_OUT = frozenset({P.DONE})                          # the day's push went out
+# What the states mean, asked by everyone instead of keeping lists of their own (the
+# push's, PUSH_TAKEN and PUSH_OUT, are declared with its states in ``domain``, where the
+# lean reads of the bulletin and the planner ask them without loading the tables).
 DRAFT_EDITABLE = frozenset(DRAFT.sources("edit"))
 DRAFT_OPEN = frozenset({D.DRAFTED, D.CHANGES_REQUESTED, D.APPROVED, D.PUBLISHING, D.FAILED})
 DRAFT_IN_REVIEW = frozenset({D.DRAFTED})
 PUBLICATION_LIVE = frozenset({PUB.QUEUED, PUB.PUBLISHED})
-
-
-def push_taken(state: str | None) -> bool:
-    """Whether a day whose push row is in ``state`` has had (or is having) its push."""
-    return state is not None and state in PUSH_TAKEN
-
-
-def push_went_out(state: str | None) -> bool:
-    return state is not None and state in PUSH_OUT
 
 
 # ----------------------------------------------------------------------- moving

@@ -636,7 +636,12 @@ class Coded(str):
         return made
 
     def text(self, language: str = "zh_CN") -> str:
-        return render(self.code, language, **self.params)
+        # Worded once per language: one reason is shared by thousands of stories (the
+        # push planner's left-over), and a message never changes once made.
+        texts: dict[str, str] = self.__dict__.setdefault("_texts", {})
+        if language not in texts:
+            texts[language] = render(self.code, language, **self.params)
+        return texts[language]
 
     def __reduce__(self) -> tuple[Any, ...]:
         # Pickled by code and parameters (render workers send problems back): str's own

@@ -1,6 +1,8 @@
-"""``pipeline queue`` and ``pipeline check``, the commands editors run most: they answer
-from ``reads`` through the lean start (``lean.py``: the DB-API alone) when that applies,
-and through the store otherwise; one printing for both.
+"""``pipeline queue``, ``pipeline check`` and ``pipeline push``, the commands editors run
+most: they answer from ``reads`` (the push: from its planner) through the lean start
+(``lean.py``: the DB-API alone) when that applies, and through the store otherwise; one
+printing for both. ``push`` takes the lean start only for ``--dry-run``, which writes
+nothing.
 
 Imported without SQLAlchemy or SQLModel (``commands.py`` loads them at import), so that
 a whole process answers in a fraction of a second (issue 13, bench/bench_intake.py).
@@ -16,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from . import lean, reads
 from .config import Settings
 from .deadlines import deadline_text
+from .domain import push_taken
 from .messages import cli_language, text_of
 from .notify.reports import AlertReport, DeliveryReport
 from .reads import Flagged, Reader, SessionReader, SweepResult
@@ -23,6 +26,7 @@ from .textfmt import ZH, cli_lang, lateness, pick, state_word, status_word, tabl
 
 if TYPE_CHECKING:
     from .cli import Context
+    from .push import PackedArticle, PushReport
 
 
 def _out(data: Any) -> None:
@@ -141,3 +145,77 @@ def _settled(reader: Reader, settings: Settings, now: datetime
         return None
     held = 0 if settings.smtp.host else reads.pending_emails(reader)
     return reads.flagged(wanted, set(), now), AlertReport(delivery=DeliveryReport(held=held))
+
+
+# --- the push ------------------------------------------------------------------------
+
+def cmd_push(ctx: Context) -> int:
+    from .push.plan import PushReport, local_date, plan_from, push_state
+
+    settings, now = ctx.settings, ctx.now()
+    report = None
+    if ctx.args.dry_run:  # reads only: the lean start when it applies
+        day = local_date(now, settings)
+
+        def read(reader: Reader) -> PushReport:
+            chosen, left = plan_from(reader, settings, now)
+            done = push_taken(push_state(reader, settings, day))
+            return PushReport(day, already_done=done, dry_run=True, articles=chosen,
+                              left_over=left)
+        report = lean.attempt(settings, read)
+    if report is None:  # the normal path: the store (migrated, units synced)
+        from .push import run_push
+
+        report = run_push(ctx.store, settings, now, dry_run=ctx.args.dry_run)
+    if ctx.args.json:
+        _out(_push_json(report, settings))
+        return 0
+    _print_push(report, settings, now)
+    return 0
+
+
+def _push_json(report: PushReport, settings: Settings) -> dict[str, Any]:
+    language = cli_language()
+
+    def item(a: PackedArticle) -> dict[str, Any]:
+        c = a.candidate
+        return {"id": c.id, "title": c.title, "unit": c.unit, "late": a.late,
+                "position": a.position, "deadline": reads.iso(c.deadline, settings),
+                **({"reason": text_of(a.reason, language),
+                    "reason_code": getattr(a.reason, "code", "")} if a.reason else {})}
+    return {"date": report.day.isoformat(),
+            "already_done": report.already_done or report.done_elsewhere,
+            "wechat_state": report.wechat_state,
+            "dry_run": report.dry_run, "articles": [item(a) for a in report.articles],
+            "left_over": [item(a) for a in report.left_over],
+            "missed_days": [d.isoformat() for d in report.missed_days],
+            "manifest": report.manifest, "message": report.message}
+
+
+def _print_push(report: PushReport, settings: Settings, now: datetime) -> None:
+    # One write for the whole answer: a campaign's dry run is 20,000 lines.
+    lines = [f"missed: no push went out on {day} (recorded)" for day in report.missed_days]
+    language = cli_language()
+    if report.already_done:
+        lines.append(text_of(report.message, language))
+    head = "would publish" if report.dry_run else (
+        "published" if report.manifest else "in this push")
+    if report.articles and not report.already_done:
+        for a in report.articles:
+            late = "  LATE" if a.late else ""
+            lines.append(f"{head} {a.position}. #{a.candidate.id}  {a.candidate.unit}  "
+                         f"{a.candidate.title}{late}")
+        if report.message:
+            lines.append(text_of(report.message, language))
+    elif not report.already_done:
+        lines.append(text_of(report.message, language) if report.message
+                     else f"nothing to publish for {report.day}")
+    for a in report.left_over:
+        warn = " - will be LATE" if a.late else ""
+        lines.append(f"does not fit: #{a.candidate.id}  {a.candidate.title}  deadline "
+                     f"{deadline_text(a.candidate.deadline, now, settings.tz)}{warn}")
+        if a.reason:
+            lines.append(f"    why: {text_of(a.reason, language)}")
+    if report.manifest:
+        lines.append(f"manifest: {settings.paths.published / report.manifest}")
+    sys.stdout.write("".join(f"{line}\n" for line in lines))

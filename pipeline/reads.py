@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from .config import Settings
@@ -61,10 +61,29 @@ def stored_time(dialect: str, moment: datetime) -> Any:
     return naive.strftime("%Y-%m-%d %H:%M:%S.%f") if dialect == "sqlite" else naive
 
 
+def time_operand(column: str) -> str:
+    """A time column as an operand compared with a bound time. SQLite gives DATETIME
+    columns NUMERIC affinity, so it would try to read the bound text as a number on every
+    comparison of every row (a tenth of the bulletin's instructions over a campaign
+    month); ``COALESCE(x, NULL)`` is the same value without affinity, on both databases."""
+    return f"COALESCE({column}, NULL)"
+
+
+def stored_date(dialect: str, day: date) -> Any:
+    """A date as SQLAlchemy stores it: ISO text on SQLite, a date on PostgreSQL."""
+    return day.isoformat() if dialect == "sqlite" else day
+
+
+def local_day(value: Any) -> date:
+    """A stored date back as a date (SQLite gives text)."""
+    return date.fromisoformat(value) if isinstance(value, str) else value
+
+
 def utc(value: Any) -> datetime:
     """A stored time back as an aware UTC datetime (SQLite gives text, PostgreSQL naive)."""
-    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
-    return moment.replace(tzinfo=UTC)
+    if isinstance(value, str):  # parsed with its zone: 4x faster than .replace() after
+        return datetime.fromisoformat(value + "+00:00")
+    return value.replace(tzinfo=UTC)  # type: ignore[no-any-return]
 
 
 def _in(name: str, values: Sequence[Any]) -> tuple[str, dict[str, Any]]:
@@ -129,7 +148,7 @@ class UnitLike(Protocol):
 _PAIRS = ("SELECT d.id, d.title, d.unit_id, d.activity_type, d.status, d.deadline, d.late, "
           "d.problems, d.review_stage, u.id, u.name, u.level, u.parent_id, u.email "
           "FROM draft d JOIN unit u ON u.id = d.unit_id")
-UNITS = "SELECT id, name, level, parent_id, email FROM unit"
+UNITS = "SELECT id, name, level, parent_id, email FROM unit ORDER BY id"
 ACTIVE_USERS = 'SELECT name, stages, email FROM "user" WHERE active = :yes ORDER BY id'
 
 

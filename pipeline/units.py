@@ -20,6 +20,7 @@ from sqlmodel import Session, col, select
 
 from .config import EMAIL_RE, UnitSpec, parent_problem
 from .domain import DraftStatus, Level, parse_level
+from .domain import tree_order as tree_order  # (pure: with the domain types)
 from .errors import PipelineError, SubmissionError
 from .models import Draft, Unit, UnitLink
 
@@ -206,23 +207,6 @@ def unit_counts(session: Session, now: datetime) -> list[UnitCounts]:
                                  int(submitted), int(wait or 0), int(published or 0),
                                  int(late or 0)))
     return result
-
-
-def tree_order(units: list[Unit]) -> list[Unit]:
-    """Depth-first order: each unit followed by its children, levels in the usual order."""
-    rank = {Level.DISTRICT: 0, Level.STREET: 1, Level.BRANCH: 2, Level.COMMUNITY: 3}
-    children: dict[int | None, list[Unit]] = {}
-    for unit in sorted(units, key=lambda u: (rank[Level(u.level)], u.id or 0)):
-        children.setdefault(unit.parent_id, []).append(unit)
-    ordered: list[Unit] = []
-
-    def visit(parent: int | None) -> None:
-        for child in children.get(parent, []):
-            ordered.append(child)
-            visit(child.id)
-
-    visit(None)
-    return ordered
 
 
 def hash_token(token: str) -> str:

@@ -1,9 +1,11 @@
-"""The lean start of `pipeline queue` and `pipeline check` (pipeline/lean.py): the DB-API
-alone, without SQLAlchemy or SQLModel, and only when the normal path would only read.
+"""The lean start of `pipeline queue`, `check`, `push --dry-run` and `bulletin`
+(pipeline/lean.py): the DB-API alone, without SQLAlchemy or SQLModel, and only when the
+normal path would only read.
 
-Both paths run the statements of pipeline/reads.py; here they run on one database, on
-SQLite and on PostgreSQL, and must print the same bytes. ``PIPELINE_LEAN=0`` forces the
-normal path; the lean module's debug line says which path answered.
+Both paths run the same statements (pipeline/reads.py, the planner's, the bulletin's);
+here they run on one database, on SQLite and on PostgreSQL, and must print (and write)
+the same bytes. ``PIPELINE_LEAN=0`` forces the normal path; the lean module's debug line
+says which path answered.
 """
 
 from __future__ import annotations
@@ -14,14 +16,14 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 
 import pytest
 
 from pipeline.lean import migration_head
 from pipeline.lifecycle import OutboxState
-from pipeline.models import User
+from pipeline.models import ArticleStat, MediaOutlet, User
 from pipeline.reads import PENDING, SENDING
 from pipeline.store import HEAD
 from tests.conftest import ROOT, Result, Workspace, make_workspace
@@ -148,3 +150,87 @@ def test_a_whole_queue_process_loads_no_database_library(staged: Workspace) -> N
 def test_the_head_is_read_from_the_migration_scripts() -> None:
     assert migration_head() == HEAD
     assert (PENDING, SENDING) == (OutboxState.PENDING, OutboxState.SENDING)
+
+
+# --- push --dry-run and bulletin --------------------------------------------------------
+
+WEEK = "2026-W26"                     # the examples were received on 2026-06-27
+PUSHED = "2026-06-27T20:00+08:00"
+WEEKLY = [("push", "--dry-run"), ("push", "--dry-run", "--json"),
+          ("bulletin", "--week", WEEK), ("bulletin", "--week", WEEK, "--json"),
+          ("bulletin", "--week", "2026-W25")]
+
+
+@pytest.fixture
+def published(staged: Workspace) -> Workspace:
+    """The staged workspace after a push: stories signed in three stages went out (the
+    reports name outlets of several levels); one has read figures on two days; an editor
+    classified an outlet; the rest wait, approved or in review."""
+    ws = staged
+    for draft, by in (("1", "张主任"), ("1", "刘书记"), ("2", "刘书记"), ("5", "王编辑"),
+                      ("5", "张主任"), ("5", "刘书记")):
+        assert ws.run("approve", draft, "--by", by, now=NOW).code == 0, (draft, by)
+    assert ws.run("push", now=PUSHED).code == 0
+    for draft, by in (("6", "李编辑"), ("6", "张主任"), ("6", "刘书记")):
+        assert ws.run("approve", draft, "--by", by, now=NOW).code == 0, (draft, by)
+    store = ws.store()
+    at = datetime.fromisoformat(PUSHED)
+    with store.session() as session:
+        session.add(ArticleStat(draft_id=1, stat_date=date(2026, 6, 28), reads=120,
+                                fetched_at=at))
+        session.add(ArticleStat(draft_id=1, stat_date=date(2026, 6, 29), reads=260,
+                                fetched_at=at))
+        session.add(MediaOutlet(name="xxxq.example.cn", outlet="区融媒体中心", level="city",
+                                created_at=at))
+    store.close()
+    return ws
+
+
+def _bulletin_files(ws: Workspace) -> dict[str, bytes]:
+    folder = ws.path / "published" / "bulletins"
+    return {p.name: p.read_bytes() for p in sorted(folder.glob("*"))
+            if p.suffix in (".md", ".html")}
+
+
+def test_push_dry_run_and_bulletin_answer_alike_both_ways(
+        published: Workspace, caplog: pytest.LogCaptureFixture) -> None:
+    for args in WEEKLY:
+        normal, used = run(published, *args, lean=False, caplog=caplog)
+        assert not used and normal.code == 0, (args, normal.err)
+        files = _bulletin_files(published)
+        quick, used = run(published, *args, lean=True, caplog=caplog)
+        assert used, args
+        assert (quick.code, quick.out, quick.err) == (normal.code, normal.out, normal.err), args
+        assert _bulletin_files(published) == files, args
+    figures = json.loads(run(published, "bulletin", "--week", WEEK, "--json", lean=True,
+                             caplog=caplog)[0].out)
+    units = [u for g in figures["groups"] for u in g["units"]]
+    assert sum(u["published"] for u in units) >= 3 and sum(u["reported"] for u in units)
+    stages = [s["stage"] for s in figures["district"]["desk"]["stages"]]
+    assert stages[-1] == "待推送" and "终审" in stages
+    plan = json.loads(run(published, "push", "--dry-run", "--json", lean=True,
+                          caplog=caplog)[0].out)
+    assert plan["articles"] and plan["dry_run"]
+
+
+def test_bulletin_send_takes_the_normal_path(published: Workspace,
+                                            caplog: pytest.LogCaptureFixture) -> None:
+    result, lean = run(published, "bulletin", "--week", WEEK, "--send", lean=True,
+                       caplog=caplog)
+    assert not lean and "queued" in result.out
+
+
+def test_weekly_processes_load_no_database_library(published: Workspace) -> None:
+    """`push --dry-run` and `bulletin` as whole processes import neither SQLAlchemy nor
+    SQLModel (issue 13: each under 1 s over a campaign month, bench/bench_month.py)."""
+    script = ("import sys; from pipeline.cli import main; code = main(sys.argv[1:]); "
+              "print(sorted({m.split('.')[0] for m in sys.modules} & "
+              "{'sqlalchemy', 'sqlmodel', 'pydantic', 'alembic'}), file=sys.stderr); "
+              "sys.exit(code)")
+    env = {**os.environ, "DATABASE_URL": published.database_url}
+    for command in (("push", "--dry-run"), ("bulletin", "--week", WEEK)):
+        proc = subprocess.run([sys.executable, "-c", script, "--config",
+                               str(published.path / "config.toml"), "--now", NOW, *command],
+                              env=env, capture_output=True, text=True, cwd=ROOT, timeout=120)
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stderr.strip().splitlines()[-1] == "[]", proc.stderr

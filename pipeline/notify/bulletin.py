@@ -5,49 +5,43 @@ rate, late and missed stories, campaign progress per activity type (done /
 target with a bar made of table cells, which mail clients keep), the units
 that reported nothing, and a ranking by a score whose formula is printed.
 
-``gather_bulletin`` reads the store; ``compose_bulletin`` is pure;
-``send_bulletin`` writes ``published/bulletins/<week>.html`` and ``.md`` and
+``gather`` reads the store through a ``reads.Reader`` (``gather_bulletin``: through a
+session); ``compose_bulletin`` is pure; ``write_week`` writes
+``published/bulletins/<week>.html``, ``.md`` and ``.xlsx``; ``send_bulletin`` also
 enqueues the email once per week (outbox key ``bulletin:<week>``).
+
+The module loads no database library, and openpyxl only to write the workbook: the
+lean start of ``pipeline bulletin`` (``bulletincmd.py``) gathers through the DB-API.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import re
+from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
-from typing import Any
-
-import sqlalchemy as sa
-from sqlmodel import Session, col, select
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ..config import ScoringSettings, Settings, Target
-from ..domain import DraftStatus, Level
+from ..domain import ROUNDUP, DraftStatus, Level, tree_order
 from ..errors import NotifyError
-from ..models import Draft, SignOff, Submission, Unit
-from ..push.regime import DayRecord, day_records
-from ..reach.coverage import COVERAGE_LEVELS, coverage_by_unit
-from ..reach.stats import gather_articles, unit_reach
-from ..store import Store
-from ..units import all_units, tree_order
+from ..push.days import DayRecord, read_days
+from ..reach.media import COVERAGE_LEVELS, classify_report, with_classified
+from ..reads import Reader, SessionReader, stored_time, time_operand
+from ..reads import units as unit_rows
 from ..writer import GuardedWriter
-from .campaign import (
-    Activity,
-    Progress,
-    Story,
-    desk_late,
-    desk_stages,
-    gaps_sentence,
-    progress,
-    unit_late,
-)
-from .digest import WEEKDAYS, owed, recipients
-from .outbox import DeliveryReport, deliver, enqueue, find
-from .roundup import ROUNDUP
+from .campaign import Activity, Progress, gaps_sentence, progress
+from .reports import WEEKDAYS, DeliveryReport, recipients
 from .templates import render_html, render_template
-from .workbook import bulletin_xlsx
+
+if TYPE_CHECKING:  # this module loads no database library: the lean start of ``pipeline
+    from sqlmodel import Session  # bulletin`` gathers through the DB-API (lean.py)
+
+    from ..store import Store
 
 BAR_PX = 100
 
@@ -192,112 +186,167 @@ def unit_key(week: IsoWeek, unit: str) -> str:
 
 
 # --- gather (reads the store) ----------------------------------------------------------------
+#
+# Every statement runs through a ``reads.Reader``: the normal path's session, or the lean
+# start's DB-API connection (``lean.py``), so both read alike. The database counts and
+# groups; Python sees one row per unit, per kind of report or per story published in the
+# week, never a campaign month of rows as objects (issue 13: 100,000 drafts under 1 s).
 
 def gather_bulletin(session: Session, settings: Settings, week: IsoWeek,
                     now: datetime | None = None) -> BulletinData:
     """Every unit's figures for ``week`` and its campaign progress up to the week's end."""
+    return gather(SessionReader(session), settings, week, now)
+
+
+def gather(reader: Reader, settings: Settings, week: IsoWeek, now: datetime | None = None
+           ) -> BulletinData:
+    """``gather_bulletin`` on any reader (the lean start of ``pipeline bulletin``)."""
     start = datetime.combine(week.monday, time(0), settings.tz)
     end = start + timedelta(days=7)
     at = min(now, end) if now is not None else end
-    # The daily round-up is the account's own article, not a unit's report: not counted.
-    submitted = _counts(session, select(Submission.unit_id, sa.func.count())
-                        .where(col(Submission.received_at) >= start,
-                               col(Submission.received_at) < end,
-                               col(Submission.activity_type) != ROUNDUP)
-                        .group_by(col(Submission.unit_id)))
-    published, late, missed = _draft_counts(session, start, end)
-    activities, until = _activities(session, settings, end)
-    stories = _stories(session, settings, start, end)
-    hours = settings.deadline.report_hours
-    everyone = all_units(session)
+    window = _window(reader, start, end)
+    everyone = unit_rows(reader)
     names = {u.id: u.name for u in everyone}
+    hours = settings.deadline.report_hours
+    figures = _unit_figures(reader, window, hours)
+    submitted, coverage = _reports(reader, settings, window)
+    activities, until = _activities(reader, settings, end, names)
     items = settings.campaign.items if settings.campaign else ()
-    # Each unit's own stories and activities, grouped once (not a scan per unit).
-    stories_of: dict[str, list[Story]] = {}
-    for story in stories:
-        stories_of.setdefault(story.unit, []).append(story)
+    # Each unit's activities grouped once (not a scan per unit).
     activities_of: dict[str, list[Activity]] = {}
     for activity in activities:
         activities_of.setdefault(activity.unit, []).append(activity)
-    units = []
+    reach = _reach(reader, window)
+    unit_weeks = []
     for u in tree_order(everyone):
-        uid, level = u.id or 0, Level(u.level)
-        mine = stories_of.get(u.name, [])
-        units.append(UnitWeek(
-            u.name, level, names.get(u.parent_id), submitted.get(uid, 0),
-            published.get(uid, 0), late.get(uid, 0), missed.get(uid, 0),
-            progress=progress(items, u.name, level, activities_of.get(u.name, [])),
-            late_unit=sum(1 for s in mine if start <= s.received < end
-                          and unit_late(s, hours)),
-            late_desk=sum(1 for s in mine if s.published is not None
-                          and start <= s.published < end and desk_late(s, hours, end)),
-            missed_desk=sum(1 for s in mine if start < s.deadline <= end
-                            and (s.published is None or s.published > end)
-                            and desk_late(replace(s, published=None), hours, end)),
-            email=u.email))
-    units = _with_reach(session, settings, units, start, end)
+        level = Level(u.level)
+        mine = figures.get(u.id, _NONE)
+        measured, reads = reach.get(u.id, (0, 0))
+        levels: Mapping[str, int] = coverage.get(u.id, {})
+        unit_progress = progress(items, u.name, level, activities_of.get(u.name, []))
+        unit_weeks.append(UnitWeek(
+            u.name, level, names.get(u.parent_id) if u.parent_id else None,
+            submitted.get(u.id, 0), mine.published, mine.late, mine.missed,
+            done=_per_type(unit_progress), measured=measured, reads=reads,
+            coverage={k: levels.get(k, 0) for k in COVERAGE_LEVELS},
+            progress=unit_progress, late_unit=mine.late_unit, late_desk=mine.late_desk,
+            missed_desk=mine.missed_desk, email=u.email))
     campaign = settings.campaign
-    with_done = [replace(u, done=_per_type(u.progress)) for u in units]
-    return BulletinData(week, tuple(with_done), campaign.targets if campaign else {},
+    desk = DeskWeek(_desk_stages(reader, window), sum(f.late_desk for f in figures.values()),
+                    sum(u.missed_desk for u in unit_weeks))
+    return BulletinData(week, tuple(unit_weeks), campaign.targets if campaign else {},
                         {k: t.label for k, t in settings.activity_types.items()},
                         campaign.name if campaign else None, until,
-                        tuple(day_records(session, settings, week.monday, week.sunday, at)),
-                        _desk(stories, start, end, hours,
-                              [u.missed_desk for u in with_done]), hours)
+                        tuple(read_days(reader, settings, week.monday, week.sunday, at)),
+                        desk, hours)
+
+
+def _window(reader: Reader, start: datetime, end: datetime) -> dict[str, Any]:
+    """The week's bounds as the columns hold times, and the values the statements name."""
+    return {"start": stored_time(reader.dialect, start), "end": stored_time(reader.dialect, end),
+            "roundup": ROUNDUP, "rejected": str(DraftStatus.REJECTED), "yes": True}
 
 
 def _per_type(progresses: Sequence[Progress]) -> dict[str, int]:
     return {p.item.types[0]: p.done for p in progresses if len(p.item.types) == 1}
 
 
-def _with_reach(session: Session, settings: Settings, units: list[UnitWeek], start: datetime,
-                end: datetime) -> list[UnitWeek]:
-    """Add each unit's reads (stories published in the week, figures so far) and the
-    coverage its reports of the week carried, counted by media level."""
-    roundups = set(session.exec(select(Draft.id).where(
-        col(Draft.activity_type) == ROUNDUP, col(Draft.published_at) >= start,
-        col(Draft.published_at) < end)))  # one query, not one per story
-    stories = [a for a in gather_articles(session, settings, since=start, until=end)
-               if a.id not in roundups]
-    reach = unit_reach(stories)
-    coverage = coverage_by_unit(session, settings, start, end)
-    ids = {u.name: u.id for u in all_units(session)}
-    out = []
-    for unit in units:
-        r = reach.get(unit.name)
-        levels: Mapping[str, int] = coverage.get(ids.get(unit.name) or 0, {})
-        out.append(replace(unit, measured=r.measured if r else 0, reads=r.reads if r else 0,
-                           coverage={k: levels.get(k, 0) for k in COVERAGE_LEVELS}))
-    return out
+# The week's conditions on a draft (``d``) and its report (``s``). The daily round-up is
+# the account's own article, not a unit's report: never counted.
+_PUBLISHED_AT, _DEADLINE = time_operand("d.published_at"), time_operand("d.deadline")
+_RECEIVED_AT, _START_AT = time_operand("s.received_at"), time_operand("s.start_at")
+_OUT = f"{_PUBLISHED_AT} >= :start AND {_PUBLISHED_AT} < :end"
+_RECEIVED = f"{_RECEIVED_AT} >= :start AND {_RECEIVED_AT} < :end"
+# The deadline passed during the week and the story was still not out at its end.
+_MISSED = (f"{_DEADLINE} > :start AND {_DEADLINE} <= :end AND d.status <> :rejected AND "
+           f"(d.published_at IS NULL OR {_PUBLISHED_AT} > :end)")
 
 
-def _counts(session: Session, query: Any) -> dict[int, int]:
-    return {int(unit_id): int(n) for unit_id, n in session.exec(query).all()}
+def _reported_late(dialect: str, hours: int) -> str:
+    """SQL: the unit reported more than ``hours`` after its activity ended
+    (``campaign.unit_late``), exact to the microsecond on both databases. SQLite holds
+    times as text ("2026-06-15 08:30:00.000000"): the end moved by whole hours keeps its
+    fraction of a second, and text compares as time does."""
+    if dialect == "sqlite":
+        return (f"{_RECEIVED_AT} > strftime('%Y-%m-%d %H:%M:%S', s.end_at, "
+                f"'+{int(hours)} hours') || substr(s.end_at, 20)")
+    return f"s.received_at > s.end_at + INTERVAL '{int(hours)} hours'"
 
 
-def _draft_counts(session: Session, start: datetime, end: datetime
-                  ) -> tuple[dict[int, int], dict[int, int], dict[int, int]]:
-    """Per unit: stories published in the week, of them late, and missed (the deadline
-    passed during the week and the story was still not out at its end), in one pass over
-    the drafts instead of three."""
-    out = sa.and_(col(Draft.published_at) >= start, col(Draft.published_at) < end)
-    missed = sa.and_(col(Draft.deadline) > start, col(Draft.deadline) <= end,
-                     col(Draft.status) != DraftStatus.REJECTED,
-                     sa.or_(col(Draft.published_at).is_(None), col(Draft.published_at) > end))
-    rows = session.execute(
-        sa.select(col(Draft.unit_id), *(sa.func.sum(sa.case((c, 1), else_=0)) for c in (
-            out, sa.and_(out, col(Draft.late).is_(True)), missed)))
-        .where(col(Draft.activity_type) != ROUNDUP, sa.or_(out, missed))
-        .group_by(col(Draft.unit_id))).all()
-    counts: tuple[dict[int, int], dict[int, int], dict[int, int]] = ({}, {}, {})
-    for unit_id, *figures in rows:
-        for found, n in zip(counts, figures, strict=True):
-            if n:
-                found[int(unit_id)] = int(n)
-    return counts
+def _unit_figures_sql(dialect: str, hours: int) -> str:
+    """Per unit, in one pass over the week's drafts: published, of them late, missed;
+    and whose delay it was (``campaign.unit_late`` / ``desk_late``, judged by the
+    database). "+d.unit_id" (the same value) keeps SQLite from grouping by walking the
+    unit_id index, which looks every row up by itself: 5x slower than a scan."""
+    late = _reported_late(dialect, hours)
+    story = "d.status <> :rejected"        # a story the delay split looks at
+    sums = [_OUT, f"{_OUT} AND d.late = :yes", _MISSED,
+            f"{story} AND {_RECEIVED} AND {late}",
+            f"{story} AND {_OUT} AND d.published_at > d.deadline AND NOT ({late})",
+            f"{_MISSED} AND NOT ({late})"]
+    return ("SELECT +d.unit_id, " + ", ".join(f"SUM(CASE WHEN {c} THEN 1 ELSE 0 END)"
+                                               for c in sums) +
+            " FROM draft d JOIN submission s ON s.id = +d.submission_id WHERE "
+            f"d.activity_type <> :roundup AND (({_OUT}) OR ({_MISSED}) OR ({_RECEIVED})) "
+            "GROUP BY 1")
 
 
-def _activities(session: Session, settings: Settings, end: datetime
+class _Figures(NamedTuple):
+    published: int = 0
+    late: int = 0
+    missed: int = 0
+    late_unit: int = 0          # reported after deadline.report_hours
+    late_desk: int = 0          # late although the unit reported in time
+    missed_desk: int = 0        # missed although the unit reported in time
+
+
+_NONE = _Figures()
+
+
+def _unit_figures(reader: Reader, window: Mapping[str, Any], hours: int
+                  ) -> dict[int, _Figures]:
+    return {int(unit_id): _Figures(*(int(n or 0) for n in counts)) for unit_id, *counts
+            in reader.rows(_unit_figures_sql(reader.dialect, hours), window)}
+
+
+# The week's reports per unit: how many (round-ups aside) and the coverage items they
+# carried, each distinct list of items once (most reports name none).
+REPORTS = ("SELECT +s.unit_id, CASE WHEN s.links IN ('', '[]') THEN '' ELSE s.links END, "
+           "CASE WHEN s.activity_type <> :roundup THEN 1 ELSE 0 END, COUNT(*) FROM "
+           f"submission s WHERE {_RECEIVED} GROUP BY 1, 2, 3")
+OUTLETS = "SELECT outlet, level, name FROM mediaoutlet ORDER BY id"
+
+
+def _reports(reader: Reader, settings: Settings, window: Mapping[str, Any]
+             ) -> tuple[dict[int, int], dict[int, Counter[str]]]:
+    """Per unit id: reports received in the week, and their coverage items by level."""
+    rows = reader.rows(REPORTS, window)
+    submitted: dict[int, int] = {}
+    coverage: dict[int, Counter[str]] = {}
+    media = with_classified(settings.media.outlets, reader.rows(OUTLETS, {})) \
+        if any(links for _, links, _, _ in rows) else None
+    for unit_id, links, counted, n in rows:
+        if counted:
+            submitted[int(unit_id)] = submitted.get(int(unit_id), 0) + int(n)
+        for found in classify_report(media, links) if media and links else ():
+            if found.level:
+                coverage.setdefault(int(unit_id), Counter())[found.level] += int(n)
+    return submitted, coverage
+
+
+# Reports that differ in nothing a plan item looks at come back as one row with their
+# number: a campaign month is tens of thousands of reports but a few thousand kinds.
+# The drafts drive the join ("+d.submission_id": each report found by its key, not the
+# draft through an index).
+ACTIVITIES = (
+    "SELECT +s.unit_id, s.activity_type, s.form, s.partners, CASE WHEN "
+    f"s.participants_unit = :households THEN s.participants END, CASE WHEN {_PUBLISHED_AT} "
+    "< :end THEN 1 ELSE 0 END, COUNT(*) FROM draft d JOIN submission s ON s.id = "
+    f"+d.submission_id WHERE {_START_AT} >= :start AND {_START_AT} < :stop "
+    "AND d.status <> :rejected AND s.activity_type <> :roundup GROUP BY 1, 2, 3, 4, 5, 6")
+
+
+def _activities(reader: Reader, settings: Settings, end: datetime, names: Mapping[int, str]
                 ) -> tuple[list[Activity], date | None]:
     """Every report of the campaign up to the week's end (not rejected), by the activity's
     own date, and whether it was published by the week's end."""
@@ -306,21 +355,14 @@ def _activities(session: Session, settings: Settings, end: datetime
         return [], None
     start = datetime.combine(campaign.start, time(0), settings.tz)
     stop = min(end, datetime.combine(campaign.end + timedelta(days=1), time(0), settings.tz))
-    # "Out by the week's end" is asked of the database: a month of rows is not turned
-    # into datetimes to be compared once.
-    rows = session.execute(
-        sa.select(col(Unit.name), col(Submission.activity_type), col(Submission.form),
-                  col(Submission.partners), col(Submission.participants),
-                  col(Submission.participants_unit), col(Draft.published_at) < end)
-        .join(Draft, col(Draft.submission_id) == Submission.id)
-        .join(Unit, col(Unit.id) == Submission.unit_id)
-        .where(col(Submission.start_at) >= start, col(Submission.start_at) < stop,
-               col(Draft.status) != DraftStatus.REJECTED,
-               col(Submission.activity_type) != ROUNDUP)).all()
-    result = [Activity(name, kind, form,
+    rows = reader.rows(ACTIVITIES, {
+        "start": stored_time(reader.dialect, start), "stop": stored_time(reader.dialect, stop),
+        "end": stored_time(reader.dialect, end), "households": "户",
+        "rejected": str(DraftStatus.REJECTED), "roundup": ROUNDUP})
+    result = [Activity(names.get(unit_id, ""), kind, form,
                        0 if partners in ("", "[]") else len(_json_list(partners)),
-                       count if unit == "户" else None, bool(out))
-              for name, kind, form, partners, count, unit, out in rows]
+                       households, bool(out), int(n))
+              for unit_id, kind, form, partners, households, out, n in rows]
     return result, (stop - timedelta(days=1)).date() if stop > start else None
 
 
@@ -332,50 +374,65 @@ def _json_list(text: str) -> list[Any]:
     return value if isinstance(value, list) else []
 
 
-def _stories(session: Session, settings: Settings, start: datetime, end: datetime
-             ) -> list[Story]:
-    """Reports received, published or due during the week, with their final-round
-    sign-offs (the desk's stages)."""
-    # Columns, not Draft objects: the ORM's bookkeeping of 30,000 rows cost more than
-    # the rest of the bulletin (issue 13).
-    rows = session.execute(
-        sa.select(col(Draft.id), col(Draft.deadline), col(Draft.published_at),
-                  col(Submission.end_at), col(Submission.received_at), col(Unit.name))
-        .join(Submission, col(Submission.id) == Draft.submission_id)
-        .join(Unit, col(Unit.id) == Draft.unit_id)
-        .where(col(Draft.activity_type) != ROUNDUP,
-               col(Draft.status) != DraftStatus.REJECTED,
-               sa.or_(sa.and_(col(Submission.received_at) >= start,
-                              col(Submission.received_at) < end),
-                      sa.and_(col(Draft.published_at) >= start, col(Draft.published_at) < end),
-                      sa.and_(col(Draft.deadline) > start, col(Draft.deadline) <= end)))).all()
-    ids = [draft_id for draft_id, *_ in rows]
-    signed: dict[int, list[tuple[int, str, datetime]]] = {}
-    offs_query = sa.select(col(SignOff.draft_id), col(SignOff.round), col(SignOff.stage_name),
-                           col(SignOff.at)).where(col(SignOff.draft_id).in_(ids))
-    for draft_id, signed_round, stage, at in session.execute(offs_query) if ids else ():
-        signed.setdefault(draft_id, []).append((signed_round, stage, at))
-    stories = []
-    for draft_id, deadline, published_at, ended, received, unit in rows:
-        offs = signed.get(draft_id, [])
-        last = max((o[0] for o in offs), default=0)
-        stories.append(Story(unit, ended, received, deadline, published_at,
-                             tuple((stage, at) for r, stage, at in offs if r == last)))
-    return stories
+# Each story's newest statistics day (WeChat's figures so far), summed per unit.
+REACH = (
+    "SELECT +d.unit_id, COUNT(*), SUM(a.reads) FROM draft d JOIN articlestat a ON "
+    f"a.draft_id = d.id WHERE {_OUT} AND d.activity_type <> :roundup AND a.stat_date = "
+    "(SELECT MAX(b.stat_date) FROM articlestat b WHERE b.draft_id = d.id) GROUP BY 1")
 
 
-def _desk(stories: Sequence[Story], start: datetime, end: datetime, hours: int,
-          missed: Sequence[int]) -> DeskWeek:
-    spans: dict[str, list[float]] = {}
-    for story in stories:
-        if story.published is not None and start <= story.published < end:
-            for stage, held in desk_stages(story):
-                spans.setdefault(stage, []).append(held.total_seconds() / 3600)
-    order = sorted(spans, key=lambda k: (k == "待推送", list(spans).index(k)))
-    late = sum(1 for s in stories if s.published is not None and start <= s.published < end
-               and desk_late(s, hours, end))
-    return DeskWeek(tuple((k, len(spans[k]), sum(spans[k]) / len(spans[k])) for k in order),
-                    late, sum(missed))
+def _reach(reader: Reader, window: Mapping[str, Any]) -> dict[int, tuple[int, int]]:
+    """Per unit id: the week's published stories with read figures, and their reads."""
+    return {int(unit_id): (int(n), int(reads or 0))
+            for unit_id, n, reads in reader.rows(REACH, window)}
+
+
+# The week's published stories (when their reports came in), and the sign-offs of their
+# review stages: the only rows read one by one, since a stage's time is arithmetic on
+# times (not portable SQL) and stories differ in it.
+PUBLISHED = (
+    "SELECT d.id, s.received_at, d.published_at FROM draft d JOIN submission s ON "
+    f"s.id = d.submission_id WHERE {_OUT} AND d.activity_type <> :roundup AND "
+    "d.status <> :rejected ORDER BY d.id")
+SIGNOFFS = (
+    "SELECT so.draft_id, so.round, so.stage_name, so.at FROM signoff so "
+    f"JOIN draft d ON d.id = so.draft_id WHERE {_OUT} AND d.activity_type <> :roundup "
+    "AND d.status <> :rejected")
+PUSH_WAIT = "待推送"
+
+
+def _desk_stages(reader: Reader, window: Mapping[str, Any]
+                 ) -> tuple[tuple[str, int, float], ...]:
+    """How long each review stage held the week's published stories, then the wait for
+    the push (``campaign.desk_stages``): stage, stories, average hours."""
+    signed = _final_signoffs(reader, window)
+    spans: dict[str, list[float]] = {}     # the stages in the order they first appear
+    waits: list[float] = []                # then the wait for the push
+    for draft_id, received, published in reader.rows(PUBLISHED, window):
+        since = _naive(received)
+        for stage, at in sorted(signed.get(draft_id, ()), key=lambda s: s[1]):
+            spans.setdefault(stage, []).append(max(0.0, (at - since).total_seconds() / 3600))
+            since = at
+        waits.append(max(0.0, (_naive(published) - since).total_seconds() / 3600))
+    if waits:
+        spans[PUSH_WAIT] = waits
+    return tuple((k, len(hours), math.fsum(hours) / len(hours)) for k, hours in spans.items())
+
+
+def _final_signoffs(reader: Reader, window: Mapping[str, Any]
+                    ) -> dict[int, list[tuple[str, datetime]]]:
+    """Per story published in the week: the sign-offs of its last review round."""
+    rounds: dict[int, dict[int, list[tuple[str, datetime]]]] = {}
+    for draft_id, signed_round, stage, at in reader.rows(SIGNOFFS, window):
+        rounds.setdefault(draft_id, {}).setdefault(signed_round, []).append(
+            (stage, _naive(at)))
+    return {draft_id: by_round[max(by_round)] for draft_id, by_round in rounds.items()}
+
+
+def _naive(value: Any) -> datetime:
+    """A stored time as naive UTC (SQLite gives text, PostgreSQL a naive datetime):
+    enough to subtract two of them."""
+    return datetime.fromisoformat(value) if isinstance(value, str) else value
 
 
 # --- compose (pure) ---------------------------------------------------------------------------
@@ -649,6 +706,8 @@ def send_bulletin(store: Store, settings: Settings, week: IsoWeek, now: datetime
     Raises:
         NotifyError: a template error, or ``send`` without any recipient configured.
     """
+    from .outbox import deliver, enqueue, find
+
     outcome = BulletinOutcome(bulletin_key(week), week, recipients=recipients(settings))
     if send and not outcome.recipients:
         raise NotifyError.coded("notify.no_recipients", what="bulletin")
@@ -658,23 +717,37 @@ def send_bulletin(store: Store, settings: Settings, week: IsoWeek, now: datetime
             outcome.existing, outcome.subject = existing.state, existing.subject
             outcome.data = gather_bulletin(session, settings, week, now)
             return outcome
-        data = outcome.data = gather_bulletin(session, settings, week, now)
-        bulletin = compose_bulletin(data, settings)
-        outcome.subject = bulletin.subject
-        outcome.silent = [u.name for u in data.units if not u.submitted]
-        outcome.paths = write_bulletin(settings, week, bulletin, bulletin_xlsx(data, settings))
+        bulletin = write_week(settings, outcome, gather_bulletin(session, settings, week, now))
         if send:
             outcome.queued = enqueue(session, outcome.key, "bulletin", outcome.recipients,
                                      bulletin.subject, bulletin.markdown, bulletin.html, now)
-            outcome.units_sent = _enqueue_units(session, settings, data, now)
+            assert outcome.data is not None  # (written just now)
+            outcome.units_sent = _enqueue_units(session, settings, outcome.data, now)
     if send:
         outcome.delivery = deliver(store, settings, now)
     return outcome
 
 
+def write_week(settings: Settings, outcome: BulletinOutcome, data: BulletinData
+               ) -> Bulletin:
+    """Compose the week's bulletin from ``data`` and write its files (no database: the
+    lean start of ``pipeline bulletin`` does this too); ``outcome`` records it."""
+    from .workbook import bulletin_xlsx  # openpyxl: only when a workbook is written
+
+    outcome.data = data
+    bulletin = compose_bulletin(data, settings)
+    outcome.subject = bulletin.subject
+    outcome.silent = [u.name for u in data.units if not u.submitted]
+    outcome.paths = write_bulletin(settings, outcome.week, bulletin,
+                                   bulletin_xlsx(data, settings))
+    return bulletin
+
+
 def _enqueue_units(session: Session, settings: Settings, data: BulletinData,
                    now: datetime) -> list[str]:
     """Each unit with an email gets its own copy, once per week (its own outbox key)."""
+    from .outbox import enqueue
+
     sent = []
     for unit in data.units:
         if not unit.email:
@@ -697,6 +770,8 @@ def bulletin_due(store: Store, settings: Settings, now: datetime) -> bool:
     week = IsoWeek.of(today).previous()
     due_day = week.monday + timedelta(days=7 + settings.notify.bulletin_weekday)
     due = datetime.combine(due_day, settings.notify.bulletin_time, settings.tz)
+    from .digest import owed
+
     if not owed(store, settings, now, due, bulletin_key(week)):
         return False
     return send_bulletin(store, settings, week, now, send=True).queued

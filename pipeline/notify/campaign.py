@@ -28,6 +28,7 @@ class Activity:
     partners: int = 0                   # how many partner units the report names
     households: int | None = None       # the 户 the report gives, if it gives them
     published: bool = False             # out by the end of the bulletin's week
+    count: int = 1                      # reports alike in all the above (counted by the store)
 
 
 @dataclass(frozen=True)
@@ -69,8 +70,10 @@ def progress(items: Sequence[PlanItem], unit: str, level: Level,
     owed = [item for item in items if item.applies(unit, level)]
     # Reports that differ in nothing an item looks at are judged once: a campaign month
     # of a busy unit is thousands of reports but a few dozen kinds of them.
-    kinds = Counter((a.activity_type, a.form, a.partners, a.households, a.published)
-                    for a in activities if a.unit == unit)
+    kinds: Counter[tuple[str, str, int, int | None, bool]] = Counter()
+    for a in activities:
+        if a.unit == unit:
+            kinds[(a.activity_type, a.form, a.partners, a.households, a.published)] += a.count
     result = []
     for item in owed:
         done = reported = 0

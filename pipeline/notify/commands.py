@@ -20,10 +20,10 @@ from ..errors import PipelineError, StoreError
 from ..store import Store
 from . import outbox
 from .alerts import deliver_alerts
-from .bulletin import IsoWeek, bulletin_due, bulletin_json, send_bulletin
+from .bulletin import bulletin_due
+from .bulletincmd import report_delivery
 from .digest import digest_due, send_digest
 from .mail import SmtpMailer, build_message
-from .outbox import DeliveryReport
 from .roundup import roundup_due
 
 log = logging.getLogger(__name__)
@@ -61,39 +61,7 @@ def cmd_digest(ctx: CommandContext) -> int:
               "not queued again")
     else:
         print(f"digest for {day} queued for {', '.join(outcome.recipients)}")
-    return _report_delivery(outcome.delivery, outcome.key)
-
-
-def cmd_bulletin(ctx: CommandContext) -> int:
-    settings, now = ctx.settings, ctx.now()
-    week = ctx.args.week or IsoWeek.of(now.astimezone(settings.tz).date()).previous()
-    outcome = send_bulletin(ctx.store, settings, week, now, send=ctx.args.send)
-    if getattr(ctx.args, "json", False) and outcome.data is not None:
-        print(json.dumps(bulletin_json(outcome.data, settings), ensure_ascii=False, indent=2))
-        return 1 if outcome.key in outcome.delivery.failed else 0
-    if outcome.existing is not None:
-        print(f"the bulletin for {week.label} is already in the outbox ({outcome.existing}); "
-              "not written or queued again")
-        return _report_delivery(outcome.delivery, outcome.key)
-    for path in outcome.paths:
-        print(f"written: {path}")
-    print(f"bulletin {week.label} ({week.monday} to {week.sunday}): "
-          f"{len(outcome.silent)} unit(s) reported nothing")
-    if not ctx.args.send:
-        print(f"not sent (add --send to email it to {len(outcome.recipients)} recipient(s))")
-        return 0
-    print(f"bulletin {week.label} queued for {', '.join(outcome.recipients)}")
-    if outcome.units_sent:
-        print(f"and for {len(outcome.units_sent)} unit(s), each with its own line "
-              f"highlighted: {', '.join(outcome.units_sent)}")
-    return _report_delivery(outcome.delivery, outcome.key)
-
-
-def _report_delivery(report: DeliveryReport, key: str) -> int:
-    print(report.summary())
-    for error in report.errors:
-        print(f"not sent: {error}")
-    return 1 if key in report.failed else 0
+    return report_delivery(outcome.delivery, outcome.key)
 
 
 def cmd_mail_test(ctx: CommandContext) -> int:

@@ -31,9 +31,10 @@ from ..review import holders
 from ..store import Store
 from .alerts import KINDS, NO_ADDRESS, NO_EDITORS, STATUS_LABELS, target_unit
 from .outbox import DeliveryReport, deliver, enqueue, find
+from .reports import WEEKDAYS as WEEKDAYS  # (with the plain data: no database library)
+from .reports import recipients as recipients
 from .templates import render_html, render_template
 
-WEEKDAYS = "一二三四五六日"
 PUSH_STATES = {"done": "已推送", "missed": "未推送（服务未运行）", "empty": "无稿件",
                "running": "推送中"}
 
@@ -118,14 +119,6 @@ class DigestOutcome:
 
 def digest_key(day: date) -> str:
     return f"digest:{day.isoformat()}"
-
-
-def recipients(settings: Settings) -> list[str]:
-    """Editors and leaders, each once, in config order."""
-    seen: dict[str, str] = {}
-    for address in (*settings.notify.editors, *settings.notify.leaders):
-        seen.setdefault(address.lower(), address)
-    return list(seen.values())
 
 
 def _local_midnight(day: date, settings: Settings) -> datetime:

@@ -14,6 +14,10 @@ if TYPE_CHECKING:
 
 def _lazy(name: str) -> Callable[[Any], int]:
     def run(ctx: Any) -> int:
+        if name == "cmd_bulletin":  # a lean start: no database library (bulletincmd.py)
+            from .bulletincmd import cmd_bulletin
+
+            return cmd_bulletin(ctx)
         from . import commands
 
         return int(getattr(commands, name)(ctx))

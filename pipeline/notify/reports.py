@@ -5,6 +5,20 @@ summary line, in a module that loads no database library (the lean start of
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..config import Settings
+
+WEEKDAYS = "一二三四五六日"
+
+
+def recipients(settings: Settings) -> list[str]:
+    """Editors and leaders, each once, in config order (the digest's and the bulletin's)."""
+    seen: dict[str, str] = {}
+    for address in (*settings.notify.editors, *settings.notify.leaders):
+        seen.setdefault(address.lower(), address)
+    return list(seen.values())
 
 
 @dataclass

@@ -13,12 +13,12 @@ from datetime import datetime, time, timedelta
 from sqlmodel import Session, col, select
 
 from ..config import Settings
+from ..domain import ROUNDUP as ROUNDUP  # (declared with the domain types)
 from ..domain import Level
 from ..drafts import DraftMaker
 from ..models import Draft, Publication, Push, Unit
 from ..store import Store
 
-ROUNDUP = "daily_roundup"
 LABEL = "每日动态"
 
 

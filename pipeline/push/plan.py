@@ -5,17 +5,19 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
-
-import sqlalchemy as sa
-from sqlmodel import Session, col, select
+from datetime import UTC, date, datetime
+from typing import TYPE_CHECKING
 
 from ..config import Settings
 from ..deadlines import next_push_after
-from ..domain import DraftStatus
-from ..lifecycle import PUSH_TAKEN, PushState
+from ..domain import PUSH_TAKEN, DraftStatus, PushState
 from ..messages import Coded
-from ..models import Draft, Push, Unit
+from ..reads import Reader, SessionReader, stored_date, units, utc
+
+if TYPE_CHECKING:  # this module loads no database library: ``push --dry-run`` reads
+    from sqlmodel import Session  # through the DB-API alone (readcmds, lean.py)
+
+    from ..models import Push
 
 RUNNING, DONE, MISSED, EMPTY, FAILED = (PushState.RUNNING, PushState.DONE, PushState.MISSED,
                                         PushState.EMPTY, PushState.FAILED)
@@ -75,58 +77,92 @@ def pack(candidates: Sequence[Candidate], limit: int, at: datetime, next_push: d
     the deadline (for the chosen: at ``at``; for the left-over: at ``next_push``, the
     earliest they can go out).
     """
-    ordered = sorted(candidates, key=lambda c: _priority(c, candidates, at, next_push))
+    # Compared in UTC, as the deadlines are read: an instant in the account's zone is the
+    # same instant, but each comparison with one asks the zone its offset (70x slower).
+    at, next_push = at.astimezone(UTC), next_push.astimezone(UTC)
+    lead = min((c.push_rank for c in candidates if c.push_rank is not None), default=None)
+    ordered = sorted(candidates, key=lambda c: _priority(c, lead, at, next_push))
     chosen = sorted(ordered[:limit], key=lambda c: (
         c.push_rank is None, c.push_rank or 0, c.deadline, c.id))
     left = ordered[limit:]
+    # One sentence object per reason, shared by every story it applies to: a campaign
+    # leaves thousands over, and each would otherwise be worded (twice) on its own.
+    reasons: dict[str, Coded] = {}
     return ([PackedArticle(c, i, at > c.deadline) for i, c in enumerate(chosen, start=1)],
-            [PackedArticle(c, 0, next_push > c.deadline, _why_left(c, at, next_push, limit))
-             for c in left])
+            [PackedArticle(c, 0, next_push > c.deadline,
+                           _why_left(c, at, next_push, limit, reasons)) for c in left])
 
 
-def _priority(c: Candidate, everyone: Sequence[Candidate], at: datetime, next_push: datetime
+def _priority(c: Candidate, lead: int | None, at: datetime, next_push: datetime
               ) -> tuple[int, datetime, int]:
+    """``lead``: the lowest rank the editors gave (computed once, not per story)."""
     if at <= c.deadline < next_push:
         return (0, c.deadline, c.id)            # on time tonight, late tomorrow
-    if c.push_rank is not None and c.push_rank == min(
-            (o.push_rank for o in everyone if o.push_rank is not None), default=None):
+    if c.push_rank is not None and c.push_rank == lead:
         return (1, c.deadline, c.id)            # the editors' lead
     if c.deadline < at:
         return (2, c.deadline, c.id)            # late whatever we do: oldest first
     return (3, c.deadline, c.id)
 
 
-def _why_left(c: Candidate, at: datetime, next_push: datetime, limit: int) -> Coded:
+def _why_left(c: Candidate, at: datetime, next_push: datetime, limit: int,
+              made: dict[str, Coded]) -> Coded:
     """One sentence on why ``c`` waits for the next push (a code of the vocabulary)."""
     if at <= c.deadline < next_push:
-        return Coded("push.left_turns_late", limit=limit)
-    if c.deadline < at:
-        return Coded("push.left_overdue", limit=limit)
-    return Coded("push.left_on_time", limit=limit)
+        code = "push.left_turns_late"
+    elif c.deadline < at:
+        code = "push.left_overdue"
+    else:
+        code = "push.left_on_time"
+    if code not in made:
+        made[code] = Coded(code, limit=limit)
+    return made[code]
 
 
 def local_date(now: datetime, settings: Settings) -> date:
     return now.astimezone(settings.tz).date()
 
 
-def candidates(session: Session) -> list[Candidate]:
+CANDIDATES = ("SELECT id, title, unit_id, activity_type, deadline, push_rank FROM draft "
+              "WHERE status = :approved")
+
+
+def candidates(reader: Reader) -> list[Candidate]:
     # Columns, not Draft objects: a campaign can leave thousands approved at once, and
     # loading each into the session costs ~50x more than the row (bench/bench_month.py).
-    rows = session.execute(
-        sa.select(col(Draft.id), col(Draft.title), col(Unit.name), col(Draft.activity_type),
-                  col(Draft.deadline), col(Draft.push_rank))
-        .join(Unit, col(Unit.id) == col(Draft.unit_id))
-        .where(col(Draft.status) == DraftStatus.APPROVED)).all()
-    return [Candidate(*row) for row in rows]
+    # Units are named from their own small table, not joined to every draft.
+    names = {u.id: u.name for u in units(reader)}
+    return [Candidate(i, title, names[unit_id], kind, utc(deadline), rank)
+            for i, title, unit_id, kind, deadline, rank in reader.rows(
+                CANDIDATES, {"approved": str(DraftStatus.APPROVED)}) if unit_id in names]
 
 
 def plan(session: Session, settings: Settings, now: datetime
          ) -> tuple[list[PackedArticle], list[PackedArticle]]:
     """What a push at ``now`` would contain, and what would not fit."""
-    return pack(candidates(session), settings.schedule.max_articles_per_push, now,
+    return plan_from(SessionReader(session), settings, now)
+
+
+def plan_from(reader: Reader, settings: Settings, now: datetime
+              ) -> tuple[list[PackedArticle], list[PackedArticle]]:
+    """``plan`` on any reader (the lean start of ``push --dry-run`` reads the DB-API)."""
+    return pack(candidates(reader), settings.schedule.max_articles_per_push, now,
                 next_push_after(now, settings))
 
 
+def push_state(reader: Reader, settings: Settings, day: date) -> str | None:
+    """The state of the day's push row (None: no row yet)."""
+    found = reader.rows("SELECT state FROM push WHERE account = :account AND "
+                        "local_date = :day AND slot = 1",
+                        {"account": settings.account.key,
+                         "day": stored_date(reader.dialect, day)})
+    return str(found[0][0]) if found else None
+
+
 def push_row(session: Session, settings: Settings, day: date) -> Push | None:
+    from sqlmodel import select
+
+    from ..models import Push
+
     return session.exec(select(Push).where(Push.account == settings.account.key,
                                            Push.local_date == day, Push.slot == 1)).first()

@@ -9,10 +9,8 @@ the row to MISSED with a note ("lapse"), which is the recorded break.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 
-import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from .. import lifecycle
@@ -20,82 +18,22 @@ from ..alerts import record_alert
 from ..config import Settings
 from ..deadlines import push_time_on
 from ..domain import DraftStatus
-from ..models import Draft, Publication, Push
+from ..models import Draft, Push
+from ..reads import SessionReader
 from ..review import holders
 from ..store import Store
+from .days import DayRecord as DayRecord  # (read without the tables; at home in days)
+from .days import read_days
 from .plan import EMPTY, local_date, plan, push_row
 
 BREAK_NOTE = "nothing was approved for the day's push: the daily regime broke (断更)"
 TITLES_SHOWN = 3
 
 
-@dataclass(frozen=True)
-class DayRecord:
-    """One day of the regime: its push, and the stories whose last day it was."""
-
-    day: date
-    state: str | None          # the push row's state (None: no row)
-    articles: int              # stories that went out in the day's push
-    due: int                   # stories whose deadline was the end of this day
-    due_missed: int            # of them, still not out when the day ended
-    ended: bool                # the day is over
-
-    @property
-    def pushed(self) -> bool:
-        return self.articles > 0 and lifecycle.push_went_out(self.state)
-
-    @property
-    def is_break(self) -> bool:
-        return self.ended and not self.pushed
-
-    @property
-    def partial(self) -> bool:
-        return self.ended and self.pushed and self.due_missed > 0
-
-    def words(self) -> str:
-        """The day in one phrase (Chinese), for the calendar, digest and bulletin."""
-        if self.is_break:
-            return "未推送（断更）"
-        if not self.ended and not self.pushed:
-            return "尚未推送"
-        text = f"已推送{self.articles}条"
-        if self.partial:
-            text += f"（部分推送：当日到期{self.due}条中{self.due_missed}条未推送）"
-        return text
-
-
 def day_records(session: Session, settings: Settings, first: date, last: date,
                 now: datetime) -> list[DayRecord]:
-    """Every day from ``first`` to ``last``, in four queries."""
-    tz = settings.tz
-    start = datetime.combine(first, time(0), tz)
-    stop = datetime.combine(last + timedelta(days=1), time(0), tz)
-    rows = {p.local_date: p for p in session.exec(
-        select(Push).where(Push.account == settings.account.key,
-                           col(Push.local_date) >= first, col(Push.local_date) <= last))}
-    counts = dict(session.exec(
-        select(Publication.push_id, sa.func.count())
-        .where(col(Publication.push_id).in_([p.id for p in rows.values()]),
-               Publication.state == lifecycle.PUB.PUBLISHED)
-        .group_by(col(Publication.push_id))).all()) if rows else {}
-    due: dict[date, list[datetime | None]] = {}
-    for deadline, published_at in session.exec(
-            select(Draft.deadline, Draft.published_at)
-            .where(col(Draft.deadline) > start, col(Draft.deadline) <= stop,
-                   col(Draft.status) != DraftStatus.REJECTED)):
-        # a deadline is midnight at the end of the last day allowed
-        due.setdefault(local_date(deadline - timedelta(seconds=1), settings), []).append(
-            published_at if published_at is None or published_at <= deadline else None)
-    today = local_date(now, settings)
-    records = []
-    for i in range((last - first).days + 1):
-        day = first + timedelta(days=i)
-        row = rows.get(day)
-        owed = due.get(day, [])
-        records.append(DayRecord(day, row.state if row else None,
-                                 int(counts.get(row.id or 0, 0)) if row else 0, len(owed),
-                                 sum(1 for p in owed if p is None), day < today))
-    return records
+    """Every day from ``first`` to ``last`` (``days.read_days`` through the session)."""
+    return read_days(SessionReader(session), settings, first, last, now)
 
 
 def close_empty_days(session: Session, settings: Settings, now: datetime) -> list[date]:

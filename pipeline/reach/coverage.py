@@ -3,34 +3,22 @@ unit and level, the outlets nobody has classified yet, and classifying one once.
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlmodel import Session, col, select
 
-from ..config import MEDIA_LEVELS, OutletSpec, Settings, parse_media_level
+from ..config import MEDIA_LEVELS, Settings, parse_media_level
 from ..errors import PipelineError
 from ..models import MediaOutlet, Submission, Unit
-from .media import COVERAGE_LEVELS, Classified, MediaList, media_list
+from .media import COVERAGE_LEVELS, MediaList, classify_report, with_classified
 
 
 def load_media(session: Session, settings: Settings) -> MediaList:
     """The bundled list, the workspace's and the editors' classifications."""
     rows = session.exec(select(MediaOutlet).order_by(col(MediaOutlet.id))).all()
-    classified = [OutletSpec(r.outlet, r.level, (r.name,) if "." in r.name else (), (r.name,))
-                  for r in rows]
-    return media_list(settings.media.outlets, classified)
-
-
-def classify_report(media: MediaList, links_json: str) -> list[Classified]:
-    """A report's items, each outlet counted once per report."""
-    found: dict[str, Classified] = {}
-    for item in json.loads(links_json or "[]"):
-        result = media.classify(str(item))
-        found.setdefault(result.outlet or f"?{result.key}", result)
-    return list(found.values())
+    return with_classified(settings.media.outlets, [(r.outlet, r.level, r.name) for r in rows])
 
 
 def coverage_by_unit(session: Session, settings: Settings, start: datetime, end: datetime

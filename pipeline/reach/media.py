@@ -10,6 +10,7 @@ for an editor to classify, under the link's host or the name as written.
 
 from __future__ import annotations
 
+import json
 import re
 import tomllib
 import urllib.parse
@@ -108,3 +109,20 @@ def media_list(workspace: Sequence[OutletSpec], classified: Sequence[OutletSpec]
                ) -> MediaList:
     """Bundled, then the workspace's list, then the editors' classifications."""
     return MediaList([*bundled_outlets(), *workspace, *classified])
+
+
+def with_classified(workspace: Sequence[OutletSpec], rows: Iterable[tuple[str, str, str]]
+                    ) -> MediaList:
+    """The media list with the editors' classifications (``mediaoutlet`` rows: outlet,
+    level, name as reported), read by the store or by the bulletin's lean start."""
+    return media_list(workspace, [OutletSpec(outlet, level, (name,) if "." in name else (),
+                                             (name,)) for outlet, level, name in rows])
+
+
+def classify_report(media: MediaList, links_json: str) -> list[Classified]:
+    """A report's items, each outlet counted once per report."""
+    found: dict[str, Classified] = {}
+    for item in json.loads(links_json or "[]"):
+        result = media.classify(str(item))
+        found.setdefault(result.outlet or f"?{result.key}", result)
+    return list(found.values())

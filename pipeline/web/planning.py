@@ -19,6 +19,7 @@ from ..deadlines import WAITING, next_push_after, push_time_on
 from ..models import Draft, Publication, Push
 from ..push import Candidate, PackedArticle, candidates, local_date, pack
 from ..push.regime import day_records
+from ..reads import SessionReader
 
 
 def next_push_moment(session: Session, settings: Settings, now: datetime) -> datetime:
@@ -72,7 +73,8 @@ def calendar_days(session: Session, settings: Settings, now: datetime,
         days[record.day].is_break = record.is_break
         days[record.day].partial = record.words() if record.partial else ""
     start = next_push_moment(session, settings, now)
-    for day, articles in project(candidates(session), settings, start, len(days)).items():
+    waiting = candidates(SessionReader(session))
+    for day, articles in project(waiting, settings, start, len(days)).items():
         if day in days:
             days[day].planned = articles
     for deadline in session.exec(select(Draft.deadline).where(col(Draft.status).in_(WAITING))):
