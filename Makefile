@@ -11,14 +11,18 @@ $(BIN)/python:
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
 # The product alone for `make run`; the test tools too for `make test`.
+# Bytecode compiled once, as an installation has it: with PYTHONDONTWRITEBYTECODE set,
+# every command (and every render worker) would compile the package again.
 $(VENV)/.run: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e .
 	$(BIN)/python -m pipeline.messages compile
+	$(BIN)/python -m compileall -q pipeline
 	touch $@
 
 $(VENV)/.test: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	$(BIN)/python -m pipeline.messages compile
+	$(BIN)/python -m compileall -q pipeline
 	touch $@ $(VENV)/.run
 
 # The error vocabulary's catalogues: .po (in git) -> .mo (built, never downloaded).

@@ -30,6 +30,7 @@ Run: .venv/bin/python bench/bench_intake.py [--reports 2000] [--runs 5] [--draft
 from __future__ import annotations
 
 import argparse
+import compileall
 import json
 import os
 import random
@@ -328,6 +329,7 @@ def main() -> None:
                         "existing workspace with many drafts (like one this script built)")
     args = parser.parse_args()
     os.environ.pop("DATABASE_URL", None)  # each workspace's own SQLite file
+    compileall.compile_dir(ROOT / "pipeline", quiet=1)  # as an installation has it
     if args.commands_only:
         commands(args.commands_only, args.runs, args.callgrind)
         return
