@@ -37,11 +37,11 @@ def cmd_submit(ctx: Context) -> int:
     # Many files: the render workers start now, their imports overlapping ours.
     pool = RenderPool.start(settings, len(paths))
     try:
-        early = _read_early(ctx, paths, pool is not None)
+        early = _read_early(ctx, paths, pool)
         if early is not None:
             pool = pool or RenderPool.start(settings, len(early.reports))  # a long ledger
             if pool is not None:
-                pool.send(early.reports)
+                pool.send(early.reports)  # (the ones not fed while reading)
                 log.debug("the render workers have the batch before the store is loaded")
         outcome, kept, rejected = _submit(ctx, paths, pool, early)
     finally:
@@ -52,19 +52,24 @@ def cmd_submit(ctx: Context) -> int:
     return 1 if outcome.rejected else 0
 
 
-def _read_early(ctx: Context, paths: list[Path], workers: bool) -> IntakeResult | None:
+def _read_early(ctx: Context, paths: list[Path], pool: RenderPool | None
+                ) -> IntakeResult | None:
     """The files read against the unit names of a lean read (pipeline/lean.py), before
-    this process imports the store, when render workers wait or a ledger may hold many
-    reports: the workers then render while it loads. None when that does not apply (the
-    store must migrate or sync first), or would not pay."""
+    this process imports the store, when render workers wait (they get each report as
+    soon as it is valid) or a ledger may hold many reports: the workers then render
+    while this process reads and loads. None when that does not apply (the store must
+    migrate or sync first), or would not pay."""
     from . import lean
     from .intake import read_files
     from .reads import units
 
-    if not workers and not any(p.suffix.lower() in LEDGERS for p in paths):
+    if pool is None and not any(p.suffix.lower() in LEDGERS for p in paths):
         return None
     names = lean.attempt(ctx.settings, lambda reader: {u.name for u in units(reader)})
-    return None if names is None else read_files(paths, ctx.settings, names, ctx.now())
+    if names is None:
+        return None
+    return read_files(paths, ctx.settings, names, ctx.now(),
+                      each=pool.feed if pool is not None else None)
 
 
 def _submit(ctx: Context, paths: list[Path], pool: RenderPool | None,

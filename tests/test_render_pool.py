@@ -165,7 +165,7 @@ def test_answers_wait_for_room_and_skipped_ones_make_room(monkeypatch: pytest.Mo
     from pipeline.render import pool
 
     monkeypatch.setattr(pool, "HELD", 3)
-    results = pool.Results(200)
+    results = pool.Results()
     owner = {i: (i // pool.CHUNK) % 2 for i in range(200)}  # chunks dealt round robin
 
     def answer(worker: int) -> None:

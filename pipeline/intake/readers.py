@@ -62,14 +62,18 @@ _MAX_ROWS = 10_000
 
 
 def read_files(paths: Sequence[Path], settings: Settings, units: Collection[str],
-               now: datetime) -> IntakeResult:
-    """Read report files and validate every record in them.
+               now: datetime, each: Callable[[Report], object] | None = None
+               ) -> IntakeResult:
+    """Read report files and validate every record in them; ``each`` is told of every
+    report as soon as it is valid (render workers start on it while the rest is read).
 
     A bad file or record becomes a rejection; nothing is raised for bad input.
     Photo paths are relative to each file's folder.
     """
     result = IntakeResult()
     for path in paths:
+        if each is not None:
+            done = len(result.reports)
         source = str(path)
         try:
             raws = _load(Path(path))
@@ -79,6 +83,9 @@ def read_files(paths: Sequence[Path], settings: Settings, units: Collection[str]
         base_dir = Path(path).parent.absolute()
         for raw in raws:
             _validate_raw(raw, source, base_dir, settings, units, now, result)
+        if each is not None:
+            for report in result.reports[done:]:
+                each(report)
     return result
 
 

@@ -6,8 +6,10 @@ submitting process's (``drafts.DraftMaker``). For a batch of at least ``PARALLEL
 reports, ``RenderPool`` starts one worker per CPU this process may use: separate
 interpreters (``python -m pipeline.render.pool``), not forks of a process that holds
 database connections. A worker imports the render stage only (no SQLAlchemy), reads
-the settings and every job from its stdin, and ends when it has answered them all or
-its stdin closes: a parent killed with SIGKILL leaves no worker behind.
+the settings and then jobs from its stdin as the submitting process reads and
+validates the files (``feed``), answers a chunk at a time, and ends when its stdin
+ends; a parent killed with SIGKILL leaves no worker behind (its next answer finds no
+reader).
 
 Nothing depends on a worker: a report it could not render, and every report of a worker
 that stopped, come back as None, and the caller renders them itself, where a broken
@@ -20,6 +22,7 @@ from __future__ import annotations
 import logging
 import os
 import pickle
+import queue
 import subprocess
 import sys
 import threading
@@ -84,11 +87,16 @@ class RenderPool:
                 proc.kill()
                 proc.wait()
             raise
-        self.settings = settings
-        self.threads: list[threading.Thread] = []
         self.closing = threading.Event()   # we stop the workers: their silence is no news
-        self.results: Results | None = None
+        self.results = Results()
         self.index: dict[str, int] = {}     # dedupe key -> job number in ``results``
+        self.workers = [_Worker(n, proc, self.results, self.closing)
+                        for n, proc in enumerate(self.procs)]
+        self.chunk: list[tuple[int, Report, tuple[str, ...]]] = []
+        self.dealt = 0                      # chunks dealt so far (round robin)
+        self.sent = False                   # every job of the batch is with the workers
+        for worker in self.workers:
+            worker.send(settings)
 
     @classmethod
     def start(cls, settings: Settings, reports: int) -> RenderPool | None:
@@ -102,49 +110,46 @@ class RenderPool:
             log.warning("render workers could not start (%s); rendering in this process", exc)
             return None
 
-    @property
-    def sent(self) -> bool:
-        return self.results is not None
+    def feed(self, report: Report, skip: Container[str] = frozenset()) -> None:
+        """One more job, unless its dedupe key was given already or is in ``skip``."""
+        key = report.dedupe_key
+        if self.sent or key in self.index or key in skip:
+            return
+        self.index[key] = len(self.index)
+        self.chunk.append((self.index[key], report, tuple(p.stored_name for p in report.photos)))
+        if len(self.chunk) == CHUNK:
+            self._deal()
 
     def send(self, reports: Sequence[Report], skip: Container[str] = frozenset()) -> None:
-        """Give the workers their share of the batch now (each report once, the first of
-        a dedupe key, none in ``skip``); the answers arrive in the background."""
-        jobs: dict[str, Report] = {}
+        """Every report (the first of a dedupe key, none in ``skip``), and the end."""
         for report in reports:
-            if report.dedupe_key not in skip:
-                jobs.setdefault(report.dedupe_key, report)
-        self.index = {key: i for i, key in enumerate(jobs)}
-        results = self.results = Results(len(jobs))
-        numbered = [(i, r, tuple(p.stored_name for p in r.photos))
-                    for i, r in enumerate(jobs.values())]
-        chunks = [numbered[i:i + CHUNK] for i in range(0, len(numbered), CHUNK)]
-        for n, proc in enumerate(self.procs):
-            thread = threading.Thread(
-                target=_serve, name=f"render-worker-{n}", daemon=True,
-                args=(n, proc, self.settings, chunks[n::len(self.procs)], results,
-                      self.closing))
-            thread.start()
-            self.threads.append(thread)
+            self.feed(report, skip)
+        self.finish()
+
+    def finish(self) -> None:
+        """No more jobs: the workers end once they have answered."""
+        if self.chunk:
+            self._deal()
+        for worker in self.workers:
+            worker.finish()
+        self.sent = True
+
+    def _deal(self) -> None:
+        self.workers[self.dealt % len(self.workers)].give(self.chunk)
+        self.dealt += 1
+        self.chunk = []
 
     def take(self, report: Report) -> Rendered | None:
         """The workers' rendering of ``report``; None: render it yourself."""
         index = self.index.pop(report.dedupe_key, None)
-        if index is None or self.results is None:
-            return None
-        return self.results.take(index)
+        return None if index is None else self.results.take(index)
 
     def close(self) -> None:
         """Stop the workers; at once if the batch stopped early (its answers are unused)."""
         self.closing.set()
-        if self.results is not None:
-            self.results.stop()  # no thread waits for room any more
-        for n, proc in enumerate(self.procs):
-            if not self.threads:
-                _close(proc.stdin)  # never given work: its stdin ends, so does it
-            elif self.threads[n].is_alive():
-                proc.kill()
-        for thread in self.threads:
-            thread.join()
+        self.results.stop()  # no thread waits for room any more
+        for worker in self.workers:
+            worker.stop()
         for proc in self.procs:
             try:
                 proc.wait(timeout=30)
@@ -160,6 +165,74 @@ class RenderPool:
         self.close()
 
 
+class _Worker:
+    """One worker process: its jobs go in from the caller's thread (the worker drains its
+    stdin at once, so these writes never wait on its answers), its answers come out on
+    a thread of their own."""
+
+    def __init__(self, n: int, proc: subprocess.Popen[bytes], results: Results,
+                 closing: threading.Event) -> None:
+        self.n, self.proc, self.results, self.closing = n, proc, results, closing
+        self.lock = threading.Lock()
+        self.waiting: set[int] = set()     # jobs given and not answered
+        self.gone = False                  # its answers ended: nothing more comes
+        self.reader = threading.Thread(target=self._receive, daemon=True,
+                                       name=f"render-worker-{n}")
+        self.reader.start()
+
+    def send(self, message: object) -> bool:
+        try:
+            assert self.proc.stdin is not None
+            pickle.dump(message, self.proc.stdin, protocol=pickle.HIGHEST_PROTOCOL)
+            self.proc.stdin.flush()
+            return True
+        except (OSError, ValueError):  # it is gone (or its stdin closed): answers tell
+            return False
+
+    def give(self, chunk: list[tuple[int, Report, tuple[str, ...]]]) -> None:
+        indices = [i for i, _, _ in chunk]
+        with self.lock:
+            failed = self.gone
+            if not failed:
+                self.waiting.update(indices)
+        if failed or not self.send(chunk):
+            self._fail(indices)
+
+    def finish(self) -> None:
+        _close(self.proc.stdin)
+
+    def stop(self) -> None:
+        _close(self.proc.stdin)
+        if self.reader.is_alive() and self.proc.poll() is None:
+            self.proc.kill()   # the batch stopped early: its answers are not needed
+        self.reader.join()
+
+    def _receive(self) -> None:
+        assert self.proc.stdout is not None
+        reason = "its answers ended"
+        try:
+            while True:
+                for index, value in pickle.load(self.proc.stdout):
+                    with self.lock:
+                        self.waiting.discard(index)
+                    self.results.put(self.n, index, value)
+        except EOFError:
+            pass
+        except Exception as exc:  # noqa: BLE001 - a worker that stopped only costs time
+            reason = f"{type(exc).__name__}: {exc}"
+        with self.lock:
+            self.gone = True
+            left, self.waiting = sorted(self.waiting), set()
+        if left and not self.closing.is_set():
+            log.warning("a render worker stopped (%s); its %d report(s) are rendered by the "
+                        "submitting process", reason, len(left))
+        self._fail(left)
+
+    def _fail(self, indices: Sequence[int]) -> None:
+        for index in indices:
+            self.results.put(self.n, index, None)
+
+
 class Results:
     """The workers' answers, taken in the batch's order by ``take``; None for what failed.
 
@@ -168,8 +241,7 @@ class Results:
     size holds a bounded number of rendered articles. A worker never waits for room that
     only its own next answer would make: answers come in the order they are taken."""
 
-    def __init__(self, count: int) -> None:
-        self.count = count
+    def __init__(self) -> None:
         self.found: dict[int, tuple[int, Rendered | None]] = {}   # index -> (worker, answer)
         self.held: dict[int, int] = {}                             # worker -> untaken answers
         self.low = 0                                               # every index below: gone
@@ -209,32 +281,6 @@ class Results:
         return value
 
 
-def _serve(worker: int, proc: subprocess.Popen[bytes], settings: Settings,
-           chunks: list[list[tuple[int, Report, tuple[str, ...]]]], results: Results,
-           closing: threading.Event) -> None:
-    """One worker's conversation: all its jobs, then its answers until it ends."""
-    assert proc.stdin is not None and proc.stdout is not None
-    pending = {i for chunk in chunks for i, _, _ in chunk}
-    try:
-        # The worker reads everything before it writes (see worker_main), so these
-        # writes never wait on its answers.
-        pickle.dump(settings, proc.stdin, protocol=pickle.HIGHEST_PROTOCOL)
-        for chunk in chunks:
-            pickle.dump(chunk, proc.stdin, protocol=pickle.HIGHEST_PROTOCOL)
-        _close(proc.stdin)
-        while pending:
-            for index, value in pickle.load(proc.stdout):
-                pending.discard(index)
-                results.put(worker, index, value)
-    except Exception as exc:  # noqa: BLE001 - a worker that stopped only costs time
-        if not closing.is_set():
-            log.warning("a render worker stopped (%s: %s); its %d report(s) are rendered "
-                        "by the submitting process", type(exc).__name__, exc, len(pending))
-    finally:
-        for index in pending:
-            results.put(worker, index, None)
-
-
 def _close(stream: IO[bytes] | None) -> None:
     try:
         if stream is not None:
@@ -244,8 +290,8 @@ def _close(stream: IO[bytes] | None) -> None:
 
 
 def worker_main(stdin: IO[bytes], stdout: IO[bytes]) -> int:
-    """A worker: the settings, then every job until stdin ends; then the answers, a chunk
-    at a time. Reading all first means the parent's writes never wait on ours. (Pickle
+    """A worker: the settings, then jobs until stdin ends, answered a chunk at a time. A
+    thread drains stdin as the jobs come, so the parent never waits to give one. (Pickle
     is safe here: both ends are this program, talking over a pipe only they hold.)"""
     from .. import faults
     from ..proofread.check import Checker
@@ -255,13 +301,10 @@ def worker_main(stdin: IO[bytes], stdout: IO[bytes]) -> int:
     env = make_environment(settings)
     env.auto_reload = False   # one batch, one version of the templates (as DraftMaker)
     checker = Checker(settings)
-    chunks: list[list[tuple[int, Report, tuple[str, ...]]]] = []
-    while True:
-        try:
-            chunks.append(pickle.load(stdin))
-        except EOFError:
-            break
-    for chunk in chunks:
+    jobs: queue.SimpleQueue[list[tuple[int, Report, tuple[str, ...]]] | None] = (
+        queue.SimpleQueue())
+    threading.Thread(target=_drain, args=(stdin, jobs), daemon=True).start()
+    while (chunk := jobs.get()) is not None:
         answers: list[tuple[int, Any]] = []
         for index, report, names in chunk:
             try:
@@ -272,6 +315,14 @@ def worker_main(stdin: IO[bytes], stdout: IO[bytes]) -> int:
         stdout.flush()
         faults.crash_point("render_worker_answered")
     return 0
+
+
+def _drain(stdin: IO[bytes], jobs: queue.SimpleQueue[Any]) -> None:
+    try:
+        while True:
+            jobs.put(pickle.load(stdin))
+    except Exception:  # noqa: BLE001 - the end, a closed pipe, a message cut off
+        jobs.put(None)  # the parent has no more (or is gone)
 
 
 if __name__ == "__main__":
