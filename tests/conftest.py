@@ -7,6 +7,7 @@ import io
 import json
 import os
 import shutil
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -148,6 +149,28 @@ def wait_for(predicate: Callable[[], object], timeout: float = 90.0, what: str =
         if time.monotonic() > deadline:
             raise AssertionError(f"not reached in {timeout:g} s: {what}")
         time.sleep(0.05)
+
+
+def together(*calls: Callable[[], Any], keep: tuple[type[BaseException], ...] = ()
+             ) -> list[Any]:
+    """Run the calls at the same moment from threads: each one's result in order, or the
+    exception it raised when that is one of ``keep`` (a race's loser answers with one)."""
+    barrier = threading.Barrier(len(calls))
+    results: list[Any] = [None] * len(calls)
+
+    def run(i: int) -> None:
+        barrier.wait()
+        try:
+            results[i] = calls[i]()
+        except keep as exc:
+            results[i] = exc
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(calls))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=300)
+    return results
 
 
 def make_workspace(path: Path, database_url: str, *, staged: bool = False) -> Workspace:

@@ -14,9 +14,8 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +32,7 @@ from pipeline.models import AuditLog, Draft, DraftEvent, Publication, Push, Sche
 from pipeline.store import HEAD, open_store
 from pipeline.web.app import create_app
 from pipeline.web.auth import add_user
-from tests.conftest import PG_ADMIN, Workspace, make_workspace, wait_for
+from tests.conftest import PG_ADMIN, Workspace, make_workspace, together, wait_for
 from tests.test_flow import write_report
 
 pytestmark = pytest.mark.postgres
@@ -127,22 +126,6 @@ class Editor:
         return self.http.post(f"{web.url}{path}", json=body, timeout=120,
                               headers={"X-CSRF-Token": self.csrf})
 
-
-def together(*calls: Callable[[], requests.Response]) -> list[requests.Response]:
-    """Run the calls at the same moment from threads; their answers in order."""
-    barrier = threading.Barrier(len(calls))
-    answers: list[Any] = [None] * len(calls)
-
-    def run(i: int) -> None:
-        barrier.wait()
-        answers[i] = calls[i]()
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(calls))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=300)
-    return answers
 
 
 def approved_stories(ws: Workspace, tmp_path: Path, count: int, now: str = MORNING

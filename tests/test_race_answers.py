@@ -9,7 +9,6 @@ API and the CLI.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from datetime import date, datetime
 from pathlib import Path
@@ -28,7 +27,7 @@ from pipeline.push import release_unsent
 from pipeline.push.channel import day_job
 from pipeline.web.app import create_app
 from pipeline.web.auth import add_user
-from tests.conftest import Workspace, make_workspace
+from tests.conftest import Workspace, make_workspace, together
 from tests.fakewechat import FakeWeChat
 from tests.test_flow import write_report
 
@@ -39,24 +38,9 @@ RELEASE_TRIALS = 6
 PASSWORD = "a-long-password"
 
 
-def together(*calls: Callable[[], Any]) -> list[Any]:
-    """Run the calls at the same moment from threads: each one's result or exception."""
-    barrier = threading.Barrier(len(calls))
-    results: list[Any] = [None] * len(calls)
-
-    def run(i: int) -> None:
-        barrier.wait()
-        try:
-            results[i] = calls[i]()
-        except PipelineError as exc:  # the loser's answer is an exception: keep it
-            results[i] = exc
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(calls))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=300)
-    return results
+def race(*calls: Callable[[], Any]) -> list[Any]:
+    """The calls at the same moment: each one's result, or the loser's PipelineError."""
+    return together(*calls, keep=(PipelineError,))
 
 
 def submit(ws: Workspace, tmp_path: Path, count: int, day: str = "2026-06-15") -> list[int]:
@@ -88,7 +72,7 @@ def test_two_signers_at_once_one_signs_the_other_is_told_who(database_url: str,
             # The desk and the API name the stage shown; on PostgreSQL every other trial
             # names none (the CLI's default), and the loser then loses the row update.
             stage = None if postgres and trial % 2 else "初审"
-            results = together(
+            results = race(
                 lambda d=draft_id, s=stage: sign(d, "王编辑", s),  # type: ignore[misc]
                 lambda d=draft_id, s=stage: sign(d, "李编辑", s))  # type: ignore[misc]
             won = [r for r in results if isinstance(r, review.Outcome)]
@@ -124,7 +108,7 @@ def test_a_signer_who_lost_to_a_send_back_is_told_what_happened(database_url: st
                                      now=NOW, stage="初审" if action == "approve" else None)
     try:
         for draft_id in ids:
-            results = together(lambda d=draft_id: act(d, "王编辑", "approve"),  # type: ignore[misc]
+            results = race(lambda d=draft_id: act(d, "王编辑", "approve"),  # type: ignore[misc]
                                lambda d=draft_id: act(d, "李编辑", "request_changes"))  # type: ignore[misc]
             assert sum(isinstance(r, review.Outcome) for r in results) == 1, results
             with store.session() as session:
@@ -248,7 +232,7 @@ def test_two_editors_releasing_a_push_at_once_one_releases(
         for trial in range(RELEASE_TRIALS):
             day = date(2026, 6, 15 + trial)
             draft_id = needs_a_person(ws, wechat_api, tmp_path, day)
-            results = together(lambda d=day: release(d, "王编辑"),  # type: ignore[misc]
+            results = race(lambda d=day: release(d, "王编辑"),  # type: ignore[misc]
                                lambda d=day: release(d, "李编辑"))  # type: ignore[misc]
             assert sorted(type(r).__name__ for r in results) == ["RaceLost", "int"], results
             winner = "王编辑" if isinstance(results[0], int) else "李编辑"
