@@ -76,14 +76,14 @@ class RenderPool:
     def __init__(self, settings: Settings, workers: int) -> None:
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(
             p for p in (PACKAGE_ROOT, os.environ.get("PYTHONPATH", "")) if p)}
-        self.procs: list[subprocess.Popen[bytes]] = []
+        procs: list[subprocess.Popen[bytes]] = []
         try:
             for _ in range(workers):
-                self.procs.append(subprocess.Popen(
+                procs.append(subprocess.Popen(
                     [sys.executable, "-m", "pipeline.render.pool"], stdin=subprocess.PIPE,
                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env))
         except OSError:
-            for proc in self.procs:
+            for proc in procs:
                 proc.kill()
                 proc.wait()
             raise
@@ -91,7 +91,7 @@ class RenderPool:
         self.results = Results()
         self.index: dict[str, int] = {}     # dedupe key -> job number in ``results``
         self.workers = [_Worker(n, proc, self.results, self.closing)
-                        for n, proc in enumerate(self.procs)]
+                        for n, proc in enumerate(procs)]
         self.chunk: list[tuple[int, Report, tuple[str, ...]]] = []
         self.dealt = 0                      # chunks dealt so far (round robin)
         self.sent = False                   # every job of the batch is with the workers
@@ -150,19 +150,13 @@ class RenderPool:
         self.results.stop()  # no thread waits for room any more
         for worker in self.workers:
             worker.stop()
-        for proc in self.procs:
+        for proc in (worker.proc for worker in self.workers):
             try:
                 proc.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
             _close(proc.stdout)
-
-    def __enter__(self) -> RenderPool:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 class _Worker:
