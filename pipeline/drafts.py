@@ -329,21 +329,22 @@ class DraftMaker:
     def _insert_group(self, session: Session, fresh: Sequence[_Prepared],
                       units: dict[str, Unit], now: datetime, actor: str) -> list[int]:
         sub_ids = _insert_many(session, Submission, [
-            _submission(p.report, units[p.report.unit], now, None) for p in fresh])
-        draft_ids = _insert_many(session, Draft, [
+            _submission(p.report, units[p.report.unit], now, None) for p in fresh],
+            key="dedupe_key")
+        draft_ids = _insert_many(session, Draft, key="submission_id", rows=[
             _draft_values(sub_id, units[p.report.unit], p.article, p.report.activity_type,
                           p.deadline, p.names[0] if p.names else None, now)
             for sub_id, p in zip(sub_ids, fresh, strict=True)])
         _insert_many(session, DraftEvent, [
             _event_values(draft_id, now, actor, _origin(p.report))
-            for draft_id, p in zip(draft_ids, fresh, strict=True)], returning=False)
+            for draft_id, p in zip(draft_ids, fresh, strict=True)])
         findings = [finding_values(draft_id, hit, now)
                     for draft_id, p in zip(draft_ids, fresh, strict=True) for hit in p.hits]
         if findings:
-            _insert_many(session, Finding, findings, returning=False)
+            _insert_many(session, Finding, findings)
         _insert_many(session, ProofreadRun, [
             run_values(draft_id, 1, now, p.proofread_error)
-            for draft_id, p in zip(draft_ids, fresh, strict=True)], returning=False)
+            for draft_id, p in zip(draft_ids, fresh, strict=True)])
         return draft_ids
 
     def _submit_one(self, session: Session, report: Report, unit: Unit, now: datetime,
@@ -490,15 +491,24 @@ def _insert(session: Session, model: type[SQLModel], values: dict[str, Any]) -> 
 
 
 def _insert_many(session: Session, model: type[SQLModel], rows: list[dict[str, Any]],
-                 returning: bool = True) -> list[int]:
-    """One multi-row INSERT (SQLAlchemy's insertmanyvalues) for all ``rows``; their new
-    ids in the order of ``rows``."""
+                 key: str | None = None) -> list[int]:
+    """Multi-row INSERTs (SQLAlchemy's insertmanyvalues: pages of up to 1,000 rows) for
+    all ``rows``; with ``key``, a unique column, their new ids in the order of ``rows``.
+
+    The ids come back with the key and are matched by it, because asking SQLAlchemy to
+    sort RETURNING rows (``sort_by_parameter_order``) makes it send one statement per
+    row on SQLite, which cannot promise their order: inside the group's savepoint every
+    such statement journals the pages it touches (90 MB of temporary file writes for
+    2,000 reports). Rows without ``key`` still ask for their primary key: that is what
+    makes SQLAlchemy page them (a plain executemany runs row by row on SQLite too).
+    """
     table = cast(sa.Table, model.__table__)  # type: ignore[attr-defined]
-    if not returning:
-        session.execute(sa.insert(table), rows)
+    if key is None:
+        session.execute(sa.insert(table).returning(*table.primary_key.columns), rows).all()
         return []
-    statement = sa.insert(table).returning(table.c.id, sort_by_parameter_order=True)
-    return [int(i) for i in session.execute(statement, rows).scalars()]
+    statement = sa.insert(table).returning(table.c[key], table.c.id)
+    found = {value: int(new_id) for value, new_id in session.execute(statement, rows)}
+    return [found[row[key]] for row in rows]
 
 
 def _known_keys(session: Session, keys: list[str]) -> dict[str, int]:
