@@ -45,8 +45,8 @@ def ledger(path: Path, count: int, day: date, tag: str) -> Path:
             unit = UNITS[i % len(UNITS)]
             writer.writerow([unit, "参观教育基地", f"{unit}组织参观禁毒教育基地（{tag}-{i}）",
                              f"{day:%Y/%m/%d}", "9:00-11:30", "XX新区禁毒教育基地", "集中参观",
-                             "40人", f"{unit}组织干部群众40人参观禁毒教育基地（第{i}批）。", "XX新区发布",
-                             "赵磊 0731-88000606"])
+                             "40人", f"{unit}组织干部群众40人参观禁毒教育基地（第{i}批）。",
+                             "XX新区发布", "赵磊 0731-88000606"])
     return path
 
 
