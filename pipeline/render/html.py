@@ -16,8 +16,8 @@ import css_inline
 import jinja2
 import markdown as mdlib
 import nh3
-from markdown import inlinepatterns
 from markdown.treeprocessors import InlineProcessor, Treeprocessor
+from markdown.util import AtomicString
 from markupsafe import Markup
 
 from ..config import Settings
@@ -161,37 +161,56 @@ _TRIGGERS: dict[str, tuple[str, ...]] = {
 class _QuickInline(InlineProcessor):
     """Python-Markdown's inline stage, minus the regular-expression searches that cannot
     match: it tries every pattern on every piece of text, and in Chinese prose most
-    pieces hold none of the characters the patterns need (a tenth to a sixth of all
-    conversion time; the same HTML, tests/test_render.py compares both). It hooks the
-    library's private methods; a release without them gets the plain stage
+    pieces hold none of the characters the patterns need (a third of all conversion
+    time; the same HTML, tests/test_render.py compares both). It hooks the library's
+    private loop over the patterns (``__handleInline``) and calls its ``__applyPattern``
+    for the patterns that can match; a release without them gets the plain stage
     (``quick_inline``), and a pattern not in ``_TRIGGERS`` is always tried."""
 
     def __init__(self, md: mdlib.Markdown) -> None:
         super().__init__(md)
         patterns = md.inlinePatterns
-        self.triggers = {id(patterns[name]): needs for name, needs in _TRIGGERS.items()
-                         if name in patterns}
-        known = len(self.triggers) == len(patterns)
-        marks = sorted({t[0] for needs in self.triggers.values() for t in needs})
+        named = {id(patterns[name]): needs for name, needs in _TRIGGERS.items()
+                 if name in patterns}
+        # What each pattern, in the order they are tried, cannot match without (None: it
+        # is always tried).
+        self.needs = [named.get(id(pattern)) for pattern in patterns]
+        known = all(needs is not None for needs in self.needs)
+        marks = sorted({t[0] for needs in self.needs if needs for t in needs})
         # Text with none of the first characters of any trigger skips every pattern.
         self.any_mark = re.compile("[" + re.escape("".join(marks)) + "]") if known else None
+        self.apply = super()._InlineProcessor__applyPattern  # type: ignore[misc]
+        self.patterns: list[object] = list(patterns)
+
+    def run(self, tree: etree.Element, ancestors: list[str] | None = None) -> etree.Element:
+        # The patterns as a list for this document: the registry builds a list on every
+        # len() and finds each item by name, hundreds of times per document.
+        self.patterns = list(self.inlinePatterns)
+        return super().run(tree, ancestors)
 
     def _InlineProcessor__handleInline(self, data: str, patternIndex: int = 0) -> str:
+        patterns, needs = self.patterns, self.needs
+        if isinstance(data, AtomicString) or len(needs) != len(patterns):
+            found: str = super()._InlineProcessor__handleInline(  # type: ignore[misc]
+                data, patternIndex)
+            return found  # (a pattern registered since: the library's own loop)
         if patternIndex == 0 and self.any_mark is not None and not self.any_mark.search(data):
             return data  # what trying every pattern in turn would return
-        found: str = super()._InlineProcessor__handleInline(  # type: ignore[misc]
-            data, patternIndex)
-        return found
-
-    def _InlineProcessor__applyPattern(
-            self, pattern: inlinepatterns.Pattern, data: str, patternIndex: int,
-            startIndex: int = 0) -> tuple[str, bool, int]:
-        needs = self.triggers.get(id(pattern))
-        if needs is not None and all(data.find(t, startIndex) < 0 for t in needs):
-            return data, False, 0
-        found: tuple[str, bool, int] = super()._InlineProcessor__applyPattern(  # type: ignore[misc]
-            pattern, data, patternIndex, startIndex)
-        return found
+        start, count = 0, len(patterns)
+        while patternIndex < count:
+            wanted = needs[patternIndex]
+            if wanted is not None:
+                for mark in wanted:
+                    if data.find(mark, start) >= 0:
+                        break
+                else:  # it cannot match: the library would find none and start the next
+                    patternIndex, start = patternIndex + 1, 0  # pattern from the beginning
+                    continue
+            data, matched, start = self.apply(patterns[patternIndex], data, patternIndex,
+                                              start)
+            if not matched:
+                patternIndex += 1
+        return data
 
 
 def quick_inline(md: mdlib.Markdown) -> None:
