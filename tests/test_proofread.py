@@ -290,3 +290,31 @@ def test_desk_highlights_applies_dismisses_and_confirms_each(desk: Desk) -> None
         "csrf_token": desk.csrf(f"/drafts/{draft_id}"), "action": "approve",
         "confirm": privacy})
     assert done.status_code == 303 and desk.draft(draft_id).status == "approved"
+
+
+def test_the_private_data_and_half_width_patterns_match_what_their_plain_forms_match() -> None:
+    """The patterns start with the characters they need (check.py says why); on random
+    text they find exactly the spans of the plainly written forms, which look behind
+    first."""
+    import random
+
+    from pipeline.proofread import check
+
+    cjk = "\u4e00-\u9fff"
+    plain = {
+        "_MOBILE": re.compile(r"(?<![\d])1[3-9]\d(?:\d{8}|[ -]\d{4}[ -]\d{4})(?!\d)"),
+        "_LANDLINE": re.compile(
+            r"(?<!\d)(?:\(0\d{2,3}\)|（0\d{2,3}）|0\d{2,3}[-－])\d{7,8}(?!\d)"),
+        "_ID_NUMBER": re.compile(r"(?<![0-9A-Za-z])\d{17}[0-9Xx](?![0-9A-Za-z])"),
+        "_HALF_WIDTH": re.compile(
+            rf"(?<=[{cjk}])[,;:?!](?=[{cjk}“‘（]|$)"
+            rf"|(?<=[{cjk}])\((?=[^)\n]*[{cjk}])|(?<=[{cjk}])\)(?=[{cjk}，。]|$)", re.M)}
+    pieces = [*"0011113589Xx -－()（）,;:?!禁毒“‘，。\nab", "13912345678", "0731-", "(0731)",
+              "（0731）", "43010219900307123", "1390000"]
+    rng = random.Random(626)
+    for _ in range(4000):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(1, 40)))
+        for name, reference in plain.items():
+            quick = getattr(check, name)
+            assert [m.span() for m in quick.finditer(text)] == [
+                m.span() for m in reference.finditer(text)], (name, text)
