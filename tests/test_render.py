@@ -509,3 +509,14 @@ def test_the_quick_inline_stage_writes_the_html_python_markdown_writes() -> None
         plain.reset()
         quick.reset()
         assert quick.convert(text) == plain.convert(text), text
+    # A pattern registered afterwards (no triggers known for it) is tried, also in text
+    # without any of the known patterns' characters.
+    from markdown.inlinepatterns import SimpleTagInlineProcessor
+
+    for md in (plain, quick):
+        md.inlinePatterns.register(SimpleTagInlineProcessor(r"(~~)(.+?)~~", "del"), "del", 5)
+    for text in ("禁毒~~宣传~~活动", "**禁毒**~~宣传~~", *texts[:300]):
+        plain.reset()
+        quick.reset()
+        assert quick.convert(text) == plain.convert(text), text
+    assert "<del>宣传</del>" in quick.convert("禁毒~~宣传~~活动")

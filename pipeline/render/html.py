@@ -170,32 +170,36 @@ class _QuickInline(InlineProcessor):
     def __init__(self, md: mdlib.Markdown) -> None:
         super().__init__(md)
         patterns = md.inlinePatterns
-        named = {id(patterns[name]): needs for name, needs in _TRIGGERS.items()
-                 if name in patterns}
-        # What each pattern, in the order they are tried, cannot match without (None: it
-        # is always tried).
-        self.needs = [named.get(id(pattern)) for pattern in patterns]
-        known = all(needs is not None for needs in self.needs)
-        marks = sorted({t[0] for needs in self.needs if needs for t in needs})
-        # Text with none of the first characters of any trigger skips every pattern.
-        self.any_mark = re.compile("[" + re.escape("".join(marks)) + "]") if known else None
+        # Held, so that their ids stay theirs while the ids name them here.
+        self.known = [(patterns[name], needs) for name, needs in _TRIGGERS.items()
+                      if name in patterns]
+        self.named = {id(pattern): needs for pattern, needs in self.known}
+        marks = sorted({t[0] for _, needs in self.known for t in needs})
+        self.marks = re.compile("[" + re.escape("".join(marks)) + "]")
         self.apply = super()._InlineProcessor__applyPattern  # type: ignore[misc]
-        self.patterns: list[object] = list(patterns)
+        self._index()
+
+    def _index(self) -> None:
+        # The patterns as a list, and what each cannot match without (None: it is always
+        # tried), for each document: the registry builds a list on every len() and finds
+        # items by name, hundreds of times per document; a document is converted with
+        # the patterns registered when it starts.
+        self.patterns: list[object] = list(self.inlinePatterns)
+        self.needs = [self.named.get(id(pattern)) for pattern in self.patterns]
+        # Text with none of the first characters of any trigger skips every pattern
+        # (unless a pattern without triggers was registered).
+        self.any_mark = self.marks if None not in self.needs else None
 
     def run(self, tree: etree.Element, ancestors: list[str] | None = None) -> etree.Element:
-        # The patterns as a list for this document: the registry builds a list on every
-        # len() and finds each item by name, hundreds of times per document.
-        self.patterns = list(self.inlinePatterns)
+        self._index()
         return super().run(tree, ancestors)
 
     def _InlineProcessor__handleInline(self, data: str, patternIndex: int = 0) -> str:
-        patterns, needs = self.patterns, self.needs
-        if isinstance(data, AtomicString) or len(needs) != len(patterns):
-            found: str = super()._InlineProcessor__handleInline(  # type: ignore[misc]
-                data, patternIndex)
-            return found  # (a pattern registered since: the library's own loop)
+        if isinstance(data, AtomicString):
+            return data  # as the library's loop does
         if patternIndex == 0 and self.any_mark is not None and not self.any_mark.search(data):
             return data  # what trying every pattern in turn would return
+        patterns, needs = self.patterns, self.needs
         start, count = 0, len(patterns)
         while patternIndex < count:
             wanted = needs[patternIndex]
